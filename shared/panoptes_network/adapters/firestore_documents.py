@@ -1,0 +1,129 @@
+"""Documents in Firestore through google-cloud-firestore.
+
+With ``FIRESTORE_EMULATOR_HOST`` set the client talks to the emulator.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping, Sequence, TypeVar
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from panoptes_network.ports.documents import (
+    Document,
+    DocumentStore,
+    Filter,
+    GeoPoint,
+    Increment,
+    Order,
+    Transaction,
+    check_filters,
+    check_value,
+)
+
+T = TypeVar("T")
+
+
+def _to_firestore(value: Any) -> Any:
+    if isinstance(value, GeoPoint):
+        return firestore.GeoPoint(value.latitude, value.longitude)
+    if isinstance(value, Increment):
+        return firestore.Increment(value.amount)
+    if isinstance(value, Mapping):
+        return {key: _to_firestore(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_firestore(item) for item in value]
+    return value
+
+
+def _from_firestore(value: Any) -> Any:
+    if isinstance(value, firestore.GeoPoint):
+        return GeoPoint(value.latitude, value.longitude)
+    if isinstance(value, datetime):
+        return datetime(
+            value.year, value.month, value.day, value.hour, value.minute, value.second,
+            value.microsecond, tzinfo=timezone.utc,
+        ) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, Mapping):
+        return {key: _from_firestore(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_from_firestore(item) for item in value]
+    return value
+
+
+class _FirestoreTransaction(Transaction):
+    def __init__(self, client: firestore.Client, transaction: firestore.Transaction):
+        self.client = client
+        self.transaction = transaction
+
+    def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
+        snapshot = self.client.collection(collection).document(doc_id).get(transaction=self.transaction)
+        return _from_firestore(snapshot.to_dict()) if snapshot.exists else None
+
+    def set(self, collection: str, doc_id: str, data: Mapping[str, Any], *, merge: bool = True) -> None:
+        check_value(data, f"{collection}/{doc_id}")
+        self.transaction.set(self.client.collection(collection).document(doc_id), _to_firestore(data), merge=merge)
+
+
+class FirestoreDocuments(DocumentStore):
+    def __init__(self, client: firestore.Client):
+        self.client = client
+
+    @classmethod
+    def for_project(cls, project: str) -> FirestoreDocuments:
+        return cls(firestore.Client(project=project))
+
+    def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
+        snapshot = self.client.collection(collection).document(doc_id).get()
+        return _from_firestore(snapshot.to_dict()) if snapshot.exists else None
+
+    def set(self, collection: str, doc_id: str, data: Mapping[str, Any], *, merge: bool = True) -> None:
+        check_value(data, f"{collection}/{doc_id}")
+        self.client.collection(collection).document(doc_id).set(_to_firestore(data), merge=merge)
+
+    def delete(self, collection: str, doc_id: str) -> None:
+        self.client.collection(collection).document(doc_id).delete()
+
+    def run_transaction(self, function: Callable[[Transaction], T]) -> T:
+        @firestore.transactional
+        def attempt(transaction: firestore.Transaction) -> T:
+            return function(_FirestoreTransaction(self.client, transaction))
+
+        return attempt(self.client.transaction(max_attempts=20))
+
+    def _query(self, collection: str, where: Sequence[Filter], order_by: Sequence[Order]):
+        check_filters(where)
+        query = self.client.collection(collection)
+        for field, op, value in where:
+            query = query.where(filter=FieldFilter(field, op, _to_firestore(value)))
+        for field, direction in order_by:
+            if direction not in ("asc", "desc"):
+                raise ValueError(f"order direction must be 'asc' or 'desc', not {direction!r}")
+            query = query.order_by(
+                field, direction=firestore.Query.ASCENDING if direction == "asc" else firestore.Query.DESCENDING
+            )
+        return query
+
+    def query(
+        self,
+        collection: str,
+        where: Sequence[Filter] = (),
+        order_by: Sequence[Order] = (),
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Document]:
+        query = self._query(collection, where, order_by)
+        if offset:
+            query = query.offset(int(offset))
+        if limit is not None:
+            query = query.limit(int(limit))
+        return [Document(snapshot.id, _from_firestore(snapshot.to_dict())) for snapshot in query.stream()]
+
+    def count(self, collection: str, where: Sequence[Filter] = ()) -> int:
+        result = self._query(collection, where, ()).count().get()
+        return int(result[0][0].value)
+
+    def collections(self) -> list[str]:
+        return sorted(collection.id for collection in self.client.collections())

@@ -1,0 +1,245 @@
+"""Buckets as folders: ``DATA_DIR/buckets/BUCKET/OBJECT_NAME``.
+
+Object contents are plain files a user can open; generations, checksums and metadata
+live beside them in ``DATA_DIR/buckets.sqlite``, which is also the lock that makes
+preconditions atomic across processes. A write lands in a temporary file first and is
+renamed into place, so no reader ever sees half an object.
+
+Object names are Cloud Storage names, so anything goes; each ``/``-separated part is
+percent-encoded where it could not be a safe file name (``..``, ``.``, empty, ``%``),
+so no name reaches outside the bucket's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
+from urllib.parse import quote, unquote
+
+from panoptes_network.adapters.sqlite import ThreadLocalConnections
+from panoptes_network.ports.bucket import (
+    ONLY_IF_ABSENT,
+    Bucket,
+    ObjectInfo,
+    ObjectNotFound,
+    PreconditionFailed,
+    md5_hex,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    bucket TEXT NOT NULL,
+    name TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    md5 TEXT,
+    content_type TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    updated TEXT NOT NULL,
+    PRIMARY KEY (bucket, name)
+);
+"""
+
+_SAFE = " -_.~+=,@()[]!$&'"
+
+FinalizeHook = Callable[[ObjectInfo], None]
+
+
+def encode_part(part: str) -> str:
+    if part == "":
+        return "%"
+    if part in (".", ".."):
+        return part.replace(".", "%2E")
+    return quote(part, safe=_SAFE)
+
+
+def decode_part(part: str) -> str:
+    return "" if part == "%" else unquote(part)
+
+
+class LocalStorage:
+    """The buckets of one data directory; hands out :class:`LocalBucket` objects."""
+
+    def __init__(self, data_dir: Path, on_finalize: Callable[[str], FinalizeHook | None] | None = None):
+        self.root = Path(data_dir) / "buckets"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.root / ".tmp"
+        self.tmp.mkdir(exist_ok=True)
+        self.db = ThreadLocalConnections(Path(data_dir) / "buckets.sqlite", SCHEMA)
+        self._on_finalize = on_finalize
+
+    def bucket(self, name: str) -> LocalBucket:
+        hook = self._on_finalize(name) if self._on_finalize else None
+        return LocalBucket(self, name, hook)
+
+    def bucket_names(self) -> list[str]:
+        rows = self.db.connection().execute("SELECT DISTINCT bucket FROM objects ORDER BY bucket")
+        return [row["bucket"] for row in rows]
+
+
+class LocalBucket(Bucket):
+    def __init__(self, storage: LocalStorage, name: str, on_finalize: FinalizeHook | None = None):
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"invalid bucket name {name!r}")
+        self.storage = storage
+        self.name = name
+        self.folder = storage.root / name
+        self.on_finalize = on_finalize
+
+    def __repr__(self) -> str:
+        return f"LocalBucket({self.name!r})"
+
+    def file_path(self, path: str) -> Path:
+        if not isinstance(path, str) or not path:
+            raise ValueError("object name is empty")
+        return self.folder.joinpath(*(encode_part(part) for part in path.split("/")))
+
+    def _row(self, connection, path: str):
+        return connection.execute(
+            "SELECT * FROM objects WHERE bucket = ? AND name = ?", (self.name, path)
+        ).fetchone()
+
+    def _info(self, row) -> ObjectInfo:
+        return ObjectInfo(
+            bucket=self.name,
+            name=row["name"],
+            size=row["size"],
+            generation=row["generation"],
+            md5_hex=row["md5"],
+            content_type=row["content_type"],
+            metadata=json.loads(row["metadata"]),
+            updated=datetime.fromisoformat(row["updated"]),
+        )
+
+    def info(self, path: str) -> ObjectInfo:
+        row = self._row(self.storage.db.connection(), path)
+        if row is None or not self.file_path(path).is_file():
+            raise ObjectNotFound(self.name, path)
+        return self._info(row)
+
+    def read_range(self, path: str, start: int, end: int) -> bytes:
+        if start < 0 or end < start:
+            raise ValueError(f"invalid byte range [{start}, {end})")
+        try:
+            with open(self.file_path(path), "rb") as handle:
+                handle.seek(start)
+                return handle.read(end - start)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFound(self.name, path) from None
+
+    def read(self, path: str, *, if_generation_match: int | None = None) -> bytes:
+        try:
+            data = self.file_path(path).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFound(self.name, path) from None
+        if if_generation_match is not None:
+            # Checked after reading: a replacement lands by rename, so the bytes read
+            # belong to the generation that was live before it, or the check fails.
+            generation = self.info(path).generation
+            if generation != if_generation_match:
+                raise PreconditionFailed(
+                    f"gs://{self.name}/{path} is generation {generation}, not {if_generation_match}"
+                )
+        return data
+
+    def write(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        if_generation_match: int | None = None,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        target = self.file_path(path)
+        handle = tempfile.NamedTemporaryFile(dir=self.storage.tmp, delete=False)
+        try:
+            with handle:
+                handle.write(data)
+            with self.storage.db.transaction() as connection:
+                row = self._row(connection, path)
+                live = row is not None and target.is_file()
+                self._check_precondition(path, live, row, if_generation_match)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(handle.name, target)
+                generation = max(time.time_ns() // 1000, (row["generation"] + 1) if row else 0)
+                updated = datetime.now(timezone.utc).isoformat()
+                connection.execute(
+                    "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        self.name,
+                        path,
+                        generation,
+                        len(data),
+                        md5_hex(data),
+                        content_type,
+                        json.dumps(dict(metadata or {}), sort_keys=True),
+                        updated,
+                    ),
+                )
+        finally:
+            if os.path.exists(handle.name):
+                os.unlink(handle.name)
+        info = self.info(path)
+        if self.on_finalize:
+            self.on_finalize(info)
+        return info
+
+    def _check_precondition(self, path: str, live: bool, row, if_generation_match: int | None) -> None:
+        if if_generation_match is None:
+            return
+        if if_generation_match == ONLY_IF_ABSENT:
+            if live:
+                raise PreconditionFailed(f"gs://{self.name}/{path} already exists")
+            return
+        if not live:
+            raise ObjectNotFound(self.name, path)
+        if row["generation"] != if_generation_match:
+            raise PreconditionFailed(
+                f"gs://{self.name}/{path} is generation {row['generation']}, not {if_generation_match}"
+            )
+
+    def delete(self, path: str, *, if_generation_match: int | None = None) -> None:
+        target = self.file_path(path)
+        with self.storage.db.transaction() as connection:
+            row = self._row(connection, path)
+            if row is None or not target.is_file():
+                raise ObjectNotFound(self.name, path)
+            self._check_precondition(path, True, row, if_generation_match)
+            target.unlink()
+            connection.execute("DELETE FROM objects WHERE bucket = ? AND name = ?", (self.name, path))
+        self._prune_empty_folders(target.parent)
+
+    def _prune_empty_folders(self, folder: Path) -> None:
+        while folder != self.folder and folder.is_relative_to(self.folder):
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+            folder = folder.parent
+
+    def update_metadata(self, path: str, metadata: Mapping[str, str]) -> ObjectInfo:
+        with self.storage.db.transaction() as connection:
+            row = self._row(connection, path)
+            if row is None:
+                raise ObjectNotFound(self.name, path)
+            merged = {**json.loads(row["metadata"]), **{str(k): str(v) for k, v in metadata.items()}}
+            connection.execute(
+                "UPDATE objects SET metadata = ? WHERE bucket = ? AND name = ?",
+                (json.dumps(merged, sort_keys=True), self.name, path),
+            )
+        return self.info(path)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        # A name range rather than LIKE: LIKE ignores case and would need escaping.
+        rows = self.storage.db.connection().execute(
+            "SELECT * FROM objects WHERE bucket = ? AND name >= ? AND name < ? ORDER BY name",
+            (self.name, prefix, prefix + "\U0010ffff"),
+        ).fetchall()
+        for row in rows:
+            yield self._info(row)

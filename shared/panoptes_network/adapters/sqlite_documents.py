@@ -1,0 +1,327 @@
+"""Documents in SQLite: one table per collection, each document a JSON text.
+
+Timestamps are stored as ``{"__datetime__": "2018-02-16T11:24:30.000000Z"}`` (fixed
+width, so text order is time order) and GeoPoints as ``{"__geopoint__": [lat, lon]}``.
+Queries compile to ``json_extract`` conditions with a type guard, so that, as in
+Firestore, ``> 5`` never matches a string. The first query on a field creates an
+expression index on it, so filters and orderings stay index lookups as a collection
+grows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence, TypeVar
+
+from panoptes_network.adapters.sqlite import ThreadLocalConnections
+from panoptes_network.ports.documents import (
+    Document,
+    DocumentStore,
+    Filter,
+    GeoPoint,
+    Increment,
+    Order,
+    Transaction,
+    check_filters,
+    check_value,
+)
+
+T = TypeVar("T")
+
+COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,99}")
+FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+DATETIME_TAG, GEOPOINT_TAG = "__datetime__", "__geopoint__"
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+_TYPE_GUARDS = {
+    bool: "IN ('true', 'false')",
+    int: "IN ('integer', 'real')",
+    float: "IN ('integer', 'real')",
+    str: "= 'text'",
+}
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {DATETIME_TAG: value.astimezone(timezone.utc).strftime(DATETIME_FORMAT)}
+    if isinstance(value, GeoPoint):
+        return {GEOPOINT_TAG: [value.latitude, value.longitude]}
+    if isinstance(value, Mapping):
+        return {key: _encode(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(item) for item in value]
+    return value
+
+
+def _decode_object(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1:
+        if DATETIME_TAG in obj:
+            return datetime.strptime(obj[DATETIME_TAG], DATETIME_FORMAT).replace(tzinfo=timezone.utc)
+        if GEOPOINT_TAG in obj:
+            return GeoPoint(*obj[GEOPOINT_TAG])
+    return obj
+
+
+def dumps(data: Mapping[str, Any]) -> str:
+    return json.dumps(_encode(data), separators=(",", ":"), allow_nan=False)
+
+
+def loads(text: str) -> dict[str, Any]:
+    return json.loads(text, object_hook=_decode_object)
+
+
+def merge(existing: Mapping[str, Any] | None, update: Mapping[str, Any], deep: bool) -> dict[str, Any]:
+    """Firestore's set semantics: maps merged deeply with ``merge``, Increments resolved."""
+    result = dict(existing or {}) if deep else {}
+    for key, value in update.items():
+        current = (existing or {}).get(key)
+        if isinstance(value, Increment):
+            base = current if isinstance(current, (int, float)) and not isinstance(current, bool) else 0
+            result[key] = base + value.amount
+        elif deep and isinstance(value, Mapping) and isinstance(current, Mapping):
+            result[key] = merge(current, value, deep=True)
+        elif isinstance(value, Mapping):
+            result[key] = merge(None, value, deep=False)
+        else:
+            result[key] = value
+    return result
+
+
+def _json_path(field: str) -> str:
+    parts = field.split(".")
+    for part in parts:
+        if not FIELD_NAME.fullmatch(part):
+            raise ValueError(f"field path {field!r} is not made of plain names")
+    return "$." + ".".join(parts)
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class _Query:
+    """Compiles filters and orderings to SQL over ``json_extract``, noting indexes to create."""
+
+    def __init__(self):
+        self.conditions: list[str] = []
+        self.params: list[Any] = []
+        self.indexed: set[str] = set()
+
+    def value_expression(self, field: str, value: Any) -> str:
+        path = _json_path(field)
+        if isinstance(value, datetime):
+            path += "." + DATETIME_TAG
+        expression = f"json_extract(data, {_sql_literal(path)})"
+        self.indexed.add(expression)
+        return expression
+
+    def add(self, field: str, op: str, value: Any) -> None:
+        if op == "in":
+            parts = []
+            for item in value:
+                sub = _Query()
+                sub.add(field, "==", item)
+                parts.append("(" + " AND ".join(sub.conditions) + ")")
+                self.params.extend(sub.params)
+                self.indexed |= sub.indexed
+            self.conditions.append("(" + " OR ".join(parts) + ")")
+            return
+        path = _sql_literal(_json_path(field))
+        if op == "array_contains":
+            if isinstance(value, (datetime, GeoPoint, Mapping, list)):
+                raise ValueError("array_contains takes a plain value")
+            self.conditions.append(
+                f"(json_type(data, {path}) = 'array' AND EXISTS (SELECT 1 FROM json_each(data, {path})"
+                f" WHERE json_each.value = ? AND json_each.type {_TYPE_GUARDS.get(type(value), 'IS NOT NULL')}))"
+            )
+            self.params.append(value)
+            return
+        if value is None:
+            if op not in ("==", "!="):
+                raise ValueError("None can only be compared with == or !=")
+            self.conditions.append(f"json_type(data, {path}) {'=' if op == '==' else '!='} 'null'")
+            return
+        if isinstance(value, GeoPoint):
+            raise ValueError("GeoPoints cannot be filtered on")
+        expression = self.value_expression(field, value)
+        if isinstance(value, datetime):
+            guard = f"json_type(data, {_sql_literal(_json_path(field) + '.' + DATETIME_TAG)}) = 'text'"
+            parameter: Any = value.astimezone(timezone.utc).strftime(DATETIME_FORMAT)
+        else:
+            guard = f"json_type(data, {path}) {_TYPE_GUARDS[type(value)]}"
+            parameter = (1 if value else 0) if isinstance(value, bool) else value
+        if isinstance(value, bool) and op not in ("==", "!="):
+            raise ValueError("booleans can only be compared with == or !=")
+        sql_op = {"==": "="}.get(op, op)
+        self.conditions.append(f"({guard} AND {expression} {sql_op} ?)")
+        self.params.append(parameter)
+
+    def order_expression(self, field: str) -> str:
+        path = _json_path(field)
+        self.conditions.append(f"json_type(data, {_sql_literal(path)}) IS NOT NULL")
+        return (
+            f"COALESCE(json_extract(data, {_sql_literal(path + '.' + DATETIME_TAG)}),"
+            f" json_extract(data, {_sql_literal(path)}))"
+        )
+
+
+class _SQLiteTransaction(Transaction):
+    def __init__(self, store: SQLiteDocuments, connection: sqlite3.Connection):
+        self.store = store
+        self.connection = connection
+        self.writes: list[tuple[str, str, Mapping[str, Any], bool]] = []
+
+    def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
+        if self.writes:
+            raise RuntimeError("a transaction must do all its reads before its writes (as Firestore requires)")
+        return self.store._get(self.connection, collection, doc_id)
+
+    def set(self, collection: str, doc_id: str, data: Mapping[str, Any], *, merge: bool = True) -> None:
+        check_value(data, f"{collection}/{doc_id}")
+        self.writes.append((collection, doc_id, data, merge))
+
+
+class SQLiteDocuments(DocumentStore):
+    def __init__(self, path: Path):
+        self.db = ThreadLocalConnections(Path(path), "")
+        self._known_tables: set[str] = set()
+        self._known_indexes: set[str] = set()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _table(collection: str) -> str:
+        if not isinstance(collection, str) or not COLLECTION_NAME.fullmatch(collection):
+            raise ValueError(f"invalid collection name {collection!r}")
+        return f'"docs_{collection}"'
+
+    def _ensure_table(self, connection: sqlite3.Connection, collection: str) -> str:
+        table = self._table(collection)
+        if table not in self._known_tables:
+            connection.execute(f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
+            with self._lock:
+                self._known_tables.add(table)
+        return table
+
+    def _table_exists(self, connection: sqlite3.Connection, collection: str) -> bool:
+        table = self._table(collection)
+        if table in self._known_tables:
+            return True
+        row = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table.strip('"'),)
+        ).fetchone()
+        if row:
+            with self._lock:
+                self._known_tables.add(table)
+        return row is not None
+
+    @staticmethod
+    def _check_id(doc_id: str) -> None:
+        if not isinstance(doc_id, str) or not doc_id or "/" in doc_id or len(doc_id) > 1500:
+            raise ValueError(f"invalid document id {doc_id!r}")
+
+    def _get(self, connection: sqlite3.Connection, collection: str, doc_id: str) -> dict[str, Any] | None:
+        self._check_id(doc_id)
+        if not self._table_exists(connection, collection):
+            return None
+        row = connection.execute(f"SELECT data FROM {self._table(collection)} WHERE id = ?", (doc_id,)).fetchone()
+        return loads(row["data"]) if row else None
+
+    def _write(self, connection, collection: str, doc_id: str, data: Mapping[str, Any], merge_: bool) -> None:
+        self._check_id(doc_id)
+        table = self._ensure_table(connection, collection)
+        existing = self._get(connection, collection, doc_id)
+        merged = merge(existing, data, deep=merge_)
+        connection.execute(
+            f"INSERT INTO {table} (id, data) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+            (doc_id, dumps(merged)),
+        )
+
+    def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
+        return self._get(self.db.connection(), collection, doc_id)
+
+    def set(self, collection: str, doc_id: str, data: Mapping[str, Any], *, merge: bool = True) -> None:
+        check_value(data, f"{collection}/{doc_id}")
+        with self.db.transaction() as connection:
+            self._write(connection, collection, doc_id, data, merge)
+
+    def delete(self, collection: str, doc_id: str) -> None:
+        self._check_id(doc_id)
+        with self.db.transaction() as connection:
+            if self._table_exists(connection, collection):
+                connection.execute(f"DELETE FROM {self._table(collection)} WHERE id = ?", (doc_id,))
+
+    def run_transaction(self, function: Callable[[Transaction], T]) -> T:
+        # BEGIN IMMEDIATE takes the write lock before the first read, so there is no
+        # contention to retry: concurrent transactions simply run one after another.
+        with self.db.transaction() as connection:
+            transaction = _SQLiteTransaction(self, connection)
+            result = function(transaction)
+            for collection, doc_id, data, merge_ in transaction.writes:
+                self._write(connection, collection, doc_id, data, merge_)
+        return result
+
+    def _compile(self, collection: str, where: Sequence[Filter], order_by: Sequence[Order]):
+        check_filters(where)
+        query = _Query()
+        for field, op, value in where:
+            query.add(field, op, value)
+        orderings = []
+        for field, direction in order_by:
+            if direction not in ("asc", "desc"):
+                raise ValueError(f"order direction must be 'asc' or 'desc', not {direction!r}")
+            orderings.append(f"{query.order_expression(field)} {direction.upper()}")
+        orderings.append("id ASC")
+        clause = (" WHERE " + " AND ".join(query.conditions)) if query.conditions else ""
+        return query, clause, " ORDER BY " + ", ".join(orderings)
+
+    def _ensure_indexes(self, connection, collection: str, expressions: set[str]) -> None:
+        table = self._table(collection)
+        for expression in expressions:
+            key = f"{table}:{expression}"
+            if key in self._known_indexes:
+                continue
+            name = "ix_" + re.sub(r"[^A-Za-z0-9]+", "_", f"{collection}_{expression}").strip("_")
+            connection.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON {table} ({expression})')
+            with self._lock:
+                self._known_indexes.add(key)
+
+    def query(
+        self,
+        collection: str,
+        where: Sequence[Filter] = (),
+        order_by: Sequence[Order] = (),
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Document]:
+        connection = self.db.connection()
+        query, clause, ordering = self._compile(collection, where, order_by)
+        if not self._table_exists(connection, collection):
+            return []
+        self._ensure_indexes(connection, collection, query.indexed)
+        sql = f"SELECT id, data FROM {self._table(collection)}{clause}{ordering}"
+        params = list(query.params)
+        if limit is not None or offset:
+            sql += " LIMIT ? OFFSET ?"
+            params += [-1 if limit is None else int(limit), int(offset)]
+        rows = connection.execute(sql, params).fetchall()
+        return [Document(row["id"], loads(row["data"])) for row in rows]
+
+    def count(self, collection: str, where: Sequence[Filter] = ()) -> int:
+        connection = self.db.connection()
+        query, clause, _ = self._compile(collection, where, ())
+        if not self._table_exists(connection, collection):
+            return 0
+        self._ensure_indexes(connection, collection, query.indexed)
+        row = connection.execute(f"SELECT COUNT(*) AS n FROM {self._table(collection)}{clause}", query.params)
+        return int(row.fetchone()["n"])
+
+    def collections(self) -> list[str]:
+        rows = self.db.connection().execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'docs\\_%' ESCAPE '\\' ORDER BY name"
+        )
+        return [row["name"][len("docs_"):] for row in rows]

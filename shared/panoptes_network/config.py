@@ -1,0 +1,59 @@
+"""Names and switches, read from the environment.
+
+Every bucket, topic and project name has the seed's default and one environment
+variable to override it; the services' READMEs list the ones each reads.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+BACKENDS = ("local", "gcp")
+
+
+@dataclass(frozen=True)
+class Settings:
+    backend: str
+    data_dir: Path
+    project: str
+    raw_bucket: str
+    rgb_bucket: str
+    timelapse_bucket: str
+    temp_bucket: str
+    compress_topic: str
+    record_topic: str
+    rgb_topic: str
+    uploads_topic: str
+    dead_letter_topic: str
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        backend = env.get("PANOPTES_BACKEND", "local").strip().lower() or "local"
+        if backend not in BACKENDS:
+            raise ValueError(f"PANOPTES_BACKEND must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        return cls(
+            backend=backend,
+            data_dir=Path(env.get("PANOPTES_DATA_DIR", "panoptes-data")).expanduser().absolute(),
+            project=env.get("GOOGLE_CLOUD_PROJECT", "panoptes-exp"),
+            raw_bucket=env.get("RAW_BUCKET", "panoptes-raw-images"),
+            rgb_bucket=env.get("RGB_BUCKET", "panoptes-rgb-images"),
+            timelapse_bucket=env.get("TIMELAPSE_BUCKET", "panoptes-timelapse"),
+            temp_bucket=env.get("TEMP_BUCKET", "panoptes-temp"),
+            compress_topic=env.get("COMPRESS_FITS_TOPIC", "compress-fits"),
+            record_topic=env.get("RECORD_IMAGE_TOPIC", "record-image"),
+            rgb_topic=env.get("MAKE_RGB_FITS_TOPIC", "make-rgb-fits"),
+            uploads_topic=env.get("RAW_UPLOADS_TOPIC", "panoptes-raw-images-uploaded"),
+            dead_letter_topic=env.get("DEAD_LETTER_TOPIC", "panoptes-dead-letter"),
+        )
+
+    @property
+    def buckets(self) -> tuple[str, ...]:
+        return (self.raw_bucket, self.rgb_bucket, self.timelapse_bucket, self.temp_bucket)
+
+
+def settings() -> Settings:
+    """The settings of this process, read afresh so tests and the CLI can change them."""
+    return Settings.from_env()

@@ -1,0 +1,91 @@
+"""compress-fits: ``PATH.fits`` -> ``PATH.fits.fz``, and the original removed only after.
+
+The order makes every crash and every redelivery harmless:
+
+1. read the ``.fits`` (remembering its generation);
+2. compress and verify the round trip pixel for pixel, in memory;
+3. write ``PATH.fits.fz`` only if absent; if it exists, it must hold the same pixels;
+4. check the stored ``.fz`` is the bytes we verified (its MD5);
+5. delete the ``.fits``, only if it is still the generation we compressed.
+
+If the ``.fits`` is gone and the ``.fz`` is there, the job was done before: acknowledge.
+"""
+
+from __future__ import annotations
+
+from panoptes_network import fits, runtime
+from panoptes_network.config import Settings
+from panoptes_network.deadletter import PermanentError
+from panoptes_network.ids import InvalidPathError, parse_bucket_path
+from panoptes_network.ports.bucket import ONLY_IF_ABSENT, ObjectNotFound, PreconditionFailed, md5_hex
+
+FITS_CONTENT_TYPE = "application/fits"
+
+
+class UploadCorrupted(RuntimeError):
+    """The stored object is not the bytes sent: retry."""
+
+
+def compressed_path(bucket_path: str) -> str:
+    return bucket_path + ".fz"
+
+
+def compress_object(bucket_path: str, settings: Settings) -> dict:
+    try:
+        path = parse_bucket_path(bucket_path)
+    except InvalidPathError as error:
+        raise PermanentError(str(error)) from None
+    if path.file_type != ".fits":
+        raise PermanentError(f"{bucket_path} is not a .fits file; compress-fits only takes .fits")
+    raw = runtime.bucket(settings.raw_bucket, settings)
+    target = compressed_path(bucket_path)
+    outcome = {"bucket_path": bucket_path, "compressed_path": target, "image_id": path.image_id,
+               "sequence_id": path.sequence_id}
+
+    try:
+        original = raw.info(bucket_path)
+        data = raw.read(bucket_path, if_generation_match=original.generation)
+    except ObjectNotFound:
+        if raw.exists(target):
+            return {**outcome, "outcome": "already compressed"}
+        raise PermanentError(f"gs://{settings.raw_bucket}/{bucket_path} does not exist, nor does its .fz") from None
+
+    try:
+        compressed = fits.compress(data)
+        fits.verify_compressed(data, compressed.data)
+    except (fits.NotFitsError, fits.UnsupportedFitsError) as error:
+        raise PermanentError(f"{bucket_path}: {error}") from None
+
+    try:
+        stored = raw.write(target, compressed.data, if_generation_match=ONLY_IF_ABSENT,
+                           content_type=FITS_CONTENT_TYPE,
+                           metadata={"compressed_from_generation": str(original.generation)})
+        expected_md5 = md5_hex(compressed.data)
+    except PreconditionFailed:
+        existing = raw.read(target)
+        if existing != compressed.data:
+            try:
+                fits.verify_compressed(data, existing)
+            except (ValueError, fits.NotFitsError) as error:
+                raise PermanentError(
+                    f"{target} already exists and does not hold the pixels of {bucket_path} ({error});"
+                    " both kept for a person to decide"
+                ) from None
+        stored, expected_md5 = raw.info(target), md5_hex(existing)
+        outcome["outcome"] = "compressed (found existing .fz)"
+    if stored.md5_hex and stored.md5_hex != expected_md5:
+        raise UploadCorrupted(f"{target}: stored MD5 {stored.md5_hex} is not {expected_md5}")
+
+    try:
+        raw.delete(bucket_path, if_generation_match=original.generation)
+    except ObjectNotFound:
+        pass  # a redelivery deleted it already
+    except PreconditionFailed:
+        # A new .fits arrived under the same name; its own finalize event compresses it.
+        outcome["outcome"] = "compressed; original replaced meanwhile, kept"
+    return {
+        "outcome": "compressed",
+        **outcome,
+        "original_bytes": len(data),
+        "compressed_bytes": stored.size,
+    }

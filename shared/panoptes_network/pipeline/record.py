@@ -1,0 +1,229 @@
+"""record-image: a frame's header -> ``images``, ``observations`` and ``units`` documents.
+
+The bucket path is authoritative for unit, camera, sequence and image ids; the header
+gives everything else. One transaction writes all three documents, and reads the
+image's previous record first, so the same image recorded twice (redelivery or
+re-upload) counts once and a changed exposure time corrects the totals.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from astropy.io import fits as astropy_fits
+
+from panoptes_network import fits, runtime
+from panoptes_network.config import Settings
+from panoptes_network.deadletter import PermanentError
+from panoptes_network.ids import BucketPath, InvalidPathError, parse_bucket_path
+from panoptes_network.ports.bucket import ObjectNotFound
+from panoptes_network.ports.documents import GeoPoint, Increment, Transaction
+
+RECORDABLE_TYPES = (".fits.fz", ".fz", ".fits")
+IMAGE_STATUS = "uploaded"
+OBSERVATION_STATUS = "receiving_files"
+UNIT_STATUS = "active"
+_LEADING_NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
+
+
+# --- header values -----------------------------------------------------------------------
+
+
+def _raw(header: astropy_fits.Header, key: str) -> Any:
+    value = header.get(key)
+    if value is None or isinstance(value, astropy_fits.card.Undefined):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
+def number(header: astropy_fits.Header, key: str) -> float | None:
+    """A numeric value; strings such as ``'11 C'`` give their leading number."""
+    value = _raw(header, key)
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    match = _LEADING_NUMBER.match(str(value))
+    return float(match.group(1)) if match else None
+
+
+def integer(header: astropy_fits.Header, key: str) -> int | None:
+    value = number(header, key)
+    return int(value) if value is not None and value == int(value) else None
+
+
+def text(header: astropy_fits.Header, key: str) -> str | None:
+    value = _raw(header, key)
+    return None if value is None else str(value)
+
+
+def utc_time(header: astropy_fits.Header, key: str) -> datetime | None:
+    value = text(header, key)
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def measured_rggb(header: astropy_fits.Header) -> dict[str, int | None]:
+    parts = (text(header, "MEASRGGB") or "").split()
+    values: list[int | None] = [int(p) if p.lstrip("-").isdigit() else None for p in parts]
+    if len(values) != 4:
+        values = [None] * 4
+    return dict(zip(("measrggb_r", "measrggb_g1", "measrggb_g2", "measrggb_b"), values))
+
+
+def is_plate_solved(header: astropy_fits.Header) -> bool:
+    return bool(text(header, "CTYPE1")) and number(header, "CRVAL1") is not None
+
+
+# --- documents ---------------------------------------------------------------------------
+
+
+def image_document(path: BucketPath, bucket_path: str, header: astropy_fits.Header) -> dict[str, Any]:
+    solved = is_plate_solved(header)
+    return {
+        # The seed's fields.
+        "ha_mnt": number(header, "HA-MNT"),
+        "ra_mnt": number(header, "RA-MNT"),
+        "dec_mnt": number(header, "DEC-MNT"),
+        "ra_image": number(header, "CRVAL1") if solved else None,
+        "dec_image": number(header, "CRVAL2") if solved else None,
+        "exptime": number(header, "EXPTIME"),
+        "moonfrac": number(header, "MOONFRAC"),
+        "moonsep": number(header, "MOONSEP"),
+        "airmass": number(header, "AIRMASS"),
+        "bucket_path": bucket_path,
+        "sequence_id": path.sequence_id,
+        "status": IMAGE_STATUS,
+        "time": path.image_time,
+        # Extras worth searching on.
+        "unit_id": path.unit_id,
+        "camera_id": path.camera_id,
+        "field_name": text(header, "FIELD"),
+        "date_obs": utc_time(header, "DATE-OBS"),
+        "iso": integer(header, "ISO"),
+        "camtemp": number(header, "CAMTEMP"),
+        "camera_serial": text(header, "CAMSN"),
+        "plate_solved": solved,
+        **measured_rggb(header),
+    }
+
+
+def observation_fields(path: BucketPath, header: astropy_fits.Header) -> dict[str, Any]:
+    solved = is_plate_solved(header)
+    return {
+        "unit_id": path.unit_id,
+        "camera_id": path.camera_id,
+        "software_version": text(header, "CREATOR"),
+        "ra": number(header, "CRVAL1") if solved else None,
+        "dec": number(header, "CRVAL2") if solved else None,
+        "ra_mnt": number(header, "RA-MNT"),
+        "dec_mnt": number(header, "DEC-MNT"),
+        "exptime": number(header, "EXPTIME"),
+        "status": OBSERVATION_STATUS,
+        "time": path.sequence_time,
+        "field_name": text(header, "FIELD"),
+        "project": text(header, "ORIGIN"),
+        "iso": integer(header, "ISO"),
+    }
+
+
+def unit_document(path: BucketPath, header: astropy_fits.Header) -> dict[str, Any]:
+    latitude, longitude = number(header, "LAT-OBS"), number(header, "LONG-OBS")
+    location = None
+    if latitude is not None and longitude is not None:
+        try:
+            location = GeoPoint(latitude, longitude)
+        except ValueError:
+            location = None
+    return {
+        "name": text(header, "OBSERVER") or path.unit_id,
+        "elevation": number(header, "ELEV-OBS"),
+        "location": location,
+        "status": UNIT_STATUS,
+    }
+
+
+def fill(existing: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+    """Fields to write so that known values are never replaced by empty ones."""
+    existing = existing or {}
+    return {key: value for key, value in new.items() if value is not None or existing.get(key) is None}
+
+
+def write_documents(transaction: Transaction, path: BucketPath, image: dict, observation: dict, unit: dict) -> dict:
+    image_id, sequence_id = path.image_id, path.sequence_id
+    previous_image = transaction.get("images", image_id)
+    previous_observation = transaction.get("observations", sequence_id)
+    previous_unit = transaction.get("units", path.unit_id)
+
+    exptime = image["exptime"] or 0.0
+    observation_update = fill(previous_observation, observation)
+    if previous_observation and previous_observation.get("ra") is not None:
+        # The first plate-solved centre stays the observation's.
+        observation_update.pop("ra", None)
+        observation_update.pop("dec", None)
+    first = (previous_observation or {}).get("first_image_time")
+    last = (previous_observation or {}).get("last_image_time")
+    observation_update["first_image_time"] = min(filter(None, (first, image["time"])))
+    observation_update["last_image_time"] = max(filter(None, (last, image["time"])))
+    if previous_image is None:
+        observation_update["num_images"] = Increment(1)
+        observation_update["total_exptime"] = Increment(exptime)
+        counted = "new image"
+    else:
+        change = exptime - (previous_image.get("exptime") or 0.0)
+        if change:
+            observation_update["total_exptime"] = Increment(change)
+        counted = "already recorded"
+
+    transaction.set("images", image_id, image, merge=False)
+    transaction.set("observations", sequence_id, observation_update, merge=True)
+    unit_update = fill(previous_unit, unit) if previous_unit is None else {
+        key: value for key, value in unit.items() if value is not None and previous_unit.get(key) is None
+    }
+    if unit_update:
+        transaction.set("units", path.unit_id, unit_update, merge=True)
+    return {"counted": counted}
+
+
+def record_object(bucket_path: str, settings: Settings) -> dict:
+    try:
+        path = parse_bucket_path(bucket_path)
+    except InvalidPathError as error:
+        raise PermanentError(str(error)) from None
+    if path.file_type not in RECORDABLE_TYPES:
+        raise PermanentError(f"{bucket_path} is not a FITS file; record-image takes {', '.join(RECORDABLE_TYPES)}")
+    raw = runtime.bucket(settings.raw_bucket, settings)
+    try:
+        read = fits.read_header(lambda start, end: raw.read_range(bucket_path, start, end))
+    except ObjectNotFound:
+        raise PermanentError(f"gs://{settings.raw_bucket}/{bucket_path} does not exist") from None
+    except fits.NotFitsError as error:
+        raise PermanentError(f"{bucket_path}: {error}") from None
+
+    header = read.header
+    image = image_document(path, bucket_path, header)
+    observation = observation_fields(path, header)
+    unit = unit_document(path, header)
+    result = runtime.documents(settings).run_transaction(
+        lambda transaction: write_documents(transaction, path, image, observation, unit)
+    )
+    return {
+        "outcome": "recorded",
+        "bucket_path": bucket_path,
+        "image_id": path.image_id,
+        "sequence_id": path.sequence_id,
+        "unit_id": path.unit_id,
+        "header_reads": read.reads,
+        "header_bytes": read.bytes_read,
+        **result,
+    }

@@ -1,0 +1,147 @@
+"""The bucket port: what the services need of object storage, and nothing more.
+
+Adapters: :mod:`panoptes_network.adapters.local_bucket` (files under the data directory)
+and :mod:`panoptes_network.adapters.gcs_bucket` (google-cloud-storage). Both pass
+``tests/contract/test_bucket_contract.py``.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterator, Mapping
+
+ONLY_IF_ABSENT = 0  # if_generation_match=0: write only when no live object has the name
+
+
+class BucketError(Exception):
+    """Base of the bucket port's errors."""
+
+
+class ObjectNotFound(BucketError, FileNotFoundError):
+    def __init__(self, bucket: str, name: str):
+        super().__init__(f"gs://{bucket}/{name} does not exist")
+        self.bucket, self.name = bucket, name
+
+
+class PreconditionFailed(BucketError):
+    """The object's generation was not the one the caller required."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    bucket: str
+    name: str
+    size: int
+    generation: int
+    md5_hex: str | None = None
+    content_type: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    updated: datetime | None = None
+
+
+def md5_hex(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+class Bucket(abc.ABC):
+    """One bucket. Object names are the bucket paths, ``/``-separated, never starting with ``/``."""
+
+    name: str
+
+    @abc.abstractmethod
+    def read_range(self, path: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)``; fewer when the object ends first, none past its end."""
+
+    @abc.abstractmethod
+    def read(self, path: str, *, if_generation_match: int | None = None) -> bytes:
+        """The whole object; with ``if_generation_match``, only if it is that generation."""
+
+    @abc.abstractmethod
+    def write(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        if_generation_match: int | None = None,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        """Create or replace the object, all at once (never visible half-written).
+
+        ``if_generation_match=ONLY_IF_ABSENT`` writes only if the name is free; any other
+        number only if the live object has that generation. Otherwise
+        :class:`PreconditionFailed`.
+        """
+
+    @abc.abstractmethod
+    def delete(self, path: str, *, if_generation_match: int | None = None) -> None:
+        """Delete the object; :class:`ObjectNotFound` if absent."""
+
+    @abc.abstractmethod
+    def info(self, path: str) -> ObjectInfo:
+        """Size, generation, checksum and metadata; :class:`ObjectNotFound` if absent."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Objects whose names start with ``prefix``, in name order."""
+
+    @abc.abstractmethod
+    def update_metadata(self, path: str, metadata: Mapping[str, str]) -> ObjectInfo:
+        """Merge custom metadata into the object's."""
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.info(path)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def copy_to(
+        self,
+        path: str,
+        destination: Bucket,
+        new_path: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        if_generation_match: int | None = None,
+    ) -> ObjectInfo:
+        """Copy into ``destination`` (another bucket of the same adapter, or this one)."""
+        source = self.info(path)
+        merged = {**source.metadata, **(metadata or {})}
+        return destination.write(
+            new_path,
+            self.read(path),
+            content_type=source.content_type,
+            metadata=merged,
+            if_generation_match=if_generation_match,
+        )
+
+    def move(
+        self,
+        path: str,
+        destination: Bucket,
+        new_path: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        """Copy, then delete the source only if it is still the generation that was copied.
+
+        Redelivery-safe: if the copy already exists with the same content, it is reused.
+        """
+        source = self.info(path)
+        try:
+            copied = self.copy_to(
+                path, destination, new_path, metadata=metadata, if_generation_match=ONLY_IF_ABSENT
+            )
+        except PreconditionFailed:
+            copied = destination.info(new_path)
+            if copied.md5_hex and source.md5_hex and copied.md5_hex != source.md5_hex:
+                raise PreconditionFailed(
+                    f"cannot move gs://{self.name}/{path}: gs://{destination.name}/{new_path} "
+                    "already exists with different content"
+                ) from None
+        self.delete(path, if_generation_match=source.generation)
+        return copied

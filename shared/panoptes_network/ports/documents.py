@@ -1,0 +1,136 @@
+"""The document port: a small subset of Firestore that both adapters can honour exactly.
+
+Values are JSON-like (None, bool, int, float, str, list, dict) plus timezone-aware UTC
+``datetime`` and :class:`GeoPoint`. ``set(..., merge=True)`` merges maps deeply, as
+Firestore does; :class:`Increment` adds atomically. Transactions read first, then write,
+and are retried by the adapter on contention, so the function given may run more than
+once.
+
+Adapters: :mod:`panoptes_network.adapters.sqlite_documents` and
+:mod:`panoptes_network.adapters.firestore_documents`; both pass
+``tests/contract/test_documents_contract.py``.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+
+T = TypeVar("T")
+
+OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "in", "array_contains")
+
+
+@dataclass(frozen=True)
+class GeoPoint:
+    latitude: float
+    longitude: float
+
+    def __post_init__(self):
+        if not (-90 <= self.latitude <= 90) or not (-180 <= self.longitude <= 180):
+            raise ValueError(f"GeoPoint({self.latitude}, {self.longitude}) is off the globe")
+
+    def to_json(self) -> dict[str, float]:
+        return {"latitude": self.latitude, "longitude": self.longitude}
+
+
+@dataclass(frozen=True)
+class Increment:
+    """Add ``amount`` to the stored number (missing counts as 0) in one atomic step."""
+
+    amount: int | float = 1
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    data: dict[str, Any]
+
+
+Filter = tuple[str, str, Any]
+Order = tuple[str, str]  # (field, "asc" | "desc")
+
+
+class Transaction(abc.ABC):
+    @abc.abstractmethod
+    def get(self, collection: str, doc_id: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    def set(self, collection: str, doc_id: str, data: Mapping[str, Any], *, merge: bool = True) -> None: ...
+
+
+class DocumentStore(abc.ABC):
+    @abc.abstractmethod
+    def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
+        """The document's data, or None if absent."""
+
+    @abc.abstractmethod
+    def set(self, collection: str, doc_id: str, data: Mapping[str, Any], *, merge: bool = True) -> None:
+        """Write; with ``merge`` keep fields not given (maps merged deeply)."""
+
+    @abc.abstractmethod
+    def delete(self, collection: str, doc_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def run_transaction(self, function: Callable[[Transaction], T]) -> T:
+        """Run ``function(transaction)`` atomically and return its result."""
+
+    @abc.abstractmethod
+    def query(
+        self,
+        collection: str,
+        where: Sequence[Filter] = (),
+        order_by: Sequence[Order] = (),
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Document]:
+        """Documents matching every filter, ordered, at most ``limit``."""
+
+    @abc.abstractmethod
+    def count(self, collection: str, where: Sequence[Filter] = ()) -> int: ...
+
+    def increment(self, collection: str, doc_id: str, field: str, amount: int | float = 1) -> None:
+        self.set(collection, doc_id, {field: Increment(amount)}, merge=True)
+
+
+def check_value(value: Any, where: str = "value") -> None:
+    """Refuse what one adapter could store and the other could not."""
+    if value is None or isinstance(value, (bool, str, GeoPoint, Increment)):
+        return
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{where}: {value} is not a finite number")
+        return
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{where}: datetime {value} has no timezone; use UTC")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"{where}: field names must be non-empty strings")
+            check_value(item, f"{where}.{key}")
+        return
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            if isinstance(item, (list, tuple)):
+                raise ValueError(f"{where}[{index}]: lists may not hold lists")
+            check_value(item, f"{where}[{index}]")
+        return
+    raise ValueError(f"{where}: {type(value).__name__} cannot be stored in a document")
+
+
+def check_filters(where: Iterable[Filter]) -> None:
+    for field, op, value in where:
+        if op not in OPERATORS:
+            raise ValueError(f"unknown operator {op!r}; use one of {', '.join(OPERATORS)}")
+        if op == "in" and (not isinstance(value, (list, tuple)) or not 0 < len(value) <= 30):
+            raise ValueError("'in' takes a list of 1 to 30 values")
+        check_value(value, field)
+
+
+def as_utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc)

@@ -1,0 +1,350 @@
+"""``panoptes-network``: run the whole network on one machine, and look inside it.
+
+    panoptes-network up        serve every service and deliver every message
+    panoptes-network upload    put frames into the raw bucket, as a unit would
+    panoptes-network drain     deliver everything queued, then report
+    panoptes-network doc       print one document
+    panoptes-network status    buckets, documents, queue and dead letters at a glance
+    panoptes-network ls        list a bucket
+    panoptes-network emulators start Google's emulators for PANOPTES_BACKEND=gcp
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080
+CONTENT_TYPES = {".fits": "application/fits", ".fz": "application/fits", ".jpg": "image/jpeg",
+                 ".jpeg": "image/jpeg", ".mp4": "video/mp4"}
+
+
+class CommandError(Exception):
+    """A clear message for the user; exit status 2 (1 is 'absent' or 'failed')."""
+
+
+def _json_default(value: Any) -> Any:
+    from panoptes_network.ports.documents import GeoPoint
+
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, GeoPoint):
+        return value.to_json()
+    return str(value)
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, default=_json_default, indent=2, sort_keys=True)
+
+
+def _settings():
+    from panoptes_network.config import settings
+
+    try:
+        return settings()
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def command_up(args) -> int:
+    from panoptes_network.stack.server import StackServer, print_urls
+
+    settings = _settings()
+    server = StackServer(settings, args.host, args.port)
+    pool = None
+    if settings.backend == "local":
+        from panoptes_network.stack.dispatcher import WorkerPool
+
+        pool = WorkerPool(args.workers)
+        pool.start(until_idle=False)
+        where = f"data directory {settings.data_dir}"
+    else:
+        from panoptes_network.stack.gcp import ensure_topology, using_emulators
+
+        ensure_topology(settings, args.public_url or server.url)
+        where = f"project {settings.project}" + (" on the emulators" if using_emulators() else " on Google Cloud")
+    print(f"PANOPTES Network is up ({settings.backend} backend, {where}):", flush=True)
+    print_urls(server.url)
+    print("Upload a frame with:  panoptes-network upload FILE.fits --as PAN001/14d3bd/20180216T110623/20180216T112430.fits",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("\nstopping", flush=True)
+    finally:
+        server.server.server_close()
+        if pool:
+            pool.stop()
+    return 0
+
+
+def _guess_content_type(path: str) -> str:
+    return CONTENT_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
+
+
+def _path_for(file: Path) -> str:
+    from panoptes_network import fits
+    from panoptes_network.ids import InvalidPathError, bucket_path_from_header, split_extension
+
+    extension = split_extension(file.name)[1]
+    if not extension.lower().startswith((".fits", ".fz")):
+        raise CommandError(f"{file}: only FITS headers can name a file; give its bucket path with --as")
+    try:
+        with file.open("rb") as handle:
+            def read_range(start: int, end: int) -> bytes:
+                handle.seek(start)
+                return handle.read(end - start)
+
+            header = fits.read_header(read_range).header
+        return bucket_path_from_header(header, extension)
+    except (fits.NotFitsError, InvalidPathError) as error:
+        raise CommandError(f"{file}: {error}") from None
+
+
+def command_upload(args) -> int:
+    from panoptes_network import runtime
+
+    files = [Path(name) for name in args.files]
+    if args.as_path and len(files) != 1:
+        raise CommandError("--as names one file; upload several files without it")
+    for file in files:
+        if not file.is_file():
+            raise CommandError(f"{file}: no such file")
+    settings = _settings()
+    plan = [(file, args.as_path or _path_for(file)) for file in files]
+    bucket = runtime.bucket(settings.raw_bucket, settings)
+    progress = None
+    if len(plan) > 1:
+        from tqdm import tqdm
+
+        progress = tqdm(total=len(plan), unit="file", desc="uploading")
+    for file, bucket_path in plan:
+        info = bucket.write(bucket_path, file.read_bytes(), content_type=_guess_content_type(file.name))
+        if progress:
+            progress.update(1)
+        else:
+            print(f"uploaded {file} -> gs://{settings.raw_bucket}/{info.name} ({info.size} bytes)")
+    if progress:
+        progress.close()
+        print(f"uploaded {len(plan)} files to gs://{settings.raw_bucket}")
+    return 0
+
+
+def _dead_letters_since(settings, since: datetime) -> list[dict]:
+    from panoptes_network import deadletter, runtime
+
+    found = runtime.documents(settings).query(deadletter.COLLECTION, [("time", ">=", since)], [("time", "asc")])
+    return [{"id": doc.id, **doc.data} for doc in found]
+
+
+def command_drain(args) -> int:
+    settings = _settings()
+    started = datetime.now(timezone.utc)
+    if settings.backend == "local":
+        from panoptes_network.stack.dispatcher import drain
+
+        finished = drain(args.timeout, args.workers)
+    else:
+        finished = _drain_gcp(settings, args)
+    dead = _dead_letters_since(settings, started)
+    for letter in dead:
+        print(f"dead letter [{letter['service']}]: {letter['reason']}", file=sys.stderr)
+    if not finished:
+        print(f"drain: timed out after {args.timeout} s with messages still pending", file=sys.stderr)
+        return 2
+    if dead:
+        print(f"drain: done; {len(dead)} message(s) went to dead letters", file=sys.stderr)
+        return 1
+    print("drain: done; every message delivered")
+    return 0
+
+
+def _drain_gcp(settings, args) -> bool:
+    """Pub/Sub pushes to the stack's server: wait until it has been quiet long enough."""
+    from panoptes_network.adapters.local_queue import DeliveryPolicy
+    from panoptes_network.stack.gcp import ensure_topology, stack_backoff
+    from panoptes_network.stack.server import StackServer, fetch_status
+
+    # Pub/Sub retries a failing message at least every max-backoff seconds, so a quiet
+    # spell longer than that means nothing is waiting to be retried.
+    quiet = args.quiet if args.quiet is not None else stack_backoff(DeliveryPolicy.from_env())[1] + 3.0
+    base_url = f"http://{args.host}:{args.port}"
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    if fetch_status(base_url) is None:
+        server = StackServer(settings, args.host, args.port).start_background()
+        ensure_topology(settings, server.url)
+        try:
+            return server.wait_until_idle(quiet, args.timeout)
+        finally:
+            server.shutdown()
+    while deadline is None or time.monotonic() < deadline:
+        status = fetch_status(base_url)
+        if status is None:
+            raise CommandError(f"the stack at {base_url} stopped answering")
+        if status["in_flight"] == 0 and status["idle_seconds"] >= quiet:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def command_doc(args) -> int:
+    from panoptes_network import runtime
+
+    collection, _, doc_id = args.path.partition("/")
+    if not collection or not doc_id or "/" in doc_id:
+        raise CommandError("give the document as COLLECTION/ID, e.g. images/PAN001_14d3bd_20180216T112430")
+    try:
+        data = runtime.documents(_settings()).get(collection, doc_id)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    if data is None:
+        print(f"{args.path}: no such document", file=sys.stderr)
+        return 1
+    print(to_json(data))
+    return 0
+
+
+def command_ls(args) -> int:
+    from panoptes_network import runtime
+
+    settings = _settings()
+    count = 0
+    for info in runtime.bucket(args.bucket, settings).list(args.prefix or ""):
+        updated = info.updated.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if info.updated else ""
+        print(f"{info.size:>12}  {updated}  {info.name}")
+        count += 1
+    if count == 0:
+        print(f"(gs://{args.bucket}/{args.prefix or ''} is empty)", file=sys.stderr)
+    return 0
+
+
+def command_status(args) -> int:
+    from panoptes_network import deadletter, runtime
+    from panoptes_network.pipeline.routing import QUARANTINE_PREFIX
+
+    settings = _settings()
+    print(f"backend: {settings.backend}" + (f" (data directory {settings.data_dir})" if settings.backend == "local" else
+                                             f" (project {settings.project})"))
+    print("buckets:")
+    for name in settings.buckets:
+        objects = list(runtime.bucket(name, settings).list())
+        print(f"  {name:24} {len(objects):>6} objects")
+    documents = runtime.documents(settings)
+    print("documents:")
+    for collection in ("observations", "images", "units", deadletter.COLLECTION):
+        print(f"  {collection:24} {documents.count(collection):>6}")
+    if settings.backend == "local":
+        counts = runtime.topics(settings).counts()
+        print(f"queue: {counts.pending} pending, {counts.in_flight} in flight, {counts.done} delivered, "
+              f"{counts.dead} gave up")
+    letters = documents.query(deadletter.COLLECTION, order_by=[("time", "desc")], limit=args.limit)
+    if letters:
+        print("dead letters (newest first):")
+        for letter in letters:
+            print(f"  {_json_default(letter.data['time'])}  [{letter.data['service']}]  {letter.data['reason']}")
+    quarantined = list(runtime.bucket(settings.temp_bucket, settings).list(QUARANTINE_PREFIX))
+    if quarantined:
+        print("quarantined:")
+        for info in quarantined[: args.limit]:
+            print(f"  gs://{settings.temp_bucket}/{info.name}: {info.metadata.get('quarantine_reason', '?')}")
+    return 0
+
+
+def command_emulators(args) -> int:
+    from panoptes_network.stack.emulators import EmulatorError, Emulators
+
+    emulators = Emulators(project=args.project)
+    try:
+        environment = emulators.start()
+    except EmulatorError as error:
+        raise CommandError(str(error)) from None
+    print("# The emulators are running. In another shell:")
+    print("export PANOPTES_BACKEND=gcp")
+    for key, value in environment.items():
+        print(f"export {key}={value}")
+    print("# then: panoptes-network up   (Ctrl-C here stops the emulators)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulators.stop()
+    return 0
+
+
+# --- parsing ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="the local backend's data directory (default ./panoptes-data or "
+                                           "$PANOPTES_DATA_DIR)")
+    parser = argparse.ArgumentParser(prog="panoptes-network", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", parents=[common], help="serve every service and deliver messages")
+    up.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: loopback only)")
+    up.add_argument("--port", type=int, default=DEFAULT_PORT)
+    up.add_argument("--workers", type=int, help="delivery worker processes (default: one per core)")
+    up.add_argument("--public-url", help="gcp backend: the URL Pub/Sub pushes to (default http://HOST:PORT)")
+    up.set_defaults(run=command_up)
+
+    upload = commands.add_parser("upload", parents=[common], help="put files into the raw bucket")
+    upload.add_argument("files", nargs="+", metavar="FILE")
+    upload.add_argument("--as", dest="as_path", metavar="BUCKET_PATH",
+                        help="the bucket path, e.g. PAN001/14d3bd/20180216T110623/20180216T112430.fits")
+    upload.set_defaults(run=command_upload)
+
+    drain = commands.add_parser("drain", parents=[common], help="deliver everything queued, then report")
+    drain.add_argument("--timeout", type=float, default=600.0, help="give up after S seconds (default 600)")
+    drain.add_argument("--workers", type=int, help="delivery worker processes (default: one per core)")
+    drain.add_argument("--host", default=DEFAULT_HOST, help="gcp backend: the stack's address")
+    drain.add_argument("--port", type=int, default=DEFAULT_PORT, help="gcp backend: the stack's port")
+    drain.add_argument("--quiet", type=float, help="gcp backend: seconds without deliveries that mean done")
+    drain.set_defaults(run=command_drain)
+
+    doc = commands.add_parser("doc", parents=[common], help="print one document as JSON")
+    doc.add_argument("path", metavar="COLLECTION/ID")
+    doc.set_defaults(run=command_doc)
+
+    status = commands.add_parser("status", parents=[common], help="what is where")
+    status.add_argument("--limit", type=int, default=20, help="dead letters and quarantined files to list")
+    status.set_defaults(run=command_status)
+
+    ls = commands.add_parser("ls", parents=[common], help="list a bucket")
+    ls.add_argument("bucket")
+    ls.add_argument("prefix", nargs="?")
+    ls.set_defaults(run=command_ls)
+
+    emulators = commands.add_parser("emulators", help="start the Firestore, Pub/Sub and Storage emulators")
+    emulators.add_argument("--project", default="panoptes-local")
+    emulators.set_defaults(run=command_emulators)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "data_dir", None):
+        os.environ["PANOPTES_DATA_DIR"] = str(Path(args.data_dir).expanduser().absolute())
+    try:
+        return args.run(args)
+    except CommandError as error:
+        print(f"panoptes-network {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
