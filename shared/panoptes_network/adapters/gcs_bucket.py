@@ -73,12 +73,18 @@ class GCSBucket(Bucket):
             return b""
 
     def read(self, path: str, *, if_generation_match: int | None = None) -> bytes:
+        blob = self.bucket.blob(path)
         try:
-            return self.bucket.blob(path).download_as_bytes(if_generation_match=if_generation_match)
+            data = blob.download_as_bytes(if_generation_match=if_generation_match)
         except google_exceptions.NotFound:
             raise ObjectNotFound(self.name, path) from None
         except google_exceptions.PreconditionFailed as error:
             raise PreconditionFailed(f"gs://{self.name}/{path}: {error.message}") from None
+        # Checked here too, from the generation the download reports: not every server
+        # (fake-gcs-server among them) enforces the precondition on media downloads.
+        if if_generation_match is not None and blob.generation is not None and int(blob.generation) != if_generation_match:
+            raise PreconditionFailed(f"gs://{self.name}/{path} is generation {blob.generation}, not {if_generation_match}")
+        return data
 
     def write(
         self,
@@ -104,6 +110,12 @@ class GCSBucket(Bucket):
         return self._info(blob)
 
     def delete(self, path: str, *, if_generation_match: int | None = None) -> None:
+        if if_generation_match is not None:
+            # Cloud Storage enforces the precondition itself; fake-gcs-server ignores it on
+            # delete, so look first as well (on the emulator alone a race remains).
+            live = self.info(path).generation
+            if live != if_generation_match:
+                raise PreconditionFailed(f"gs://{self.name}/{path} is generation {live}, not {if_generation_match}")
         try:
             self.bucket.blob(path).delete(if_generation_match=if_generation_match)
         except google_exceptions.NotFound:
@@ -139,6 +151,13 @@ class GCSBucket(Bucket):
         source = self.bucket.get_blob(path)
         if source is None:
             raise ObjectNotFound(self.name, path)
+        if if_generation_match is not None:
+            # As for delete: fake-gcs-server ignores the precondition on rewrite.
+            existing = destination.bucket.get_blob(new_path)
+            live = int(existing.generation) if existing else 0
+            if live != if_generation_match:
+                raise PreconditionFailed(f"gs://{destination.name}/{new_path} is generation {live}, "
+                                         f"not {if_generation_match}")
         target = destination.bucket.blob(new_path)
         # Set before the rewrite so the copy is finalized with its metadata already on it.
         target.metadata = {**(source.metadata or {}), **(metadata or {})}

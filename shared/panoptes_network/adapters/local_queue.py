@@ -188,6 +188,16 @@ class LocalQueue(Topics):
                 )
         return dead
 
+    def replay(self, since_iso: str = "") -> int:
+        """Deliver again what was delivered (like seeking a Pub/Sub subscription back in time)."""
+        with self.db.transaction() as connection:
+            cursor = connection.execute(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?, lease_owner = NULL,"
+                " lease_expires = NULL, finished_at = NULL WHERE state = 'done' AND publish_time >= ?",
+                (time.time(), since_iso),
+            )
+            return cursor.rowcount
+
     def counts(self) -> QueueCounts:
         now = time.time()
         row = self.db.connection().execute(

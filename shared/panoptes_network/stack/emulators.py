@@ -92,6 +92,7 @@ class Emulators:
         if reason:
             raise EmulatorError(reason)
         self.workdir = Path(tempfile.mkdtemp(prefix="panoptes-emulators-"))
+        (self.workdir / "pubsub").mkdir()
         pubsub_port, firestore_port, storage_port = free_port(), free_port(), free_port()
         pubsub, pubsub_log = self._spawn("pubsub", [
             "gcloud", "beta", "emulators", "pubsub", "start",

@@ -9,10 +9,11 @@ service, and so on, with Pub/Sub's own retries and dead-letter policy.
 from __future__ import annotations
 
 import os
+from datetime import datetime
 
 from google.api_core import exceptions as google_exceptions
 from google.cloud import pubsub_v1
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from panoptes_network import log
 from panoptes_network.adapters.local_queue import DeliveryPolicy
@@ -60,6 +61,8 @@ def ensure_push_subscription(
         "push_config": {"push_endpoint": endpoint},
         "ack_deadline_seconds": int(min(600, max(10, policy.ack_deadline))),
         "retry_policy": {"minimum_backoff": _duration(minimum), "maximum_backoff": _duration(maximum)},
+        # On the emulators, keep acknowledged messages so they can be replayed (seek).
+        "retain_acked_messages": using_emulators(),
     }
     if dead_letter_topic:
         request["dead_letter_policy"] = {
@@ -71,6 +74,16 @@ def ensure_push_subscription(
     except google_exceptions.AlreadyExists:
         # Same name from an earlier run: point it at this run's URL.
         subscriber.modify_push_config(subscription=name, push_config={"push_endpoint": endpoint})
+
+
+def replay(settings: Settings, since: datetime) -> None:
+    """Deliver again everything published since ``since``, by seeking each subscription."""
+    subscriber = pubsub_v1.SubscriberClient()
+    moment = timestamp_pb2.Timestamp()
+    moment.FromDatetime(since)
+    for subscription in subscriptions(settings):
+        path = subscriber.subscription_path(settings.project, subscription.name)
+        subscriber.seek(request={"subscription": path, "time": moment})
 
 
 def ensure_buckets(settings: Settings) -> None:

@@ -1,0 +1,146 @@
+"""The document port's contract, run against both adapters (SQLite; the Firestore emulator)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from panoptes_network import runtime
+from panoptes_network.ports.documents import GeoPoint, Increment
+
+T0 = datetime(2018, 2, 16, 11, 6, 23, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def docs(backend):
+    return runtime.documents()
+
+
+def test_values_round_trip_with_their_types(docs):
+    value = {
+        "none": None, "yes": True, "int": 42, "float": 1.5, "text": "KIC 8462852",
+        "time": T0, "where": GeoPoint(19.54, -155.58), "list": [1, "two", 3.0],
+        "map": {"inner": {"deeper": T0 + timedelta(seconds=1)}},
+    }
+    docs.set("things", "one", value)
+    got = docs.get("things", "one")
+    assert got == value
+    assert got["time"].tzinfo is not None and got["time"].utcoffset() == timedelta(0)
+    assert isinstance(got["int"], int) and isinstance(got["where"], GeoPoint)
+
+
+def test_absent_document_is_none_and_delete_removes(docs):
+    assert docs.get("things", "missing") is None
+    docs.set("things", "gone", {"a": 1})
+    docs.delete("things", "gone")
+    assert docs.get("things", "gone") is None
+
+
+def test_naive_datetimes_are_refused(docs):
+    with pytest.raises(ValueError):
+        docs.set("things", "naive", {"time": datetime(2020, 1, 1)})
+
+
+def test_merge_is_deep_and_replace_is_not(docs):
+    docs.set("things", "m", {"a": 1, "map": {"x": 1, "y": 2}})
+    docs.set("things", "m", {"b": 2, "map": {"y": 3}}, merge=True)
+    assert docs.get("things", "m") == {"a": 1, "b": 2, "map": {"x": 1, "y": 3}}
+    docs.set("things", "m", {"c": 3}, merge=False)
+    assert docs.get("things", "m") == {"c": 3}
+
+
+def test_increment_is_atomic_under_concurrency(docs):
+    docs.increment("counters", "c", "n", 5)
+    assert docs.get("counters", "c") == {"n": 5}
+
+    def bump():
+        for _ in range(5):
+            docs.set("counters", "c", {"n": Increment(1)})
+
+    threads = [threading.Thread(target=bump) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert docs.get("counters", "c")["n"] == 45
+
+
+def test_transactions_serialise_read_modify_write(docs):
+    docs.set("counters", "t", {"n": 0, "seen": []})
+
+    def add_one(transaction):
+        current = transaction.get("counters", "t")
+        transaction.set("counters", "t", {"n": current["n"] + 1})
+        return current["n"] + 1
+
+    def worker():
+        for _ in range(4):
+            docs.run_transaction(add_one)
+
+    threads = [threading.Thread(target=worker) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert docs.get("counters", "t")["n"] == 20
+    assert docs.run_transaction(add_one) == 21
+
+
+def test_a_transaction_reads_before_it_writes(docs):
+    def read_after_write(transaction):
+        transaction.set("things", "a", {"x": 1})
+        transaction.get("things", "a")
+
+    with pytest.raises(Exception):
+        docs.run_transaction(read_after_write)
+    assert docs.get("things", "a") is None
+
+
+@pytest.fixture
+def observations(docs):
+    rows = {
+        "o1": {"unit_id": "PAN001", "num_images": 10, "time": T0, "ra": 10.0, "tags": ["a", "b"]},
+        "o2": {"unit_id": "PAN001", "num_images": 3, "time": T0 + timedelta(days=1), "ra": 200.0, "tags": ["b"]},
+        "o3": {"unit_id": "PAN012", "num_images": 7, "time": T0 + timedelta(days=2), "ra": None, "tags": []},
+        "o4": {"unit_id": "PAN012", "num_images": "many", "time": T0 + timedelta(days=3)},
+    }
+    for doc_id, data in rows.items():
+        docs.set("observations", doc_id, data)
+    return rows
+
+
+def ids(found):
+    return [doc.id for doc in found]
+
+
+def test_query_equality_ranges_and_types(docs, observations):
+    assert sorted(ids(docs.query("observations", [("unit_id", "==", "PAN012")]))) == ["o3", "o4"]
+    assert sorted(ids(docs.query("observations", [("num_images", ">=", 7)]))) == ["o1", "o3"]
+    # A number range never matches a string, as in Firestore.
+    assert "o4" not in ids(docs.query("observations", [("num_images", ">", 0)]))
+    assert sorted(ids(docs.query("observations", [("unit_id", "in", ["PAN001", "PAN099"])]))) == ["o1", "o2"]
+    assert sorted(ids(docs.query("observations", [("tags", "array_contains", "b")]))) == ["o1", "o2"]
+    assert ids(docs.query("observations", [("ra", "==", None)])) == ["o3"]
+
+
+def test_query_time_ranges_order_limit_offset(docs, observations):
+    window = [("time", ">=", T0 + timedelta(hours=12)), ("time", "<", T0 + timedelta(days=2, hours=12))]
+    assert ids(docs.query("observations", window, [("time", "asc")])) == ["o2", "o3"]
+    assert ids(docs.query("observations", order_by=[("time", "desc")], limit=2)) == ["o4", "o3"]
+    assert ids(docs.query("observations", order_by=[("time", "asc")], limit=2, offset=1)) == ["o2", "o3"]
+    assert ids(docs.query("observations", [("unit_id", "==", "PAN001")], [("num_images", "desc")])) == ["o1", "o2"]
+
+
+def test_count(docs, observations):
+    assert docs.count("observations") == 4
+    assert docs.count("observations", [("unit_id", "==", "PAN001")]) == 2
+    assert docs.count("empty_collection") == 0
+
+
+def test_bad_queries_are_refused(docs):
+    with pytest.raises(ValueError):
+        docs.query("observations", [("a", "~", 1)])
+    with pytest.raises(ValueError):
+        docs.query("observations", [("a", "in", list(range(31)))])

@@ -1,0 +1,161 @@
+"""Issue #3 end to end, on both backends: upload real frames, let the pipeline run, and
+check buckets and documents against the frames' own headers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from astropy.io import fits as astropy_fits
+
+from panoptes_network.ports.documents import GeoPoint
+
+SEQUENCE = "PAN001/14d3bd/20160909T081152"
+TINY = f"{SEQUENCE}/20160909T081226.fits"
+SOLVED = f"{SEQUENCE}/20160909T081434.fits.fz"
+SEQUENCE_ID = "PAN001_14d3bd_20160909T081152"
+
+SEED_IMAGE_FIELDS = {"ha_mnt", "ra_mnt", "dec_mnt", "ra_image", "dec_image", "exptime", "moonfrac", "moonsep",
+                     "airmass", "bucket_path", "sequence_id", "status", "time"}
+
+
+def utc(text: str) -> datetime:
+    return datetime.strptime(text, "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def ingested(stack, pocs):
+    stack.upload(pocs / "tiny.fits", TINY)
+    stack.upload(pocs / "solved.fits.fz", SOLVED)
+    stack.drain()
+    return stack
+
+
+def test_raw_bucket_ends_with_only_compressed_frames(ingested, pocs):
+    assert ingested.names() == [TINY + ".fz", SOLVED]
+    restored = astropy_fits.open(__import__("io").BytesIO(ingested.raw.read(TINY + ".fz")))
+    original = astropy_fits.open(pocs / "tiny.fits")
+    assert (restored[1].data == original[0].data).all()
+    assert ingested.dead_letters() == []
+
+
+def test_images_hold_the_header_values(ingested, pocs):
+    for bucket_path, source, hdu, image_time in (
+        (TINY + ".fz", "tiny.fits", 0, "20160909T081226"),
+        (SOLVED, "solved.fits.fz", 1, "20160909T081434"),
+    ):
+        header = astropy_fits.getheader(pocs / source, hdu)
+        image = ingested.documents.get("images", f"PAN001_14d3bd_{image_time}")
+        assert SEED_IMAGE_FIELDS <= set(image)
+        assert image["bucket_path"] == bucket_path
+        assert image["sequence_id"] == SEQUENCE_ID
+        assert image["time"] == utc(image_time)
+        assert image["status"] == "uploaded"
+        for field, keyword in (("ha_mnt", "HA-MNT"), ("ra_mnt", "RA-MNT"), ("dec_mnt", "DEC-MNT"),
+                               ("exptime", "EXPTIME"), ("moonfrac", "MOONFRAC"), ("moonsep", "MOONSEP"),
+                               ("airmass", "AIRMASS")):
+            assert image[field] == pytest.approx(header[keyword]), field
+        assert image["iso"] == header["ISO"]
+        assert image["camtemp"] == float(header["CAMTEMP"].split()[0])
+        assert [image[f"measrggb_{c}"] for c in ("r", "g1", "g2", "b")] == [int(v) for v in header["MEASRGGB"].split()]
+        assert image["field_name"] == header["FIELD"]
+        assert "" not in image.values()  # empty header values are null, never ""
+
+    solved = ingested.documents.get("images", "PAN001_14d3bd_20160909T081434")
+    assert solved["ra_image"] == pytest.approx(303.206422334) and solved["dec_image"] == pytest.approx(46.0173987483)
+    tiny = ingested.documents.get("images", "PAN001_14d3bd_20160909T081226")
+    assert tiny["ra_image"] is None and tiny["dec_image"] is None  # not plate-solved
+
+
+def test_observation_and_unit_documents(ingested):
+    observation = ingested.documents.get("observations", SEQUENCE_ID)
+    assert observation["unit_id"] == "PAN001" and observation["camera_id"] == "14d3bd"
+    assert observation["software_version"] == "POCSv0.1.1"
+    assert observation["field_name"] == "KIC 8462852"
+    assert observation["ra"] == pytest.approx(303.206422334)  # the plate-solved centre
+    assert observation["time"] == utc("20160909T081152")
+    assert observation["num_images"] == 2
+    assert observation["total_exptime"] == pytest.approx(240.8)
+    assert observation["first_image_time"] == utc("20160909T081226")
+    assert observation["last_image_time"] == utc("20160909T081434")
+    unit = ingested.documents.get("units", "PAN001")
+    assert unit == {"name": "PAN001", "elevation": 3400.0, "location": GeoPoint(19.54, -155.58), "status": "active"}
+
+
+def snapshot(stack) -> dict:
+    return {
+        "objects": {info.name: info.md5_hex for info in stack.raw.list()},
+        "images": {doc.id: doc.data for doc in stack.documents.query("images")},
+        "observations": {doc.id: doc.data for doc in stack.documents.query("observations")},
+        "units": {doc.id: doc.data for doc in stack.documents.query("units")},
+    }
+
+
+def test_redelivery_of_every_message_changes_nothing(stack, pocs):
+    start = datetime.now(timezone.utc)
+    stack.upload(pocs / "tiny.fits", TINY)
+    stack.upload(pocs / "solved.fits.fz", SOLVED)
+    stack.drain()
+    before = snapshot(stack)
+    stack.replay(start)
+    stack.drain()
+    assert snapshot(stack) == before
+    assert before["observations"][SEQUENCE_ID]["num_images"] == 2
+    assert stack.dead_letters() == []
+
+
+def test_crash_between_upload_and_delete_is_finished_by_redelivery(stack, pocs, monkeypatch):
+    bucket_class = type(stack.raw)
+    real_delete = bucket_class.delete
+    crashes = []
+
+    def crash_once(self, path, **kwargs):
+        if path.endswith(".fits") and not crashes:
+            crashes.append(path)
+            raise RuntimeError("simulated crash after the .fz upload")
+        return real_delete(self, path, **kwargs)
+
+    monkeypatch.setattr(bucket_class, "delete", crash_once)
+    stack.upload(pocs / "tiny.fits", TINY)
+    stack.drain()
+    assert crashes == [TINY]
+    assert stack.names() == [TINY + ".fz"]
+    assert stack.documents.get("observations", SEQUENCE_ID)["num_images"] == 1
+    assert stack.dead_letters() == []
+
+
+@pytest.mark.parametrize(
+    "name, content, expect",
+    [
+        ("zero-byte", b"", "dead"),
+        ("text", b"this is not a FITS file\n" * 200, "dead"),
+        ("truncated", None, "dead"),
+        ("too-few-parts", None, "quarantine"),
+        ("dot-dot", None, "quarantine"),
+    ],
+)
+def test_bad_input_is_quarantined_or_dead_lettered_and_never_lost(stack, pocs, name, content, expect):
+    path = f"{SEQUENCE}/20160909T081226.fits"
+    if name == "truncated":
+        content = (pocs / "tiny.fits").read_bytes()[:50_000]
+    elif name == "too-few-parts":
+        path, content = "PAN001/20160909T081226.fits", (pocs / "tiny.fits").read_bytes()
+    elif name == "dot-dot":
+        path, content = "PAN001/../14d3bd/20160909T081152/20160909T081226.fits", (pocs / "tiny.fits").read_bytes()
+    stack.upload(content, path)
+    stack.drain()
+    letters = stack.dead_letters()
+    if expect == "dead":
+        assert stack.names() == [path]  # the original is untouched
+        assert stack.raw.read(path) == content
+        assert len(letters) == 1 and letters[0]["service"] == "compress-fits"
+        assert "FITS" in letters[0]["reason"]
+        assert letters[0]["attempts"] is None  # dead-lettered on the first attempt, not retried
+    else:
+        assert stack.names() == []
+        quarantined = stack.bucket(stack.settings.temp_bucket).list("quarantine/")
+        (info,) = list(quarantined)
+        assert info.name == "quarantine/" + path
+        assert stack.bucket(stack.settings.temp_bucket).read(info.name) == content
+        assert info.metadata["quarantine_reason"]
+        assert letters == []
