@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from datetime import date, datetime, timezone
@@ -76,6 +77,7 @@ def command_up(args) -> int:
         where = f"project {settings.project}" + (" on the emulators" if using_emulators() else " on Google Cloud")
     print(f"PANOPTES Network is up ({settings.backend} backend, {where}):", flush=True)
     print_urls(server.url)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     print("Upload a frame with:  panoptes-network upload FILE.fits --as PAN001/14d3bd/20180216T110623/20180216T112430.fits",
           flush=True)
     try:
@@ -87,6 +89,10 @@ def command_up(args) -> int:
         if pool:
             pool.stop()
     return 0
+
+
+def _stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # stop as on Ctrl-C: close the server, stop the workers
 
 
 def _guess_content_type(path: str) -> str:
