@@ -133,3 +133,37 @@ def test_up_serves_every_service_and_delivers_while_drain_runs_beside_it(tmp_pat
         up.terminate()
         output = up.communicate(timeout=30)[0]
     assert f"http://127.0.0.1:{port}/compress-fits/" in output
+
+
+def test_up_upload_drain_and_doc_on_the_emulators(emulators, pocs, monkeypatch, tmp_path):
+    """The same commands on the gcp backend, with Pub/Sub pushing to `up`."""
+    from panoptes_network.config import settings
+    from tests.conftest import reset_emulators
+
+    for key, value in {**emulators.environment, "PANOPTES_BACKEND": "gcp", "PANOPTES_MIN_BACKOFF": "0.2",
+                       "PANOPTES_MAX_BACKOFF": "1"}.items():
+        monkeypatch.setenv(key, value)
+    environment = dict(os.environ)
+    reset_emulators(emulators, settings())
+    port = free_port()
+
+    def cli(*args, timeout=300):
+        return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout, env=environment)
+
+    log = tmp_path / "up.log"
+    up = subprocess.Popen([CLI, "up", "--port", str(port)], env=environment, stdout=log.open("w"),
+                          stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/_stack/status")
+        uploaded = cli("upload", str(pocs / "tiny.fits"), "--as", f"{SEQUENCE}/20160909T081226.fits")
+        assert uploaded.returncode == 0, uploaded.stderr
+        drained = cli("drain", "--port", str(port), "--timeout", "120", "--settle", "2")
+        assert drained.returncode == 0, drained.stderr
+        listing = cli("ls", "panoptes-raw-images").stdout
+        assert f"{SEQUENCE}/20160909T081226.fits.fz" in listing and ".fits\n" not in listing
+        observation = json.loads(cli("doc", "observations/PAN001_14d3bd_20160909T081152").stdout)
+        assert observation["num_images"] == 1
+    finally:
+        up.terminate()
+        up.wait(timeout=30)
+    assert "on the emulators" in log.read_text()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import logging
 import threading
 import time
 from typing import Any
@@ -54,6 +55,8 @@ class Activity:
 
     def middleware(self, app):
         def wrapped(environ, start_response):
+            if environ.get("PATH_INFO", "").startswith("/_stack/status"):
+                return app(environ, start_response)  # a status poll must not count itself as work
             push = self._push_identity(environ) if self.ledger else None
             status_code = [500]
             with self._lock:
@@ -167,6 +170,16 @@ def build_app(settings: Settings) -> tuple[Any, Activity]:
 def service_urls(base_url: str) -> dict[str, str]:
     return {name: f"{base_url}/" if name == "data-explorer" else f"{base_url}/{name}/"
             for name in available() if name in SERVICES}
+
+
+class _QuietStatusPolls(logging.Filter):
+    """drain polls /_stack/status several times a second: keep that out of the request log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "/_stack/status" not in record.getMessage()
+
+
+logging.getLogger("werkzeug").addFilter(_QuietStatusPolls())
 
 
 class StackServer:
