@@ -28,19 +28,22 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 from astropy.io import fits
-from astropy.io.fits.verify import VerifyWarning
+from astropy.io.fits.verify import VerifyError, VerifyWarning
+from astropy.utils.exceptions import AstropyUserWarning
 
 BLOCK = 2880
 CARD = 80
 FIRST_READ_BLOCKS = 8
 END_CARD = b"END" + b" " * 77
 MAX_HEADER_BLOCKS = 10_000  # ~28 MB of header: beyond that it is not a real header
+NOT_HEADER_TEXT = re.compile(rb"[^\x20-\x7e]")  # FITS 4.0 §4.1.1: header cards are ASCII 0x20-0x7E
 
 RangeReader = Callable[[int, int], bytes]  # (start, end) -> bytes [start, end)
 
@@ -130,7 +133,13 @@ def _header_at(window: _Window, start: int, hdu_number: int) -> tuple[fits.Heade
             if chunk[position : position + CARD] == END_CARD or (
                 chunk[position : position + 3] == b"END" and chunk[position + 3 : position + CARD].strip() == b""
             ):
-                text = window.get(start, block + position + CARD).decode("ascii", errors="replace")
+                raw = window.get(start, block + position + CARD)
+                unprintable = NOT_HEADER_TEXT.search(raw)
+                if unprintable:
+                    offset = unprintable.start()
+                    raise NotFitsError(f"byte {start + offset} (card {offset // CARD + 1} of HDU {hdu_number}'s header) "
+                                       f"is {raw[offset]:#04x}; a FITS header is printable ASCII only")
+                text = raw.decode("ascii")
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", VerifyWarning)
@@ -142,22 +151,34 @@ def _header_at(window: _Window, start: int, hdu_number: int) -> tuple[fits.Heade
     raise NotFitsError(f"no END card in the first {MAX_HEADER_BLOCKS} header blocks")
 
 
+def _structural(header: fits.Header, keyword: str, default=None):
+    """A keyword the file's layout depends on; :class:`NotFitsError` if its card is unparsable."""
+    try:
+        return header.get(keyword, default)
+    except VerifyError as error:
+        raise NotFitsError(f"the {keyword} card cannot be read: {error}") from None
+
+
 def data_size(header: fits.Header) -> int:
     """Bytes of the data section after ``header``, padded to whole blocks (FITS 4.0 §4.4.1)."""
     try:
-        naxis = int(header.get("NAXIS", 0))
-        bitpix = int(header["BITPIX"])
-        axes = [int(header[f"NAXIS{i}"]) for i in range(1, naxis + 1)]
+        naxis = int(_structural(header, "NAXIS", 0))
+        bitpix = int(_structural(header, "BITPIX"))
+        axes = [int(_structural(header, f"NAXIS{i}")) for i in range(1, naxis + 1)]
+    except NotFitsError:
+        raise
     except (KeyError, ValueError, TypeError) as error:
         raise NotFitsError(f"header lacks a valid BITPIX/NAXIS: {error}") from None
     if naxis == 0:
         return 0
     if naxis < 0 or any(axis < 0 for axis in axes) or bitpix not in (8, 16, 32, 64, -32, -64):
         raise NotFitsError(f"header has an invalid BITPIX={bitpix} or NAXIS ({naxis} axes: {axes})")
-    groups = bool(header.get("GROUPS")) and axes and axes[0] == 0
+    groups = bool(_structural(header, "GROUPS")) and axes and axes[0] == 0
     elements = math.prod(axes[1:] if groups else axes)
     try:
-        gcount, pcount = int(header.get("GCOUNT", 1)), int(header.get("PCOUNT", 0))
+        gcount, pcount = int(_structural(header, "GCOUNT", 1)), int(_structural(header, "PCOUNT", 0))
+    except NotFitsError:
+        raise
     except (ValueError, TypeError) as error:
         raise NotFitsError(f"header has an invalid GCOUNT or PCOUNT: {error}") from None
     if gcount < 0 or pcount < 0:
@@ -167,7 +188,7 @@ def data_size(header: fits.Header) -> int:
 
 
 def is_compressed_image(header: fits.Header) -> bool:
-    return str(header.get("XTENSION", "")).strip() == "BINTABLE" and header.get("ZIMAGE", False) is True
+    return str(_structural(header, "XTENSION", "")).strip() == "BINTABLE" and _structural(header, "ZIMAGE", False) is True
 
 
 def read_header(
@@ -187,10 +208,11 @@ def read_header(
     window = _Window(read_range, first_read)
     start, index = 0, 0
     header, data_start = _header_at(window, 0, 0)
+    naxis_value = _structural(header, "NAXIS", 0)
     try:
-        primary_naxis = int(header.get("NAXIS", 0))
+        primary_naxis = int(naxis_value)
     except (TypeError, ValueError):
-        raise NotFitsError(f"the primary header's NAXIS is not a number: {header.get('NAXIS')!r}") from None
+        raise NotFitsError(f"the primary header's NAXIS is not a number: {naxis_value!r}") from None
     want = hdu if hdu is not None else (0 if primary_naxis > 0 else None)
     while want is None or index < want:
         next_start = data_start + data_size(header)
@@ -273,7 +295,7 @@ def image_header(compressed: fits.Header) -> fits.Header:
     restored = fits.Header()
     for card in compressed.cards:
         keyword = card.keyword
-        if keyword == "EXTNAME" and str(card.value).strip() == "COMPRESSED_IMAGE":
+        if keyword == "EXTNAME" and str(_card_value(card)).strip() == "COMPRESSED_IMAGE":
             continue
         if keyword in ("COMMENT", "HISTORY", ""):
             restored.append(card, bottom=True)
@@ -284,7 +306,10 @@ def image_header(compressed: fits.Header) -> fits.Header:
         if new_keyword == keyword:
             restored.append(card, bottom=True)
         else:
-            restored.append(fits.Card(new_keyword, card.value, card.comment), bottom=True)
+            try:
+                restored.append(fits.Card(new_keyword, card.value, card.comment), bottom=True)
+            except (VerifyError, ValueError) as error:
+                raise NotFitsError(f"the compressed image's {keyword} card cannot be read: {error}") from None
     return restored
 
 
@@ -292,6 +317,14 @@ def image_header(compressed: fits.Header) -> fits.Header:
 
 LIST_KEYWORDS = ("COMMENT", "HISTORY")
 JsonValue = bool | int | float | str | None
+
+
+def _card_value(card: fits.Card):
+    """The card's value; the raw text of its value field if astropy cannot parse it."""
+    try:
+        return card.value
+    except (VerifyError, ValueError):
+        return card.image[10:].strip() if card.image[8:10] == "= " else card.image[8:].strip()
 
 
 def _json_value(value) -> JsonValue:
@@ -314,22 +347,25 @@ def header_as_json(header: fits.Header) -> dict[str, JsonValue | list[str]]:
     CONTINUE cards is one string (astropy joins them); HIERARCH cards keep their full
     keyword (``ESO DET CHIP`` for ``HIERARCH ESO DET CHIP``), as astropy names them.
     A keyword repeated against the standard keeps its first value, as ``header[key]``
-    does; blank-keyword cards are left out. :func:`header_cards` loses nothing.
+    does; blank-keyword cards are left out; a card astropy cannot parse gives the raw
+    text of its value field as a string. :func:`header_cards` loses nothing.
     """
     result: dict[str, JsonValue | list[str]] = {}
-    for card in header.cards:
-        keyword = card.keyword
-        if keyword in LIST_KEYWORDS:
-            result.setdefault(keyword, []).append(str(card.value))
-        elif keyword and keyword not in result:
-            result[keyword] = _json_value(card.value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)  # non-standard cards: rendered as they are
+        for card in header.cards:
+            keyword = card.keyword
+            if keyword in LIST_KEYWORDS:
+                result.setdefault(keyword, []).append(str(_card_value(card)))
+            elif keyword and keyword not in result:
+                result[keyword] = _json_value(_card_value(card))
     return result
 
 
 def header_cards(header: fits.Header) -> list[str]:
     """The header's 80-character cards, CONTINUE cards included, without END."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", VerifyWarning)
+        warnings.simplefilter("ignore", AstropyUserWarning)  # VerifyWarning among them
         text = header.tostring(sep="", endcard=False, padding=False)
     return [text[start : start + CARD] for start in range(0, len(text), CARD)]
 
