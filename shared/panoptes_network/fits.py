@@ -292,25 +292,25 @@ def _restored_keyword(keyword: str) -> str | None:
 
 def image_header(compressed: fits.Header) -> fits.Header:
     """The image header inside a tile-compressed binary table header, as funpack restores it."""
-    restored = fits.Header()
+    cards = []  # built as a list: Header.append re-indexes every card, quadratic on a long header
     for card in compressed.cards:
         keyword = card.keyword
         if keyword == "EXTNAME" and str(_card_value(card)).strip() == "COMPRESSED_IMAGE":
             continue
         if keyword in ("COMMENT", "HISTORY", ""):
-            restored.append(card, bottom=True)
+            cards.append(card)
             continue
         new_keyword = _restored_keyword(keyword)
         if new_keyword is None:
             continue
         if new_keyword == keyword:
-            restored.append(card, bottom=True)
+            cards.append(card)
         else:
             try:
-                restored.append(fits.Card(new_keyword, card.value, card.comment), bottom=True)
+                cards.append(fits.Card(new_keyword, card.value, card.comment))
             except (VerifyError, ValueError) as error:
                 raise NotFitsError(f"the compressed image's {keyword} card cannot be read: {error}") from None
-    return restored
+    return fits.Header(cards)
 
 
 # --- rendering ---------------------------------------------------------------------------
