@@ -225,7 +225,8 @@ def main() -> None:
         f"{WIDTH}x{HEIGHT} uint16 with the plate-solved POCS header; `.fits.fz` by `fits.compress` (RICE_1). "
         "Header = bytes up to the image's data section.",
         "",
-        "| backend | file | file (KiB) | header (KiB) | reads | read (KiB) | read / file | ours (ms) | anchor (ms) | anchor / ours |",
+        "| backend | file | file (KiB) | header (KiB) | reads | read (KiB) | read / file "
+        "| ours (ms) | anchor (ms) | anchor / ours |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:

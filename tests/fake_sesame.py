@@ -66,7 +66,8 @@ class FakeSesame:
                 if known:
                     ra, dec, identifier = known
                     ra_hms, dec_dms = _sexagesimal(ra, dec)
-                    body = FOUND.format(name=name, identifier=identifier, ra=ra, dec=dec, ra_hms=ra_hms, dec_dms=dec_dms)
+                    body = FOUND.format(name=name, identifier=identifier, ra=ra, dec=dec,
+                                        ra_hms=ra_hms, dec_dms=dec_dms)
                 else:
                     body = NOTHING.format(name=name)
                 encoded = body.encode()

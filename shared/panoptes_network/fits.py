@@ -60,7 +60,8 @@ class NoSuchHDU(NotFitsError):
     """The file is FITS but ends before the HDU that was asked for."""
 
     def __init__(self, wanted: int, count: int):
-        super().__init__(f"the file has {count} HDU{'s' if count != 1 else ''} (0 to {count - 1}); there is no HDU {wanted}")
+        hdus = f"{count} HDU{'s' if count != 1 else ''}"
+        super().__init__(f"the file has {hdus} (0 to {count - 1}); there is no HDU {wanted}")
         self.wanted, self.count = wanted, count
 
 
@@ -137,8 +138,9 @@ def _header_at(window: _Window, start: int, hdu_number: int) -> tuple[fits.Heade
                 unprintable = NOT_HEADER_TEXT.search(raw)
                 if unprintable:
                     offset = unprintable.start()
-                    raise NotFitsError(f"byte {start + offset} (card {offset // CARD + 1} of HDU {hdu_number}'s header) "
-                                       f"is {raw[offset]:#04x}; a FITS header is printable ASCII only")
+                    where = f"card {offset // CARD + 1} of HDU {hdu_number}'s header"
+                    raise NotFitsError(f"byte {start + offset} ({where}) is {raw[offset]:#04x}; "
+                                       "a FITS header is printable ASCII only")
                 text = raw.decode("ascii")
                 try:
                     with warnings.catch_warnings():
@@ -188,7 +190,8 @@ def data_size(header: fits.Header) -> int:
 
 
 def is_compressed_image(header: fits.Header) -> bool:
-    return str(_structural(header, "XTENSION", "")).strip() == "BINTABLE" and _structural(header, "ZIMAGE", False) is True
+    table = str(_structural(header, "XTENSION", "")).strip() == "BINTABLE"
+    return table and _structural(header, "ZIMAGE", False) is True
 
 
 def read_header(

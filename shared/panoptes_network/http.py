@@ -17,6 +17,7 @@ A handler is one call::
 from __future__ import annotations
 
 import json
+import traceback
 from typing import Any, Callable, Mapping
 
 import flask
@@ -109,7 +110,9 @@ def int_param(params: Params, name: str, *, minimum: int = 0, maximum: int = 10_
     return number
 
 
-def serve_json(request: flask.Request, service: str, respond: Callable[[dict[str, Any]], Mapping[str, Any]]) -> flask.Response:
+def serve_json(
+    request: flask.Request, service: str, respond: Callable[[dict[str, Any]], Mapping[str, Any]]
+) -> flask.Response:
     """Answer one request: preflight, method check, parameters, then ``respond(params)``.
 
     ``respond`` returns the success payload (``success: true`` is added) or raises
@@ -130,6 +133,8 @@ def serve_json(request: flask.Request, service: str, respond: Callable[[dict[str
             log.warning(f"{service}: {error.msg}", service=service, status=error.status)
         return error_response(error.status, error.msg, **error.fields)
     except Exception as error:  # the caller gets a clear 500; the log gets the details
-        log.error(f"{service}: unexpected {type(error).__name__}: {error}", service=service, path=request.full_path)
-        return error_response(500, f"{service} failed unexpectedly ({type(error).__name__}); this is a bug, please report it")
+        log.error(f"{service}: unexpected {type(error).__name__}: {error}", service=service,
+                  path=request.full_path, traceback=traceback.format_exc())
+        what = type(error).__name__
+        return error_response(500, f"{service} failed unexpectedly ({what}); this is a bug, please report it")
     return json_response({"success": True, **payload})

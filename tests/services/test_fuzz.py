@@ -49,7 +49,9 @@ header_params = st.fixed_dictionaries(
         "extra": json_values,
     },
 )
-lookup_params = st.fixed_dictionaries({}, optional={"search_string": coordinate_like | json_values, "extra": json_values})
+lookup_params = st.fixed_dictionaries(
+    {}, optional={"search_string": coordinate_like | json_values, "extra": json_values}
+)
 
 
 def query_of(params: dict) -> dict[str, str]:

@@ -49,7 +49,8 @@ def respond(params: Mapping[str, Any], settings: Settings | None = None) -> dict
     allowed = allowed_buckets(settings)
     bucket_name = text_param(params, "bucket_name", required=False, max_length=222) or settings.raw_bucket
     if bucket_name not in allowed:
-        raise HttpError(403, f"bucket {bucket_name!r} is not one get-fits-header reads; use one of: {', '.join(allowed)}")
+        raise HttpError(403, f"bucket {bucket_name!r} is not one get-fits-header reads; "
+                             f"use one of: {', '.join(allowed)}")
     hdu = int_param(params, "hdu", minimum=0, maximum=MAX_HDU)
     output = (text_param(params, "format", required=False, max_length=20) or "json").lower()
     if output not in FORMATS:
@@ -59,9 +60,11 @@ def respond(params: Mapping[str, Any], settings: Settings | None = None) -> dict
     try:
         read = fits.read_header(lambda start, end: bucket.read_range(bucket_path, start, end), hdu)
     except ObjectNotFound:
-        raise HttpError(404, f"gs://{bucket_name}/{bucket_path} does not exist; check bucket_path (and bucket_name)") from None
+        raise HttpError(404, f"gs://{bucket_name}/{bucket_path} does not exist; "
+                             "check bucket_path (and bucket_name)") from None
     except fits.NoSuchHDU as error:
-        raise HttpError(400, f"{error}; ask for an hdu from 0 to {error.count - 1}, or leave hdu out for the image") from None
+        raise HttpError(400, f"{error}; ask for an hdu from 0 to {error.count - 1}, "
+                             "or leave hdu out for the image") from None
     except fits.NotFitsError as error:
         raise HttpError(422, f"gs://{bucket_name}/{bucket_path} is not a readable FITS file: {error}. "
                              "get-fits-header reads .fits and .fits.fz files") from None

@@ -109,7 +109,8 @@ def _bright_stars() -> dict[str, CatalogEntry]:
     stars = {}
     for star_name in ephem.stars.stars:
         star = ephem.star(star_name)  # a FixedBody: _ra/_dec are its J2000 catalog position, radians
-        stars[normalise(star_name)] = CatalogEntry(star_name, math.degrees(float(star._ra)), math.degrees(float(star._dec)))
+        ra, dec = math.degrees(float(star._ra)), math.degrees(float(star._dec))
+        stars[normalise(star_name)] = CatalogEntry(star_name, ra, dec)
     return stars
 
 
