@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from panoptes_network import runtime
 from panoptes_network.config import settings
