@@ -88,6 +88,15 @@ def test_transactions_serialise_read_modify_write(docs):
     assert docs.run_transaction(add_one) == 21
 
 
+def test_a_transaction_reads_several_documents_at_once_in_order(docs):
+    docs.set("things", "b", {"n": 2})
+    docs.set("other", "a", {"n": 1})
+    found = docs.run_transaction(
+        lambda transaction: transaction.get_many([("other", "a"), ("things", "missing"), ("things", "b")])
+    )
+    assert found == [{"n": 1}, None, {"n": 2}]
+
+
 def test_a_transaction_reads_before_it_writes(docs):
     def read_after_write(transaction):
         transaction.set("things", "a", {"x": 1})

@@ -62,6 +62,14 @@ class _FirestoreTransaction(Transaction):
         snapshot = self.client.collection(collection).document(doc_id).get(transaction=self.transaction)
         return _from_firestore(snapshot.to_dict()) if snapshot.exists else None
 
+    def get_many(self, keys: Sequence[tuple[str, str]]) -> list[dict[str, Any] | None]:
+        references = [self.client.collection(collection).document(doc_id) for collection, doc_id in keys]
+        found = {snapshot.reference.path: snapshot for snapshot in self.transaction.get_all(references)}
+        return [
+            _from_firestore(found[reference.path].to_dict()) if found[reference.path].exists else None
+            for reference in references
+        ]
+
     def set(self, collection: str, doc_id: str, data: Mapping[str, Any], *, merge: bool = True) -> None:
         check_value(data, f"{collection}/{doc_id}")
         self.transaction.set(self.client.collection(collection).document(doc_id), _to_firestore(data), merge=merge)

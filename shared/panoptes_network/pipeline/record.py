@@ -161,9 +161,9 @@ def fill(existing: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str
 
 def write_documents(transaction: Transaction, path: BucketPath, image: dict, observation: dict, unit: dict) -> dict:
     image_id, sequence_id = path.image_id, path.sequence_id
-    previous_image = transaction.get("images", image_id)
-    previous_observation = transaction.get("observations", sequence_id)
-    previous_unit = transaction.get("units", path.unit_id)
+    previous_image, previous_observation, previous_unit = transaction.get_many(
+        [("images", image_id), ("observations", sequence_id), ("units", path.unit_id)]
+    )
 
     exptime = image["exptime"] or 0.0
     observation_update = fill(previous_observation, observation)

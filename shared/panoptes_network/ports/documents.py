@@ -58,6 +58,10 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def get(self, collection: str, doc_id: str) -> dict[str, Any] | None: ...
 
+    def get_many(self, keys: Sequence[tuple[str, str]]) -> list[dict[str, Any] | None]:
+        """Several documents at once (one round trip where the store allows), in order."""
+        return [self.get(collection, doc_id) for collection, doc_id in keys]
+
     @abc.abstractmethod
     def set(self, collection: str, doc_id: str, data: Mapping[str, Any], *, merge: bool = True) -> None: ...
 
