@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from panoptes_network.config import NAME_VARIABLES
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 DEPLOY = REPOSITORY / "bin" / "deploy"
 QUIET = " >/dev/null 2>&1"
 
 
+def clean_environment(**extra: str) -> dict[str, str]:
+    """This machine's environment without any setting that would change the names or the policy."""
+    drop = set(NAME_VARIABLES.values()) | {"GOOGLE_CLOUD_REGION", "PUBSUB_EMULATOR_HOST",
+                                           "STORAGE_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST"}
+    env = {key: value for key, value in os.environ.items() if key not in drop and not key.startswith("PANOPTES_")}
+    return {**env, **extra}
+
+
 @dataclass
 class Command:
     argv: list[str]
-    role: str = "run"  # run | check | create | update | capture
+    role: str = "run"  # run | check | create | update | capture | probe | when-printed
     variable: str | None = None
 
     @property
@@ -76,6 +87,9 @@ def parse(text: str) -> Script:
                                 Command(shlex.split(lines[i + 1]), "update"),
                                 Command(shlex.split(lines[i + 3]), "create")]
             i += 4
+        elif match := re.fullmatch(r'\[ -z "\$\((.*)\)" \] \|\| (.*)', line):
+            script.commands += [Command(shlex.split(match.group(1)), "probe"),
+                                Command(shlex.split(match.group(2)), "when-printed")]
         elif " || " in line:
             check, create = line.split(" || ")
             assert check.endswith(QUIET), line

@@ -7,7 +7,6 @@ SERVICES table (present or not yet) is checked through :func:`deploy.plan`.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import fields
 
@@ -19,7 +18,7 @@ from panoptes_network.stack import deploy
 from panoptes_network.stack.services import SERVICES
 from panoptes_network.wiring import subscriptions
 from tests.conftest import skip_or_fail
-from tests.deploy.script import REPOSITORY, dry_run, parse, run_deploy
+from tests.deploy.script import REPOSITORY, clean_environment, dry_run, parse, run_deploy
 
 PROJECT, REGION = "panoptes-test", "us-central1"
 ARGS = ("--project", PROJECT, "--region", REGION)
@@ -31,14 +30,6 @@ PUBLIC = {"lookup-field", "data-explorer"}
 
 def account(service: str) -> str:
     return f"{service}@{PROJECT}.iam.gserviceaccount.com"
-
-
-def clean_environment(**extra: str) -> dict[str, str]:
-    """This machine's environment without any setting that would change the names."""
-    drop = set(NAME_VARIABLES.values()) | {"GOOGLE_CLOUD_REGION", "PUBSUB_EMULATOR_HOST",
-                                           "STORAGE_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST"}
-    env = {key: value for key, value in os.environ.items() if key not in drop and not key.startswith("PANOPTES_")}
-    return {**env, **extra}
 
 
 def present(service: str) -> None:
@@ -142,8 +133,15 @@ def check_push_service(script, service: str) -> None:
 
     (name, topic), = [(s.name, s.topic) for s in subscriptions(DEFAULTS) if s.service == service]
     create = script.one("gcloud", "pubsub", "subscriptions", "create", name)
-    update = script.one("gcloud", "pubsub", "subscriptions", "update", name)
+    update = script.one("gcloud", "pubsub", "subscriptions", "update", name, role="update")
     assert create.flag("topic") == topic and "topic" not in update.flags
+    assert create.flag("expiration-period") == "never"
+    # An expiring subscription found in place is made never-expiring.
+    probe = script.one("gcloud", "pubsub", "subscriptions", "describe", name, role="probe")
+    assert probe.flag("format") == "value(expirationPolicy.ttl)"
+    never = script.one("gcloud", "pubsub", "subscriptions", "update", name, role="when-printed")
+    assert never.flag("expiration-period") == "never"
+    assert script.index(probe) + 1 == script.index(never)
     for command in (create, update):
         assert command.flag("push-endpoint") == url + "/"
         assert command.flag("push-auth-service-account") == INVOKER
@@ -152,7 +150,6 @@ def check_push_service(script, service: str) -> None:
         assert (command.flag("min-retry-delay"), command.flag("max-retry-delay")) == ("1s", "60s")
         assert command.flag("dead-letter-topic") == DEFAULTS.dead_letter_topic
         assert command.flag("max-delivery-attempts") == "5"
-        assert command.flag("expiration-period") == "never"
     reader = script.one("gcloud", "pubsub", "subscriptions", "add-iam-policy-binding", name)
     assert reader.flag("member") == PUBSUB_AGENT and reader.flag("role") == "roles/pubsub.subscriber"
     # The service exists before Pub/Sub is told to push to it.

@@ -200,6 +200,20 @@ class Ensure(Step):
 
 
 @dataclass(frozen=True)
+class WhenPrinted(Step):
+    """Run ``command`` only if ``probe`` prints something (a setting that is not yet as wanted)."""
+
+    probe: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+
+    def commands(self):
+        return (self.probe, self.command)
+
+    def render(self) -> str:
+        return f'[ -z "$({render(self.probe)})" ] ||\n  {render(self.command, "  ")}'
+
+
+@dataclass(frozen=True)
 class Capture(Step):
     """Run ``command`` and keep its output as ``${variable}`` for the steps after it."""
 
@@ -452,13 +466,20 @@ def cloud_run_steps(service: str, deployment: Deployment, target: Target, source
         for name, topic in feeding_topics(service, target.settings):
             push = (f"--push-endpoint={url}/", f"--push-auth-service-account={target.account(PUSH_INVOKER)}",
                     f"--push-auth-token-audience={url}", f"--ack-deadline={ack_deadline(target.policy)}",
-                    *retry_settings(target), *dead_letter_settings(target), "--expiration-period=never")
-            steps.append(Ensure(
-                "pubsub",
-                ("gcloud", "pubsub", "subscriptions", "describe", name, *target.flags()),
-                ("gcloud", "pubsub", "subscriptions", "create", name, *target.flags(), f"--topic={topic}", *push),
-                ("gcloud", "pubsub", "subscriptions", "update", name, *target.flags(), *push),
-            ))
+                    *retry_settings(target), *dead_letter_settings(target))
+            steps += [
+                Ensure("pubsub",
+                       ("gcloud", "pubsub", "subscriptions", "describe", name, *target.flags()),
+                       ("gcloud", "pubsub", "subscriptions", "create", name, *target.flags(), f"--topic={topic}",
+                        *push, "--expiration-period=never"),
+                       ("gcloud", "pubsub", "subscriptions", "update", name, *target.flags(), *push)),
+                # An idle subscription expires after 31 days by default: units can be quiet that long.
+                WhenPrinted("pubsub",
+                            ("gcloud", "pubsub", "subscriptions", "describe", name, *target.flags(),
+                             "--format=value(expirationPolicy.ttl)"),
+                            ("gcloud", "pubsub", "subscriptions", "update", name, *target.flags(),
+                             "--expiration-period=never")),
+            ]
             steps.append(dead_letter_reader(name, target))
     for caller in deployment.invoked_by:
         steps += [ensure_account(caller, f"PANOPTES {caller}", target),
@@ -560,6 +581,9 @@ class Runner:
                 self._must(step.create)
             elif step.update:
                 self._must(step.update)
+        elif isinstance(step, WhenPrinted):
+            if self._must(step.probe, capture=True):
+                self._must(step.command)
         elif isinstance(step, Capture):
             value = self._must(step.command, capture=True)
             if not value:
