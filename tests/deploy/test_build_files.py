@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
-
 from panoptes_network.stack import deploy
 from panoptes_network.stack.services import SERVICES
+
 from tests.conftest import skip_or_fail
 from tests.deploy.script import REPOSITORY, clean_environment, parse, run_deploy
 
@@ -96,7 +96,7 @@ def test_dockerfile_copies_only_the_staged_source(service, tmp_path):
 
 
 def test_every_cloud_run_service_and_no_function_has_a_dockerfile():
-    for name, spec in SERVICES.items():
+    for name in SERVICES:
         has = (REPOSITORY / name / "Dockerfile").is_file()
         assert has == (name in CLOUD_RUN), name
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 from google.cloud import pubsub_v1
-
 from panoptes_network.config import Settings
+
 from tests.conftest import need_tool, skip_or_fail
 from tests.deploy.script import REPOSITORY, clean_environment, run_deploy
 

@@ -11,12 +11,12 @@ import subprocess
 from dataclasses import fields
 
 import pytest
-
 from panoptes_network.adapters.local_queue import DeliveryPolicy
 from panoptes_network.config import NAME_VARIABLES, Settings, name_environment
 from panoptes_network.stack import deploy
 from panoptes_network.stack.services import SERVICES
 from panoptes_network.wiring import subscriptions
+
 from tests.conftest import skip_or_fail
 from tests.deploy.script import REPOSITORY, clean_environment, dry_run, parse, run_deploy
 
@@ -216,7 +216,7 @@ def test_every_service_of_the_table_has_a_complete_plan():
     # Also those whose folder is not in this checkout yet: the plan does not read them.
     target = deploy.Target(PROJECT, REGION, DEFAULTS)
     script = parse("\n".join(step.render() for step in deploy.plan(list(SERVICES), target)))
-    for name, spec in SERVICES.items():
+    for name in SERVICES:
         deployment = deploy.DEPLOYMENTS[name]
         platform = ("gcloud", "functions", "deploy") if deployment.platform == deploy.FUNCTION else \
             ("gcloud", "run", "deploy")
@@ -325,7 +325,8 @@ def test_only_pubsub_keeps_the_pubsub_steps_and_what_they_read():
     (["bogus"], "unknown service 'bogus'; valid: " + ", ".join(SERVICES) + ", or all"),
     (["all", "compress-fits"], "'all' deploys every service"),
     (["compress-fits", "--project", "Bad_Project"], "is not a Google Cloud project id"),
-    (["compress-fits", "--region", "mars"], "is not a region"),
+    (["compress-fits", "--project", PROJECT, "--region", "mars"], "is not a region"),
+    (["compress-fits"], "which project? give --project P"),
 ])
 def test_bad_requests_get_a_clear_error_and_run_nothing(arguments, message):
     result = run_deploy(*arguments, "--dry-run", env=clean_environment(), check=False)

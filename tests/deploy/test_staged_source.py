@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,13 +24,18 @@ from pathlib import Path
 import pytest
 from dockerfile_parse import DockerfileParser
 from google.cloud import pubsub_v1
-
 from panoptes_network import runtime
 from panoptes_network.config import settings
-from panoptes_network.messages import (PUBSUB_PUBLISHED, StorageObject, encode_push_envelope,
-                                       storage_cloud_event, utc_now_iso)
+from panoptes_network.messages import (
+    PUBSUB_PUBLISHED,
+    StorageObject,
+    encode_push_envelope,
+    storage_cloud_event,
+    utc_now_iso,
+)
 from panoptes_network.stack import staging
 from panoptes_network.stack.services import SERVICES
+
 from tests.conftest import skip_or_fail
 from tests.deploy.script import REPOSITORY, run_deploy
 

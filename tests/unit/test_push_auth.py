@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
-
 from panoptes_network import auth, runtime
 from panoptes_network.messages import encode_push_envelope
 from panoptes_network.stack.services import load_app

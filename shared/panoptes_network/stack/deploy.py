@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from panoptes_network.adapters.local_queue import DeliveryPolicy
-from panoptes_network.config import Settings, name_environment, settings as current_settings
+from panoptes_network.config import Settings, name_environment
+from panoptes_network.config import settings as current_settings
 from panoptes_network.stack.gcp import MIN_DELIVERY_ATTEMPTS
 from panoptes_network.stack.services import SERVICES, repository_root
 from panoptes_network.stack.staging import StagingError, missing_reason, stage
@@ -572,7 +573,7 @@ class Runner:
         return (result.stdout or "").strip()
 
     def run(self, step: Step) -> None:
-        self.echo(("" if isinstance(step, Note) else "+ ") + step.render())
+        self.echo(("" if isinstance(step, (Note, Stage)) else "+ ") + step.render())
         if isinstance(step, Run):
             self._must(step.command)
         elif isinstance(step, Ensure):
@@ -587,7 +588,7 @@ class Runner:
         elif isinstance(step, Capture):
             value = self._must(step.command, capture=True)
             if not value:
-                raise DeployError(f"{render(step.command)} printed nothing; {step.variable} is needed")
+                raise CommandFailed(f"{render(step.command)} printed nothing; {step.variable} is needed")
             self.values[step.variable] = value
         elif isinstance(step, Stage):
             directory = self.root / step.directory
@@ -625,8 +626,7 @@ def argument_parser() -> argparse.ArgumentParser:
         epilog=f"services: {', '.join(SERVICES)}",
     )
     parser.add_argument("services", nargs="+", metavar="SERVICE", help="a service name, several, or 'all'")
-    parser.add_argument("--project", help="Google Cloud project id (default: $GOOGLE_CLOUD_PROJECT, "
-                                          "else the configured project)")
+    parser.add_argument("--project", help="Google Cloud project id (default: $GOOGLE_CLOUD_PROJECT)")
     parser.add_argument("--region", help=f"region (default: $GOOGLE_CLOUD_REGION, else {DEFAULT_REGION})")
     parser.add_argument("--dry-run", action="store_true", help="print every command, in order, and run nothing")
     parser.add_argument("--create-buckets", action="store_true",
@@ -643,7 +643,10 @@ def argument_parser() -> argparse.ArgumentParser:
 
 
 def target_from(arguments: argparse.Namespace, settings: Settings) -> Target:
-    project = arguments.project or os.environ.get("GOOGLE_CLOUD_PROJECT") or settings.project
+    # Never the library's default project: deploying is done to a project someone named.
+    project = arguments.project or os.environ.get("GOOGLE_CLOUD_PROJECT")
+    if not project:
+        raise DeployError("which project? give --project P (or set GOOGLE_CLOUD_PROJECT)")
     region = arguments.region or os.environ.get("GOOGLE_CLOUD_REGION") or DEFAULT_REGION
     if not PROJECT_ID.fullmatch(project):
         raise DeployError(f"{project!r} is not a Google Cloud project id")
