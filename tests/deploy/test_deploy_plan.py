@@ -7,8 +7,10 @@ SERVICES table (present or not yet) is checked through :func:`deploy.plan`.
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 from panoptes_network.adapters.local_queue import DeliveryPolicy
@@ -17,7 +19,7 @@ from panoptes_network.stack import deploy
 from panoptes_network.stack.services import SERVICES
 from panoptes_network.wiring import subscriptions
 
-from tests.conftest import skip_or_fail
+from tests.conftest import need_tool, skip_or_fail
 from tests.deploy.script import REPOSITORY, clean_environment, dry_run, parse, run_deploy
 
 PROJECT, REGION = "panoptes-test", "us-central1"
@@ -341,3 +343,36 @@ def test_a_service_not_in_the_checkout_is_refused(tmp_path):
     result = run_main(root, "make-rgb-fits", "--dry-run")
     assert result.returncode == 2
     assert "make-rgb-fits has no make-rgb-fits/main.py in this checkout" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def gcloud_tree():
+    """gcloud's own list of its commands and flags (the static completion tree it ships)."""
+    need_tool("gcloud")
+    root = subprocess.run(["gcloud", "info", "--format=value(installation.sdk_root)"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    path = Path(root) / "data" / "cli" / "gcloud_completions.py"
+    if not path.is_file():
+        skip_or_fail(f"this gcloud ships no completion tree at {path}")
+    spec = importlib.util.spec_from_file_location("gcloud_completions", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.STATIC_COMPLETION_CLI_TREE
+
+
+def test_every_command_and_flag_of_the_plan_exists_in_gcloud(gcloud_tree):
+    target = deploy.Target(PROJECT, REGION, DEFAULTS, create_buckets=True)
+    script = parse("\n".join(step.render() for step in deploy.plan(list(SERVICES), target)))
+    assert script.commands
+    for command in script.commands:
+        assert command.argv[0] == "gcloud", command.argv
+        node, path = gcloud_tree, ["gcloud"]
+        for word in command.argv[1:]:
+            if word.startswith("-") or word not in node.get("commands", {}):
+                break
+            node, path = node["commands"][word], path + [word]
+        assert not node.get("commands"), f"{' '.join(path)} is a command group, not a command"
+        known = {**gcloud_tree["flags"], **node.get("flags", {})}
+        for name in command.flags:
+            negated = name.removeprefix("no-")
+            assert f"--{name}" in known or known.get(f"--{negated}") == "bool", f"{' '.join(path)} has no --{name}"
