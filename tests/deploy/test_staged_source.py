@@ -273,3 +273,23 @@ def test_staged_service_answers(start, service, method, expected):
     server = start(service)
     status, body = server.request(method, body={} if method == "POST" else None)
     assert status in expected, f"{service} answered {status}: {body[:500]!r}\n{server.log.read_text()[-3000:]}"
+
+
+def test_a_deployment_stages_afresh_under_build_deploy(tmp_path):
+    present("compress-fits")
+    from panoptes_network.stack.deploy import STAGING_DIR, Runner, Stage
+
+    root = tmp_path / "checkout"
+    root.mkdir()
+    for folder in ("compress-fits", "shared"):
+        (root / folder).symlink_to(REPOSITORY / folder)
+    printed = []
+    runner = Runner(root, echo=printed.append)
+    step = Stage("deploy", "compress-fits", str(STAGING_DIR / "compress-fits"))
+    runner.run(step)
+    staged = root / STAGING_DIR / "compress-fits"
+    (staged / "left-over-from-last-time.py").write_text("")
+    runner.run(step)  # a second deployment uploads exactly the current source
+    assert not (staged / "left-over-from-last-time.py").exists()
+    assert (staged / "main.py").is_file() and (staged / "panoptes_network" / "handlers.py").is_file()
+    assert printed[0].startswith("# stage compress-fits/")
