@@ -97,8 +97,11 @@ def test_redelivery_of_every_message_changes_nothing(stack, pocs):
     stack.upload(pocs / "solved.fits.fz", SOLVED)
     stack.drain()
     before = snapshot(stack)
+    pushes = stack.server.activity.requests if stack.server else None
     stack.replay(start)
     stack.drain()
+    if stack.server:  # every message was pushed again: 2 finalize + 1 compress + 2 record, at least
+        assert stack.server.activity.requests - pushes >= 5
     assert snapshot(stack) == before
     assert before["observations"][SEQUENCE_ID]["num_images"] == 2
     assert stack.dead_letters() == []
@@ -159,3 +162,19 @@ def test_bad_input_is_quarantined_or_dead_lettered_and_never_lost(stack, pocs, n
         assert stack.bucket(stack.settings.temp_bucket).read(info.name) == content
         assert info.metadata["quarantine_reason"]
         assert letters == []
+
+
+def test_legacy_path_is_renamed_then_processed(stack, pocs):
+    stack.upload(pocs / "tiny.fits", "PAN001/Tess_Sec21_Cam02/14d3bd/20160909T081152/20160909T081226.fits")
+    stack.drain()
+    assert stack.names() == [TINY + ".fz"]
+    assert stack.documents.get("images", "PAN001_14d3bd_20160909T081226")["bucket_path"] == TINY + ".fz"
+
+
+def test_timelapse_moves_and_previews_stay(stack):
+    stack.upload(b"not really a video", f"{SEQUENCE}/20160909T081152.mp4")
+    stack.upload(b"\xff\xd8 a jpeg", f"{SEQUENCE}/20160909T081226.jpg")
+    stack.drain()
+    assert stack.names() == [f"{SEQUENCE}/20160909T081226.jpg"]
+    assert stack.names(stack.settings.timelapse_bucket) == [f"{SEQUENCE}/20160909T081152.mp4"]
+    assert stack.bucket(stack.settings.timelapse_bucket).read(f"{SEQUENCE}/20160909T081152.mp4") == b"not really a video"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from datetime import date, datetime, timezone
@@ -76,6 +77,7 @@ def command_up(args) -> int:
         where = f"project {settings.project}" + (" on the emulators" if using_emulators() else " on Google Cloud")
     print(f"PANOPTES Network is up ({settings.backend} backend, {where}):", flush=True)
     print_urls(server.url)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     print("Upload a frame with:  panoptes-network upload FILE.fits --as PAN001/14d3bd/20180216T110623/20180216T112430.fits",
           flush=True)
     try:
@@ -87,6 +89,10 @@ def command_up(args) -> int:
         if pool:
             pool.stop()
     return 0
+
+
+def _stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # stop as on Ctrl-C: close the server, stop the workers
 
 
 def _guess_content_type(path: str) -> str:
@@ -171,31 +177,19 @@ def command_drain(args) -> int:
 
 
 def _drain_gcp(settings, args) -> bool:
-    """Pub/Sub pushes to the stack's server: wait until it has been quiet long enough."""
-    from panoptes_network.adapters.local_queue import DeliveryPolicy
-    from panoptes_network.stack.gcp import ensure_topology, stack_backoff
-    from panoptes_network.stack.server import StackServer, fetch_status
+    """Pub/Sub pushes to the stack's server; wait until it has nothing pending."""
+    from panoptes_network.stack.gcp import ensure_topology
+    from panoptes_network.stack.server import StackServer, fetch_status, wait_until_settled
 
-    # Pub/Sub retries a failing message at least every max-backoff seconds, so a quiet
-    # spell longer than that means nothing is waiting to be retried.
-    quiet = args.quiet if args.quiet is not None else stack_backoff(DeliveryPolicy.from_env())[1] + 3.0
     base_url = f"http://{args.host}:{args.port}"
-    deadline = None if args.timeout is None else time.monotonic() + args.timeout
     if fetch_status(base_url) is None:
         server = StackServer(settings, args.host, args.port).start_background()
         ensure_topology(settings, server.url)
         try:
-            return server.wait_until_idle(quiet, args.timeout)
+            return server.wait_until_idle(args.settle, args.timeout)
         finally:
             server.shutdown()
-    while deadline is None or time.monotonic() < deadline:
-        status = fetch_status(base_url)
-        if status is None:
-            raise CommandError(f"the stack at {base_url} stopped answering")
-        if status["in_flight"] == 0 and status["idle_seconds"] >= quiet:
-            return True
-        time.sleep(0.5)
-    return False
+    return wait_until_settled(lambda: fetch_status(base_url, timeout=30), args.settle, args.timeout)
 
 
 def command_doc(args) -> int:
@@ -313,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     drain.add_argument("--workers", type=int, help="delivery worker processes (default: one per core)")
     drain.add_argument("--host", default=DEFAULT_HOST, help="gcp backend: the stack's address")
     drain.add_argument("--port", type=int, default=DEFAULT_PORT, help="gcp backend: the stack's port")
-    drain.add_argument("--quiet", type=float, help="gcp backend: seconds without deliveries that mean done")
+    drain.add_argument("--settle", type=float, default=1.0,
+                       help="gcp backend: seconds with nothing pending that mean done (default 1)")
     drain.set_defaults(run=command_drain)
 
     doc = commands.add_parser("doc", parents=[common], help="print one document as JSON")

@@ -124,9 +124,10 @@ class Dispatcher:
             time.sleep(min(wait if wait is not None else IDLE_POLL_SECONDS, IDLE_POLL_SECONDS))
 
 
-def _worker_main(until_idle: bool, stop_event) -> None:
+def _worker_main(until_idle: bool, stop_event, parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    Dispatcher().work(until_idle, stop_event.is_set)
+    # A worker whose parent died (killed, not stopped) must not deliver on as an orphan.
+    Dispatcher().work(until_idle, lambda: stop_event.is_set() or os.getppid() != parent_pid)
 
 
 class WorkerPool:
@@ -141,7 +142,9 @@ class WorkerPool:
 
     def start(self, until_idle: bool) -> None:
         for _ in range(self.count):
-            process = self._context.Process(target=_worker_main, args=(until_idle, self.stop_event), daemon=True)
+            process = self._context.Process(
+                target=_worker_main, args=(until_idle, self.stop_event, os.getpid()), daemon=True
+            )
             process.start()
             self.processes.append(process)
 

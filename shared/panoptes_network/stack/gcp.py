@@ -21,8 +21,10 @@ from panoptes_network.config import Settings
 from panoptes_network.wiring import subscriptions
 
 MIN_DELIVERY_ATTEMPTS = 5  # Pub/Sub's lower bound for a dead-letter policy
-MAX_STACK_BACKOFF = 10.0  # keeps "no request for a while" a sound test of "nothing pending"
+MAX_STACK_BACKOFF = 10.0  # a developer waits for retries on this machine: keep them short
 DEAD_LETTER_SUBSCRIPTION = "panoptes-dead-letter-stack"
+MONITOR_SUFFIX = "-monitor"
+ACK_STATUSES = (102, 200, 201, 202, 204)
 
 
 def using_emulators() -> bool:
@@ -67,7 +69,7 @@ def ensure_push_subscription(
     if dead_letter_topic:
         request["dead_letter_policy"] = {
             "dead_letter_topic": dead_letter_topic,
-            "max_delivery_attempts": max(MIN_DELIVERY_ATTEMPTS, policy.max_attempts),
+            "max_delivery_attempts": max_delivery_attempts(policy),
         }
     try:
         subscriber.create_subscription(request=request)
@@ -81,9 +83,10 @@ def replay(settings: Settings, since: datetime) -> None:
     subscriber = pubsub_v1.SubscriberClient()
     moment = timestamp_pb2.Timestamp()
     moment.FromDatetime(since)
-    for subscription in subscriptions(settings):
-        path = subscriber.subscription_path(settings.project, subscription.name)
-        subscriber.seek(request={"subscription": path, "time": moment})
+    for name, _ in pushed_subscriptions(settings):
+        for suffix in ("", MONITOR_SUFFIX):  # the monitor too, so the replay is awaited
+            path = subscriber.subscription_path(settings.project, name + suffix)
+            subscriber.seek(request={"subscription": path, "time": moment})
 
 
 def ensure_buckets(settings: Settings) -> None:
@@ -98,6 +101,88 @@ def ensure_buckets(settings: Settings) -> None:
             client.create_bucket(name)
         except google_exceptions.Conflict:
             pass
+
+
+def max_delivery_attempts(policy: DeliveryPolicy) -> int:
+    return max(MIN_DELIVERY_ATTEMPTS, policy.max_attempts)
+
+
+def pushed_subscriptions(settings: Settings) -> list[tuple[str, str]]:
+    """(subscription name, topic) of every push subscription the stack makes."""
+    return [(s.name, s.topic) for s in subscriptions(settings)] + [
+        (DEAD_LETTER_SUBSCRIPTION, settings.dead_letter_topic)
+    ]
+
+
+class PushLedger:
+    """Knows, exactly, whether any message is still waiting to be pushed to this stack.
+
+    Pub/Sub has no "backlog" call on the emulator, so beside every push subscription the
+    stack keeps a pull subscription on the same topic (``NAME-monitor``): every message
+    published is received there once, and expected once at the push endpoint. A message
+    is settled when its push was acknowledged, or failed as many times as the
+    dead-letter policy allows (Pub/Sub then forwards it to the dead-letter topic, which
+    is itself pushed here and tracked the same way). Seeking a subscription back (a
+    replay) seeks its monitor too, so replays are expected and awaited as well.
+    """
+
+    def __init__(self, settings: Settings):
+        import threading
+        from collections import Counter
+
+        self.settings = settings
+        self.max_attempts = max_delivery_attempts(DeliveryPolicy.from_env())
+        self.expected: Counter = Counter()
+        self.settled: Counter = Counter()
+        self.failures: Counter = Counter()
+        self._lock = threading.Lock()
+        self._subscriber = None
+
+    def monitors(self) -> list[tuple[str, str]]:
+        subscriber = self.subscriber()
+        return [(name, subscriber.subscription_path(self.settings.project, name + MONITOR_SUFFIX))
+                for name, _ in pushed_subscriptions(self.settings)]
+
+    def subscriber(self) -> pubsub_v1.SubscriberClient:
+        if self._subscriber is None:
+            self._subscriber = pubsub_v1.SubscriberClient()
+        return self._subscriber
+
+    def sync(self) -> None:
+        """Count every message published so far (drain the monitors)."""
+        subscriber = self.subscriber()
+        for name, path in self.monitors():
+            while True:
+                try:
+                    response = subscriber.pull(
+                        request={"subscription": path, "max_messages": 1000, "return_immediately": True},
+                        timeout=10,
+                    )
+                except google_exceptions.NotFound:
+                    break
+                received = response.received_messages
+                if not received:
+                    break
+                with self._lock:
+                    for item in received:
+                        self.expected[(name, item.message.message_id)] += 1
+                subscriber.acknowledge(subscription=path, ack_ids=[item.ack_id for item in received])
+
+    def record(self, subscription: str, message_id: str, status: int) -> None:
+        key = (subscription.rsplit("/", 1)[-1], message_id)
+        with self._lock:
+            if status in ACK_STATUSES:
+                self.settled[key] += 1
+                self.failures[key] = 0
+                return
+            self.failures[key] += 1
+            if self.failures[key] >= self.max_attempts:  # Pub/Sub dead-letters it now
+                self.settled[key] += 1
+                self.failures[key] = 0
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(max(0, count - self.settled[key]) for key, count in self.expected.items())
 
 
 def ensure_topology(settings: Settings, base_url: str) -> None:
@@ -126,5 +211,14 @@ def ensure_topology(settings: Settings, base_url: str) -> None:
         None,
         policy,
     )
+    for name, topic in pushed_subscriptions(settings):
+        try:
+            subscriber.create_subscription(request={
+                "name": subscriber.subscription_path(project, name + MONITOR_SUFFIX),
+                "topic": publisher.topic_path(project, topic),
+                "retain_acked_messages": using_emulators(),
+            })
+        except google_exceptions.AlreadyExists:
+            pass
     ensure_buckets(settings)
     log.info("gcp topology ready", project=project, push_base_url=base_url, emulators=using_emulators())

@@ -8,7 +8,9 @@ messages it gave up on are recorded with the others.
 from __future__ import annotations
 
 import html
+import io
 import json
+import logging
 import threading
 import time
 from typing import Any
@@ -17,31 +19,53 @@ import flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from panoptes_network import deadletter, log, runtime
+from panoptes_network import deadletter, runtime
 from panoptes_network.config import Settings
 from panoptes_network.messages import BadMessage, decode_push_envelope
 from panoptes_network.stack.services import SERVICES, ServiceMissing, available, load_app
 
 
 class Activity:
-    """Counts requests in flight and remembers when the last one ended."""
+    """Counts requests in flight and, on the gcp backend, settles pushes in the ledger."""
 
-    def __init__(self):
+    def __init__(self, ledger=None):
         self._lock = threading.Lock()
         self.in_flight = 0
         self.requests = 0
         self.failures = 0
         self.last_activity = time.time()
-        self.last_errors: dict[str, str] = {}
+        self.ledger = ledger
+
+    @staticmethod
+    def _push_identity(environ) -> tuple[str, str] | None:
+        """(subscription, message id) of a Pub/Sub push request; the body is kept readable."""
+        if environ.get("REQUEST_METHOD") != "POST":
+            return None
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return None
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        try:
+            envelope = json.loads(body)
+            return str(envelope["subscription"]), str(envelope["message"]["messageId"])
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def middleware(self, app):
         def wrapped(environ, start_response):
+            if environ.get("PATH_INFO", "").startswith("/_stack/status"):
+                return app(environ, start_response)  # a status poll must not count itself as work
+            push = self._push_identity(environ) if self.ledger else None
+            status_code = [500]
             with self._lock:
                 self.in_flight += 1
                 self.requests += 1
 
             def recording_start_response(status, headers, exc_info=None):
-                if not status.startswith(("1", "2", "3")):
+                status_code[0] = int(status.split()[0])
+                if status_code[0] >= 400:
                     with self._lock:
                         self.failures += 1
                 return start_response(status, headers, exc_info)
@@ -49,20 +73,27 @@ class Activity:
             try:
                 return list(app(environ, recording_start_response))
             finally:
+                if push:
+                    self.ledger.record(push[0], push[1], status_code[0])
                 with self._lock:
                     self.in_flight -= 1
                     self.last_activity = time.time()
 
         return wrapped
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, sync: bool = False) -> dict[str, Any]:
+        if sync and self.ledger:
+            self.ledger.sync()
         with self._lock:
-            return {
+            snapshot = {
                 "in_flight": self.in_flight,
                 "requests": self.requests,
                 "failures": self.failures,
                 "idle_seconds": 0.0 if self.in_flight else round(time.time() - self.last_activity, 3),
             }
+        if self.ledger:
+            snapshot["pending"] = self.ledger.pending()
+        return snapshot
 
 
 def _stack_app(settings: Settings, activity: Activity, services: list[str]) -> flask.Flask:
@@ -70,7 +101,11 @@ def _stack_app(settings: Settings, activity: Activity, services: list[str]) -> f
 
     @app.get("/status")
     def status():
-        return flask.jsonify({"backend": settings.backend, "services": services, **activity.snapshot()})
+        snapshot = activity.snapshot(sync=True)
+        if settings.backend == "local":
+            counts = runtime.topics(settings).counts()
+            snapshot["pending"] = counts.pending + counts.in_flight
+        return flask.jsonify({"backend": settings.backend, "services": services, **snapshot})
 
     @app.post("/dead-letter")
     def dead_letter():
@@ -114,7 +149,12 @@ def _index_app(settings: Settings, services: list[str]) -> flask.Flask:
 
 def build_app(settings: Settings) -> tuple[Any, Activity]:
     services = available()
-    activity = Activity()
+    ledger = None
+    if settings.backend == "gcp":
+        from panoptes_network.stack.gcp import PushLedger
+
+        ledger = PushLedger(settings)
+    activity = Activity(ledger)
     mounts: dict[str, Any] = {"/_stack": _stack_app(settings, activity, services)}
     for name in services:
         if name == "data-explorer":
@@ -130,6 +170,16 @@ def build_app(settings: Settings) -> tuple[Any, Activity]:
 def service_urls(base_url: str) -> dict[str, str]:
     return {name: f"{base_url}/" if name == "data-explorer" else f"{base_url}/{name}/"
             for name in available() if name in SERVICES}
+
+
+class _QuietStatusPolls(logging.Filter):
+    """drain polls /_stack/status several times a second: keep that out of the request log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "/_stack/status" not in record.getMessage()
+
+
+logging.getLogger("werkzeug").addFilter(_QuietStatusPolls())
 
 
 class StackServer:
@@ -160,14 +210,26 @@ class StackServer:
         if self.thread:
             self.thread.join(5)
 
-    def wait_until_idle(self, quiet_seconds: float, timeout: float | None = None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while deadline is None or time.monotonic() < deadline:
-            snapshot = self.activity.snapshot()
-            if snapshot["in_flight"] == 0 and snapshot["idle_seconds"] >= quiet_seconds:
+    def wait_until_idle(self, settle_seconds: float = 1.0, timeout: float | None = None) -> bool:
+        """Until nothing is in flight or pending, twice ``settle_seconds`` apart."""
+        return wait_until_settled(lambda: self.activity.snapshot(sync=True), settle_seconds, timeout)
+
+
+def wait_until_settled(snapshot, settle_seconds: float, timeout: float | None) -> bool:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    settled_since = None
+    while deadline is None or time.monotonic() < deadline:
+        state = snapshot()
+        if state is None:
+            raise RuntimeError("the stack stopped answering")
+        if state["in_flight"] == 0 and state.get("pending", 0) == 0:
+            settled_since = settled_since or time.monotonic()
+            if time.monotonic() - settled_since >= settle_seconds:
                 return True
-            time.sleep(0.2)
-        return False
+        else:
+            settled_since = None
+        time.sleep(0.2)
+    return False
 
 
 def print_urls(base_url: str) -> None:
@@ -186,6 +248,3 @@ def fetch_status(base_url: str, timeout: float = 2.0) -> dict[str, Any] | None:
     except (urllib.error.URLError, OSError, ValueError):
         return None
 
-
-def _log_start(settings: Settings, url: str) -> None:
-    log.info("local stack serving", url=url, backend=settings.backend, data_dir=str(settings.data_dir))

@@ -1,0 +1,201 @@
+"""The ingest pipeline's benchmarks (issue #3), each beside its anchor in the same run:
+
+1. compress-fits' service path on the local backend (download -> compress -> verify ->
+   upload -> delete) against the ``fpack`` command on the same full-size frame: wall
+   time, output size, peak memory;
+2. header bytes read and number of reads for ``solved.fits.fz`` and a full-size
+   ``.fits.fz``, against the header's own size and the file's;
+3. record-image throughput on the local backend and on the Firestore emulator, against
+   a bare document write per image on the same store.
+
+Run with ``make bench`` (all benchmarks) or ``.venv/bin/python bench/ingest.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import DATA, POCS, full_frame, median, peak_rss_mib, table, timed, write_section  # noqa: E402
+
+FRAME_PATH = "PAN001/14d3bd/20180216T110623/20180216T112430.fits"
+
+
+def use_local_backend(data_dir: Path) -> None:
+    os.environ.update({"PANOPTES_BACKEND": "local", "PANOPTES_DATA_DIR": str(data_dir)})
+    for key in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
+        os.environ.pop(key, None)
+    from panoptes_network import runtime
+
+    runtime.reset()
+
+
+def compress_once(data_dir: Path, frame: Path) -> float:
+    """Upload the frame (untimed), then time the service's whole job on it."""
+    from panoptes_network import runtime
+    from panoptes_network.config import settings
+    from panoptes_network.pipeline.compress import compress_object
+
+    use_local_backend(data_dir)
+    current = settings()
+    runtime.bucket(current.raw_bucket).write(FRAME_PATH, frame.read_bytes())
+    started = time.perf_counter()
+    outcome = compress_object(FRAME_PATH, current)
+    elapsed = time.perf_counter() - started
+    assert outcome["outcome"] == "compressed", outcome
+    return elapsed
+
+
+def bench_compress(repeat: int) -> tuple[str, dict]:
+    fpack = shutil.which("fpack")
+    if not fpack:
+        raise SystemExit("fpack is not installed (Debian: libcfitsio-bin); it is the anchor of this benchmark")
+    frame = full_frame(DATA / "full.fits")
+    work = Path(tempfile.mkdtemp(prefix="bench-compress-"))
+    try:
+        anchor_out = work / "fpack.fits.fz"
+
+        def run_fpack():
+            subprocess.run([fpack, "-O", str(anchor_out), str(frame)], check=True)
+
+        fpack_times = []
+        ours_times = []
+        for round_ in range(repeat):  # interleaved, so both see the same machine
+            anchor_out.unlink(missing_ok=True)
+            fpack_times += timed(run_fpack, 1)
+            ours_times.append(compress_once(work / f"data{round_}", frame))
+            shutil.rmtree(work / f"data{round_}")
+        ours_size = len(__import__("panoptes_network.fits", fromlist=["compress"]).compress(frame.read_bytes()).data)
+        fpack_size = anchor_out.stat().st_size
+        anchor_out.unlink()
+        _, fpack_rss = peak_rss_mib([fpack, "-O", str(anchor_out), str(frame)])
+        _, ours_rss = peak_rss_mib([sys.executable, __file__, "--compress-once", str(work / "rss"), str(frame)])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ours, anchor = median(ours_times), median(fpack_times)
+    rows = [
+        ["compress-fits service path (local backend)", f"{ours:.3f}", f"{ours_size:,}", f"{ours_rss:.0f}"],
+        ["`fpack` (anchor)", f"{anchor:.3f}", f"{fpack_size:,}", f"{fpack_rss:.0f}"],
+    ]
+    text = (
+        f"Full-size generated frame, {frame.stat().st_size:,} bytes (5208x3476 uint16), median of {repeat} "
+        "interleaved runs. The service path reads the .fits from the bucket, compresses, decodes every tile "
+        "back to verify, writes the .fits.fz only if absent, checks its MD5 and deletes the original.\n\n"
+        + table(["path", "wall (s)", "output (bytes)", "peak RSS (MiB)"], rows)
+        + f"\n\nRatio of wall times: **{ours / anchor:.2f}x** fpack (goal <= 1.2x); "
+        f"output size {100 * (ours_size - fpack_size) / fpack_size:+.2f}% of fpack's (goal within 1%). "
+        "Peak RSS of ours is the whole Python process (interpreter, astropy, the frame, its compressed copy)."
+    )
+    return text, {"ratio": ours / anchor}
+
+
+def bench_header_reads() -> str:
+    from panoptes_network import fits
+
+    full = full_frame(DATA / "full.fits")
+    compressed = DATA / "full.fits.fz"
+    if not compressed.exists():
+        compressed.write_bytes(fits.compress(full.read_bytes()).data)
+    rows = []
+    for path in (POCS / "solved.fits.fz", compressed):
+        data = path.read_bytes()
+        read = fits.read_header_bytes(data)
+        header_end = read.offset + len(read.header.tostring(padding=True))
+        table_header = fits.read_header_bytes(data, hdu=read.hdu_index, restore_compressed=False)
+        header_end = table_header.offset + len(table_header.header.tostring(padding=True))
+        rows.append([path.name, f"{len(data):,}", f"{header_end:,}", read.reads, f"{read.bytes_read:,}",
+                     f"{100 * read.bytes_read / len(data):.1f}%"])
+    return (
+        "Bytes fetched by `fits.read_header` (range reads: 8 blocks first, then doubling) to return the image "
+        "header of a compressed file, against the bytes up to the end of that header (the least any reader "
+        "must fetch) and the file's size (what downloading it costs).\n\n"
+        + table(["file", "file size", "header ends at", "reads", "bytes read", "of the file"], rows)
+    )
+
+
+def record_throughput(count: int) -> tuple[float, float]:
+    """(images per second through record-image, bare document writes per second) on this backend."""
+    from panoptes_network import fits, runtime
+    from panoptes_network.config import settings
+    from panoptes_network.pipeline.record import record_object
+
+    current = settings()
+    compressed = fits.compress((POCS / "tiny.fits").read_bytes()).data
+    bucket = runtime.bucket(current.raw_bucket)
+    paths = []
+    for index in range(count):
+        sequence = f"PAN{1 + index % 4:03d}/14d3bd/20180216T11{index % 4:02d}00"
+        path = f"{sequence}/20180216T12{index // 60 % 60:02d}{index % 60:02d}.fits.fz"
+        bucket.write(path, compressed)
+        paths.append(path)
+    started = time.perf_counter()
+    for path in paths:
+        record_object(path, current)
+    ours = count / (time.perf_counter() - started)
+    documents = runtime.documents()
+    started = time.perf_counter()
+    for index in range(count):
+        documents.set("bench_writes", f"image-{index}", {"bucket_path": paths[index], "exptime": 120.0})
+    anchor = count / (time.perf_counter() - started)
+    return ours, anchor
+
+
+def bench_record(count: int) -> str:
+    work = Path(tempfile.mkdtemp(prefix="bench-record-"))
+    rows = []
+    try:
+        use_local_backend(work)
+        ours, anchor = record_throughput(count)
+        rows.append(["local (SQLite, files)", f"{ours:.0f}", f"{anchor:.0f}", ">= 50"])
+        from panoptes_network.stack.emulators import EmulatorError, Emulators
+
+        try:
+            with Emulators(project="panoptes-bench") as emulators:
+                os.environ.update(emulators.environment)
+                os.environ["PANOPTES_BACKEND"] = "gcp"
+                from panoptes_network import runtime
+                from panoptes_network.config import settings
+                from panoptes_network.stack.gcp import ensure_buckets
+
+                runtime.reset()
+                ensure_buckets(settings())
+                ours, anchor = record_throughput(count)
+                rows.append(["gcp (Firestore emulator, fake-gcs-server)", f"{ours:.0f}", f"{anchor:.0f}", ">= 20"])
+        except EmulatorError as error:
+            rows.append(["gcp (emulators)", f"not run: {error}", "", ">= 20"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return (
+        f"{count} distinct compressed frames recorded one after another by `record_object` (range-read the "
+        "header, then one transaction writing images, observations and units), against a bare `set` of one "
+        "small document per image on the same store (the anchor: the store's own write rate).\n\n"
+        + table(["backend", "record-image (images/s)", "bare document writes (/s)", "goal"], rows)
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--compress-once", nargs=2, metavar=("DATA_DIR", "FRAME"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.compress_once:
+        compress_once(Path(args.compress_once[0]), Path(args.compress_once[1]))
+        return
+    compress_text, _ = bench_compress(args.repeat)
+    write_section("compress-fits", "compress-fits against fpack", compress_text)
+    write_section("header-reads", "FITS header by range reads", bench_header_reads())
+    write_section("record-image", "record-image throughput", bench_record(args.images))
+    print(Path(__file__).with_name("RESULTS.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""FITS headers by range reads, and compression checked against fpack/funpack themselves."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+
+import numpy as np
+import pytest
+from astropy.io import fits as astropy_fits
+
+from panoptes_network import fits
+from tests.conftest import need_tool
+
+FRAMES = ["tiny.fits", "noheader.fits", "pole.fits", "rotation.fits", "unsolved.fits"]
+
+
+class CountingReader:
+    def __init__(self, data: bytes):
+        self.data, self.calls = data, []
+
+    def __call__(self, start: int, end: int) -> bytes:
+        self.calls.append((start, end))
+        return self.data[start:end]
+
+
+@pytest.mark.parametrize("name", FRAMES)
+def test_header_of_every_frame_matches_astropy_in_one_read(pocs, name):
+    data = (pocs / name).read_bytes()
+    reader = CountingReader(data)
+    read = fits.read_header(reader)
+    assert list(read.header.items()) == list(astropy_fits.getheader(pocs / name).items())
+    assert read.hdu_index == 0 and not read.compressed
+    assert read.reads == 1 and len(reader.calls) == 1
+    header_end = data.index(b"END" + b" " * 77) + 80
+    assert read.bytes_read <= max(fits.FIRST_READ_BLOCKS * fits.BLOCK, header_end)
+
+
+def test_compressed_frame_header_is_what_funpack_restores(pocs, tmp_path):
+    need_tool("funpack")
+    restored = tmp_path / "solved.fits"
+    subprocess.run(["funpack", "-O", str(restored), str(pocs / "solved.fits.fz")], check=True)
+    reader = CountingReader((pocs / "solved.fits.fz").read_bytes())
+    read = fits.read_header(reader)
+    assert read.compressed and read.hdu_index == 1 and read.offset == fits.BLOCK
+    expected = astropy_fits.getheader(restored)
+    assert [(c.keyword, c.value) for c in read.header.cards] == [(c.keyword, c.value) for c in expected.cards]
+    assert read.header["CRVAL1"] == pytest.approx(303.206422334)
+    # The compressed header runs to 12 blocks with the primary: two reads, doubling.
+    assert read.reads == 2
+    data_start = fits.BLOCK + 11 * fits.BLOCK
+    assert read.bytes_read < data_start + 16 * fits.BLOCK
+
+
+def test_compressed_table_header_on_request(pocs):
+    read = fits.read_header_bytes((pocs / "solved.fits.fz").read_bytes(), hdu=1, restore_compressed=False)
+    assert read.header["XTENSION"] == "BINTABLE" and read.header["ZCMPTYPE"] == "RICE_1"
+    primary = fits.read_header_bytes((pocs / "solved.fits.fz").read_bytes(), hdu=0)
+    assert primary.header["NAXIS"] == 0
+
+
+def test_an_hdu_after_data_is_reached_by_skipping_the_data(pocs):
+    image = astropy_fits.getdata(pocs / "tiny.fits")
+    buffer = io.BytesIO()
+    astropy_fits.HDUList([astropy_fits.PrimaryHDU(image), astropy_fits.ImageHDU(image[:10], name="SMALL")]).writeto(buffer)
+    reader = CountingReader(buffer.getvalue())
+    read = fits.read_header(reader, hdu=1, first_read=fits.BLOCK)
+    assert read.header["EXTNAME"] == "SMALL" and read.hdu_index == 1
+    data_start = fits.BLOCK
+    data_end = data_start + fits.data_size(astropy_fits.getheader(pocs / "tiny.fits")) - fits.BLOCK
+    # Nothing inside the primary's data section was read.
+    assert all(end <= data_start + fits.BLOCK or start >= data_end for start, end in reader.calls)
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "too short"),
+        (b"hello world\n" * 300, "does not start with SIMPLE"),
+        (b"SIMPLE  =                    T" + b" " * 2850, "ends before the header's END"),
+    ],
+)
+def test_not_fits_says_why(data, reason):
+    with pytest.raises(fits.NotFitsError, match=reason):
+        fits.read_header_bytes(data)
+
+
+def test_asking_for_an_hdu_that_does_not_exist(pocs):
+    with pytest.raises(fits.NotFitsError, match="no HDU"):
+        fits.read_header_bytes((pocs / "tiny.fits").read_bytes(), hdu=1)
+
+
+@pytest.mark.parametrize("name", FRAMES)
+def test_compression_is_lossless_and_funpack_restores_the_pixels(pocs, name, tmp_path):
+    need_tool("funpack")
+    original = (pocs / name).read_bytes()
+    compressed = fits.compress(original)
+    fits.verify_compressed(original, compressed.data)
+    ours = tmp_path / "ours.fits.fz"
+    ours.write_bytes(compressed.data)
+    restored = tmp_path / "restored.fits"
+    subprocess.run(["funpack", "-O", str(restored), str(ours)], check=True)
+    assert np.array_equal(astropy_fits.getdata(restored), astropy_fits.getdata(pocs / name))
+    assert astropy_fits.getdata(restored).dtype == astropy_fits.getdata(pocs / name).dtype
+
+
+@pytest.mark.parametrize("name", ["tiny.fits", "unsolved.fits", "pole.fits"])
+def test_compression_matches_fpack(pocs, name, tmp_path):
+    need_tool("fpack")
+    source = tmp_path / name
+    source.write_bytes((pocs / name).read_bytes())
+    subprocess.run(["fpack", str(source)], check=True)
+    theirs = astropy_fits.open(str(source) + ".fz", disable_image_compression=True)[1].header
+    ours_bytes = fits.compress((pocs / name).read_bytes()).data
+    ours = astropy_fits.open(io.BytesIO(ours_bytes), disable_image_compression=True)[1].header
+    # Card for card the table header fpack writes, but for the checksums fpack adds to it.
+    def cards(header):
+        return [(card.keyword, card.value) for card in header.cards if card.keyword not in ("CHECKSUM", "DATASUM")]
+
+    assert cards(ours) == cards(theirs)
+    size_ours, size_theirs = len(ours_bytes), (tmp_path / (name + ".fz")).stat().st_size
+    assert abs(size_ours - size_theirs) <= 0.01 * size_theirs
+    assert np.array_equal(astropy_fits.getdata(io.BytesIO(ours_bytes), 1), astropy_fits.getdata(pocs / name))
+
+
+def test_verification_catches_a_changed_pixel(pocs):
+    original = (pocs / "tiny.fits").read_bytes()
+    hdus = astropy_fits.open(io.BytesIO(original))
+    hdus[0].data[5, 5] += 1
+    other = io.BytesIO()
+    hdus.writeto(other)
+    with pytest.raises(ValueError, match="pixels differ"):
+        fits.verify_compressed(original, fits.compress(other.getvalue()).data)
+
+
+@pytest.mark.parametrize(
+    "make, error, reason",
+    [
+        (lambda raw: b"", fits.NotFitsError, "too short"),
+        (lambda raw: b"plain text\n" * 500, fits.NotFitsError, "SIMPLE"),
+        (lambda raw: raw[:50_000], fits.NotFitsError, "truncated"),
+        (lambda raw: raw[:3000], fits.NotFitsError, "truncated"),
+        (lambda raw: _float_image(), fits.UnsupportedFitsError, "floating-point"),
+        (lambda raw: _empty_primary(), fits.UnsupportedFitsError, "no image"),
+    ],
+)
+def test_what_cannot_be_compressed_says_why(pocs, make, error, reason):
+    with pytest.raises(error, match=reason):
+        fits.compress(make((pocs / "tiny.fits").read_bytes()))
+
+
+def _float_image() -> bytes:
+    buffer = io.BytesIO()
+    astropy_fits.PrimaryHDU(np.ones((10, 10), dtype=np.float32)).writeto(buffer)
+    return buffer.getvalue()
+
+
+def _empty_primary() -> bytes:
+    buffer = io.BytesIO()
+    astropy_fits.PrimaryHDU().writeto(buffer)
+    return buffer.getvalue()
