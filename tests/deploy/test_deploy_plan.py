@@ -127,6 +127,8 @@ def check_push_service(script, service: str) -> None:
     assert env["PUSH_AUDIENCE"] == url and env["PUSH_SERVICE_ACCOUNT"] == INVOKER
     # A request may run as long as Pub/Sub waits for its answer: no redelivery mid-work.
     assert deployed.flag("timeout") == "600s"
+    spec = deploy.DEPLOYMENTS[service]
+    assert (deployed.flag("cpu"), deployed.flag("memory")) == (str(spec.cpu), spec.memory)
     script.one("gcloud", "iam", "service-accounts", "create", "panoptes-push-invoker")
     creator = script.one("gcloud", "iam", "service-accounts", "add-iam-policy-binding", INVOKER)
     assert creator.flag("member") == PUBSUB_AGENT and creator.flag("role") == "roles/iam.serviceAccountTokenCreator"

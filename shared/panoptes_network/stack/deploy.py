@@ -68,6 +68,7 @@ class Deployment:
     memory: str = "512Mi"
     timeout_seconds: int = 60  # a PUSH service's is its subscription's ack deadline
     concurrency: int | None = None  # Cloud Run requests per instance
+    cpu: int = 1  # Cloud Run vCPUs per instance
     max_instances: int = 10
     roles: tuple[str, ...] = ()  # project roles of the service's own identity
     invoked_by: tuple[str, ...] = ()  # services whose identity may call this one
@@ -78,8 +79,9 @@ DEPLOYMENTS: dict[str, Deployment] = {
     "image-uploaded": Deployment(FUNCTION, STORAGE, memory="512Mi", timeout_seconds=120,
                                  roles=("roles/storage.objectAdmin", "roles/pubsub.publisher",
                                         "roles/eventarc.eventReceiver")),
-    # Reads a frame, writes .fz, deletes the .fits; dead letters go to Firestore.
-    "compress-fits": Deployment(CLOUD_RUN, PUSH, memory="2Gi", concurrency=2,
+    # Reads a frame, writes .fz, deletes the .fits; dead letters go to Firestore. Compresses
+    # on every core (fits.py), hence two.
+    "compress-fits": Deployment(CLOUD_RUN, PUSH, memory="2Gi", cpu=2, concurrency=2,
                                 roles=("roles/storage.objectAdmin", "roles/datastore.user")),
     # Reads a raw frame, writes three planes to the RGB bucket (issue 4: a full frame fits 1 GiB).
     "make-rgb-fits": Deployment(CLOUD_RUN, PUSH, memory="1Gi", concurrency=1,
@@ -450,7 +452,8 @@ def dead_letter_reader(subscription: str, target: Target) -> Run:
 def cloud_run_steps(service: str, deployment: Deployment, target: Target, source: str) -> list[Step]:
     timeout = ack_deadline(target.policy) if deployment.trigger == PUSH else deployment.timeout_seconds
     command = ["gcloud", "run", "deploy", service, *target.regional(), f"--source={source}",
-               f"--service-account={target.account(service)}", f"--memory={deployment.memory}", "--cpu=1",
+               f"--service-account={target.account(service)}", f"--memory={deployment.memory}",
+               f"--cpu={deployment.cpu}",
                f"--concurrency={deployment.concurrency or 80}", f"--timeout={timeout}s",
                f"--max-instances={deployment.max_instances}", _env_flag(environment(service, target)),
                "--allow-unauthenticated" if deployment.public else "--no-allow-unauthenticated", "--quiet"]
