@@ -57,3 +57,24 @@ class Settings:
 def settings() -> Settings:
     """The settings of this process, read afresh so tests and the CLI can change them."""
     return Settings.from_env()
+
+
+# The variables that carry each name, so that bin/deploy can give a deployed service the
+# same names it used to create the topics and subscriptions.
+NAME_VARIABLES = {
+    "project": "GOOGLE_CLOUD_PROJECT",
+    "raw_bucket": "RAW_BUCKET",
+    "rgb_bucket": "RGB_BUCKET",
+    "timelapse_bucket": "TIMELAPSE_BUCKET",
+    "temp_bucket": "TEMP_BUCKET",
+    "compress_topic": "COMPRESS_FITS_TOPIC",
+    "record_topic": "RECORD_IMAGE_TOPIC",
+    "rgb_topic": "MAKE_RGB_FITS_TOPIC",
+    "uploads_topic": "RAW_UPLOADS_TOPIC",
+    "dead_letter_topic": "DEAD_LETTER_TOPIC",
+}
+
+
+def name_environment(settings: Settings) -> dict[str, str]:
+    """The environment variables that reproduce these settings' names in another process."""
+    return {variable: str(getattr(settings, field)) for field, variable in NAME_VARIABLES.items()}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from panoptes_network import deadletter, log, runtime
+from panoptes_network import auth, deadletter, log, runtime
 from panoptes_network.messages import BadMessage, PubSubMessage, decode_push_envelope, message_from_cloud_event
 
 Job = Callable[[PubSubMessage], dict[str, Any]]
@@ -45,6 +45,10 @@ def _run(service: str, message: PubSubMessage, job: Job) -> dict[str, Any]:
 
 def handle_push(request, service: str, job: Job) -> tuple[str, int, dict[str, str]]:
     """A Flask view body for a Pub/Sub push endpoint (Cloud Run)."""
+    refusal = auth.push_refusal(request.headers)  # only when PUSH_AUDIENCE is configured
+    if refusal:
+        log.warning(f"{service}: push refused: {refusal.reason}", service=service)
+        return _json({"error": refusal.reason}, refusal.status)
     try:
         message = decode_push_envelope(request.get_json(silent=True))
     except BadMessage as error:
