@@ -99,7 +99,7 @@ class FirestoreDocuments(DocumentStore):
         def attempt(transaction: firestore.Transaction) -> T:
             return function(_FirestoreTransaction(self.client, transaction))
 
-        return attempt(self.client.transaction(max_attempts=20))
+        return attempt(self.client.transaction(max_attempts=30))
 
     def _query(self, collection: str, where: Sequence[Filter], order_by: Sequence[Order]):
         check_filters(where)
