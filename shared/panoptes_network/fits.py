@@ -2,9 +2,16 @@
 
 Reading: FITS is a sequence of 2880-byte blocks; a header is 80-byte cards up to an
 ``END`` card, padded to a block, followed by its data, also padded. :func:`read_header`
-fetches the first 8 blocks in one read (most headers fit), then doubles the request
-until the wanted header's ``END`` is in hand; it skips data sections by arithmetic,
-never by reading them. Cards are parsed by astropy.
+fetches the first 8 blocks in one read (most headers fit, so one round trip), then
+reads as much again as it holds until the wanted header's ``END`` is in hand: a
+header of up to 16 blocks costs at most 2 reads, a longer one a read per doubling, and
+what is read past the ``END`` is never more than the header itself (or the first 8
+blocks). Data sections between HDUs are skipped by arithmetic, never read; after such a
+jump the reads start again at 8 blocks. Cards are parsed by astropy.
+
+Rendering: :func:`header_as_json` gives a header as typed JSON values (COMMENT and
+HISTORY as lists, long strings joined from CONTINUE cards, HIERARCH keywords kept);
+:func:`header_cards` gives its 80-character cards.
 
 An fpack-compressed file (``.fits.fz``) is an empty primary HDU and a binary table
 holding the tiles; its header carries the image's own keywords renamed (``ZBITPIX``,
@@ -46,6 +53,14 @@ class UnsupportedFitsError(ValueError):
     """Valid FITS that this pipeline cannot compress losslessly."""
 
 
+class NoSuchHDU(NotFitsError):
+    """The file is FITS but ends before the HDU that was asked for."""
+
+    def __init__(self, wanted: int, count: int):
+        super().__init__(f"the file has {count} HDU{'s' if count != 1 else ''} (0 to {count - 1}); there is no HDU {wanted}")
+        self.wanted, self.count = wanted, count
+
+
 @dataclass
 class HeaderRead:
     header: fits.Header
@@ -57,11 +72,16 @@ class HeaderRead:
 
 
 class _Window:
-    """A growing window on the file, fetched with as few range reads as possible."""
+    """A growing window on the file, fetched with as few range reads as possible.
+
+    Each read asks for as much again as the window holds (at least ``first_read``), so
+    the window doubles: few round trips for a long header, and never more read past
+    what was needed than was needed before it.
+    """
 
     def __init__(self, read_range: RangeReader, first_read: int):
         self.read_range = read_range
-        self.next_size = first_read
+        self.first_read = first_read
         self.offset = 0
         self.data = b""
         self.reads = 0
@@ -76,11 +96,10 @@ class _Window:
             self.offset, self.data = start, b""  # a jump over a data section
         while self.offset + len(self.data) < end:
             have = self.offset + len(self.data)
-            size = max(self.next_size, end - have)
+            size = max(self.first_read, len(self.data), end - have)
             chunk = self.read_range(have, have + size)
             self.reads += 1
             self.bytes_read += len(chunk)
-            self.next_size *= 2
             self.data += chunk
             if len(chunk) < size:
                 self.eof_at = have + len(chunk)
@@ -88,13 +107,16 @@ class _Window:
         return self.data[start - self.offset : end - self.offset]
 
 
-def _header_at(window: _Window, start: int, primary: bool) -> tuple[fits.Header, int]:
-    """Parse the header starting at ``start``; return it and where its data begins."""
+def _header_at(window: _Window, start: int, hdu_number: int) -> tuple[fits.Header, int]:
+    """Parse the header of HDU ``hdu_number`` starting at ``start``; return it and where its data begins."""
+    primary = hdu_number == 0
     first = window.get(start, start + BLOCK)
     if len(first) < BLOCK:
         if start == 0:
             raise NotFitsError(f"too short to be FITS ({len(first)} bytes; a FITS file is at least {BLOCK})")
-        raise NotFitsError(f"no HDU at byte {start}: the file ends there")
+        if not first:
+            raise NoSuchHDU(hdu_number, hdu_number)
+        raise NotFitsError(f"truncated FITS: HDU {hdu_number} at byte {start} is cut short")
     expected = b"SIMPLE  =" if primary else b"XTENSION="
     if not first.startswith(expected):
         what = "does not start with SIMPLE = T" if primary else f"has no XTENSION card at byte {start}"
@@ -130,14 +152,22 @@ def data_size(header: fits.Header) -> int:
         raise NotFitsError(f"header lacks a valid BITPIX/NAXIS: {error}") from None
     if naxis == 0:
         return 0
+    if naxis < 0 or any(axis < 0 for axis in axes) or bitpix not in (8, 16, 32, 64, -32, -64):
+        raise NotFitsError(f"header has an invalid BITPIX={bitpix} or NAXIS ({naxis} axes: {axes})")
     groups = bool(header.get("GROUPS")) and axes and axes[0] == 0
     elements = math.prod(axes[1:] if groups else axes)
-    size = abs(bitpix) // 8 * int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0)) + elements)
+    try:
+        gcount, pcount = int(header.get("GCOUNT", 1)), int(header.get("PCOUNT", 0))
+    except (ValueError, TypeError) as error:
+        raise NotFitsError(f"header has an invalid GCOUNT or PCOUNT: {error}") from None
+    if gcount < 0 or pcount < 0:
+        raise NotFitsError(f"header has a negative GCOUNT ({gcount}) or PCOUNT ({pcount})")
+    size = abs(bitpix) // 8 * gcount * (pcount + elements)
     return -(-size // BLOCK) * BLOCK
 
 
 def is_compressed_image(header: fits.Header) -> bool:
-    return header.get("XTENSION", "").strip() == "BINTABLE" and bool(header.get("ZIMAGE", False))
+    return str(header.get("XTENSION", "")).strip() == "BINTABLE" and header.get("ZIMAGE", False) is True
 
 
 def read_header(
@@ -156,8 +186,12 @@ def read_header(
         raise ValueError("hdu must be 0 or more")
     window = _Window(read_range, first_read)
     start, index = 0, 0
-    header, data_start = _header_at(window, 0, primary=True)
-    want = hdu if hdu is not None else (0 if int(header.get("NAXIS", 0)) > 0 else None)
+    header, data_start = _header_at(window, 0, 0)
+    try:
+        primary_naxis = int(header.get("NAXIS", 0))
+    except (TypeError, ValueError):
+        raise NotFitsError(f"the primary header's NAXIS is not a number: {header.get('NAXIS')!r}") from None
+    want = hdu if hdu is not None else (0 if primary_naxis > 0 else None)
     while want is None or index < want:
         next_start = data_start + data_size(header)
         if want is None:
@@ -167,7 +201,10 @@ def read_header(
                 break
             want = 1
         start, index = next_start, index + 1
-        header, data_start = _header_at(window, start, primary=False)
+        try:
+            header, data_start = _header_at(window, start, index)
+        except NoSuchHDU as error:
+            raise NoSuchHDU(want, error.count) from None
     compressed = is_compressed_image(header)
     if compressed and restore_compressed:
         header = image_header(header)
@@ -181,7 +218,7 @@ def check_structure(data: bytes) -> int:
     full frame.
     """
     window = _Window(lambda start, end: data[start:end], len(data))
-    header, data_start = _header_at(window, 0, primary=True)
+    header, data_start = _header_at(window, 0, 0)
     count = 1
     while True:
         end = data_start + data_size(header)
@@ -189,7 +226,7 @@ def check_structure(data: bytes) -> int:
             raise NotFitsError(f"truncated FITS: HDU {count - 1} needs {end} bytes but the file has {len(data)}")
         if end + BLOCK > len(data):
             return count
-        header, data_start = _header_at(window, end, primary=False)
+        header, data_start = _header_at(window, end, count)
         count += 1
 
 
@@ -249,6 +286,52 @@ def image_header(compressed: fits.Header) -> fits.Header:
         else:
             restored.append(fits.Card(new_keyword, card.value, card.comment), bottom=True)
     return restored
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+LIST_KEYWORDS = ("COMMENT", "HISTORY")
+JsonValue = bool | int | float | str | None
+
+
+def _json_value(value) -> JsonValue:
+    """A card's value as JSON: bool, int, float and str as they are; no value is None."""
+    if isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else str(value)
+    if isinstance(value, complex):
+        return str(value)  # JSON has no complex numbers; "(1+2j)" keeps both parts
+    return None  # astropy's Undefined: a keyword without a value
+
+
+def header_as_json(header: fits.Header) -> dict[str, JsonValue | list[str]]:
+    """The header as a JSON object of typed values, in card order.
+
+    COMMENT and HISTORY are lists of their texts; a long string continued over
+    CONTINUE cards is one string (astropy joins them); HIERARCH cards keep their full
+    keyword (``ESO DET CHIP`` for ``HIERARCH ESO DET CHIP``), as astropy names them.
+    A keyword repeated against the standard keeps its first value, as ``header[key]``
+    does; blank-keyword cards are left out. :func:`header_cards` loses nothing.
+    """
+    result: dict[str, JsonValue | list[str]] = {}
+    for card in header.cards:
+        keyword = card.keyword
+        if keyword in LIST_KEYWORDS:
+            result.setdefault(keyword, []).append(str(card.value))
+        elif keyword and keyword not in result:
+            result[keyword] = _json_value(card.value)
+    return result
+
+
+def header_cards(header: fits.Header) -> list[str]:
+    """The header's 80-character cards, CONTINUE cards included, without END."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", VerifyWarning)
+        text = header.tostring(sep="", endcard=False, padding=False)
+    return [text[start : start + CARD] for start in range(0, len(text), CARD)]
 
 
 # --- compression -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ so no name reaches outside the bucket's folder.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -131,12 +132,20 @@ class LocalBucket(Bucket):
                 return handle.read(end - start)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFound(self.name, path) from None
+        except OSError as error:
+            if error.errno == errno.ENAMETOOLONG:  # legal in Cloud Storage, impossible here: never written
+                raise ObjectNotFound(self.name, path) from None
+            raise
 
     def read(self, path: str, *, if_generation_match: int | None = None) -> bytes:
         try:
             data = self.file_path(path).read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFound(self.name, path) from None
+        except OSError as error:
+            if error.errno == errno.ENAMETOOLONG:
+                raise ObjectNotFound(self.name, path) from None
+            raise
         if if_generation_match is not None:
             # Checked after reading: a replacement lands by rename, so the bytes read
             # belong to the generation that was live before it, or the check fails.
