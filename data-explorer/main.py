@@ -14,6 +14,7 @@ from panoptes_network.explorer.remote import RemoteError
 from panoptes_network.explorer.search import MAX_PER_PAGE, ParameterError, SORT_KEYS, with_page
 
 app = flask.Flask(__name__)
+app.json.sort_keys = False  # a FITS header reads in card order
 app.register_blueprint(explorer.api, url_prefix="/api")
 PLOTLY_JS = Path(__import__("plotly").__file__).parent / "package_data" / "plotly.min.js"
 

@@ -38,7 +38,7 @@ function drawWeekly() {
 
 // --- search: a sky map of the results in an Aitoff projection ---------------------------------
 
-// RA increases to the left, as on the sky seen from inside; lon = 180 - RA puts RA 180 at the centre.
+// RA 0h at the centre, increasing to the left, as on the sky seen from inside.
 function aitoff(raDeg, decDeg) {
   let lon = ((180 - raDeg) % 360 + 360) % 360 - 180;
   const lambda = lon * Math.PI / 180, phi = decDeg * Math.PI / 180;

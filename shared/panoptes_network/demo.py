@@ -155,8 +155,9 @@ def _altitudes(site: Site, target_list: list[Target], moments: list[datetime]) -
     return coords[None, :].transform_to(frame).alt.deg  # (times, targets)
 
 
-def plan(nights: int, last_night: date, seed: int = 2016) -> list[Sequence]:
-    """The sequences every site observes on ``nights`` nights ending with ``last_night``."""
+def plan(nights: int, last_night: date, seed: int = 2016, not_after: datetime | None = None) -> list[Sequence]:
+    """The sequences every site observes on ``nights`` nights ending with ``last_night``, none after ``not_after``."""
+    not_after = not_after or datetime.now(timezone.utc)
     rng = np.random.default_rng(seed)
     target_list = targets()
     sequences = []
@@ -176,8 +177,9 @@ def plan(nights: int, last_night: date, seed: int = 2016) -> list[Sequence]:
             previous = None
             for n, start in enumerate(starts):
                 frames = int(rng.integers(4, 11))
-                if start + timedelta(seconds=frames * (EXPTIME_SECONDS + READOUT_SECONDS)) > dawn:
-                    continue
+                end = start + timedelta(seconds=60 + frames * (EXPTIME_SECONDS + READOUT_SECONDS))
+                if end > dawn or end > not_after:
+                    continue  # past dawn, or not yet happened (tonight at a site west of here)
                 visible = [i for i in np.argsort(-altitudes[n]) if altitudes[n][i] > HORIZON_DEG + 5 and i != previous]
                 if not visible:
                     continue

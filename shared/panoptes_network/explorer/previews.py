@@ -77,7 +77,7 @@ def _bin(data: np.ndarray, factor: int) -> np.ndarray:
 
 
 def render_png(data: np.ndarray, max_size: int = MAX_SIZE) -> bytes:
-    from astropy.visualization import AsinhStretch, ImageNormalize, ZScaleInterval
+    from astropy.visualization import AsinhStretch, ZScaleInterval
     from PIL import Image
 
     if min(data.shape) >= 2:
@@ -89,8 +89,9 @@ def render_png(data: np.ndarray, max_size: int = MAX_SIZE) -> bytes:
     if not finite.any():
         raise PreviewError("the image has no finite pixels")
     data = np.where(finite, data, np.nanmedian(data[finite]))
-    norm = ImageNormalize(data, interval=ZScaleInterval(), stretch=AsinhStretch(0.1), clip=True)
-    scaled = np.nan_to_num(np.asarray(norm(data)), nan=0.0)
+    low, high = ZScaleInterval().get_limits(data)
+    scaled = np.clip((data - low) / (high - low), 0, 1) if high > low else np.zeros_like(data)
+    scaled = np.nan_to_num(AsinhStretch(0.1)(scaled, clip=True), nan=0.0)
     # FITS rows run bottom to top; PNG rows top to bottom.
     pixels = (np.flipud(scaled) * 255).round().astype(np.uint8)
     out = io.BytesIO()
