@@ -306,7 +306,9 @@ def frame(sequence: Sequence, index: int, camera: int) -> tuple[str, bytes]:
     path = "/".join((sequence.site.unit_id, camera_id, format_time(sequence.start),
                      format_time(sequence.times[index]) + ".fits"))
     out = io.BytesIO()
-    astropy_fits.PrimaryHDU(pixels(sequence, index, camera), header(sequence, index, camera)).writeto(out)
+    hdu = astropy_fits.PrimaryHDU(pixels(sequence, index, camera), header(sequence, index, camera))
+    hdu.header.set("EXTEND", True, after="NAXIS2")  # as the POCS frames have it
+    hdu.writeto(out)
     return path, out.getvalue()
 
 
