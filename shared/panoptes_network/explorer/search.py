@@ -82,6 +82,8 @@ class SearchQuery:
         if self.min_images:
             params["min_images"] = self.min_images
         params.update(sort=self.sort, order="desc" if self.descending else "asc")
+        if self.per_page != DEFAULT_PER_PAGE:
+            params["per_page"] = self.per_page
         return params
 
 
