@@ -8,7 +8,7 @@ SERVICES := image-uploaded compress-fits make-rgb-fits record-image lookup-field
 REQUIREMENTS := $(wildcard $(addsuffix /requirements.txt,$(SERVICES)))
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test bench clean
+.PHONY: install up demo test bench clean
 
 install: $(STAMP)
 
@@ -21,6 +21,9 @@ $(STAMP): shared/pyproject.toml requirements-dev.txt $(REQUIREMENTS)
 
 up: install
 	$(BIN)/panoptes-network up
+
+demo: install
+	$(BIN)/panoptes-network demo
 
 test: install
 	$(BIN)/python -m pytest

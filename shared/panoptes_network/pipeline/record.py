@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from astropy.io import fits as astropy_fits
 
-from panoptes_network import fits, runtime
+from panoptes_network import fits, runtime, sky
 from panoptes_network.config import Settings
 from panoptes_network.deadletter import PermanentError
 from panoptes_network.ids import BucketPath, InvalidPathError, parse_bucket_path
@@ -184,6 +184,8 @@ def write_documents(transaction: Transaction, path: BucketPath, image: dict, obs
         if change:
             observation_update["total_exptime"] = Increment(change)
         counted = "already recorded"
+    # The spatial index follows the position the stored observation will have (sky.py).
+    observation_update.update(sky.index_fields({**(previous_observation or {}), **observation_update}))
 
     transaction.set("images", image_id, image, merge=False)
     transaction.set("observations", sequence_id, observation_update, merge=True)

@@ -7,6 +7,7 @@
     panoptes-network status    buckets, documents, queue and dead letters at a glance
     panoptes-network ls        list a bucket
     panoptes-network emulators start Google's emulators for PANOPTES_BACKEND=gcp
+    panoptes-network demo      generate demo frames and send them through the pipeline
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def command_up(args) -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     print("Upload a frame with:  panoptes-network upload FILE.fits --as PAN001/14d3bd/20180216T110623/20180216T112430.fits",
           flush=True)
+    _offer_demo(settings, args)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -93,6 +95,56 @@ def command_up(args) -> int:
 
 def _stop_on_sigterm(signum, frame):
     raise KeyboardInterrupt  # stop as on Ctrl-C: close the server, stop the workers
+
+
+def _offer_demo(settings, args) -> None:
+    """On an empty data set, offer demo data (a prompt at a terminal, a hint otherwise)."""
+    import threading
+
+    from panoptes_network import runtime
+
+    if runtime.documents(settings).count("observations"):
+        return
+    hint = "No observations yet: `panoptes-network demo` (or `make demo`) makes a demo data set."
+    if not sys.stdin.isatty() or args.no_demo_prompt:
+        print(hint, flush=True)
+        return
+    answer = input("No observations yet. Generate demo data (3 units, 3 nights, about 300 small frames)? [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        print(hint, flush=True)
+        return
+    # Uploaded while the server runs: its delivery workers take the frames through the pipeline.
+    threading.Thread(target=_upload_demo, args=(settings, 3, None), daemon=True).start()
+
+
+def _upload_demo(settings, nights: int, seed: int | None) -> int:
+    from tqdm import tqdm
+
+    from panoptes_network import demo, runtime
+
+    raw = runtime.bucket(settings.raw_bucket, settings)
+    progress = tqdm(unit="frame", desc="demo frames")
+
+    def advance(done: int, total: int) -> None:
+        progress.total = total
+        progress.update(1)
+
+    result = demo.generate(lambda path, data: raw.write(path, data, content_type="application/fits"),
+                           nights=nights, seed=2016 if seed is None else seed, progress=advance)
+    progress.close()
+    print(f"demo: {result.frames} frames of {result.sequences} sequences from {', '.join(result.units)}, "
+          f"nights {result.first_night} to {result.last_night}, uploaded to gs://{settings.raw_bucket}", flush=True)
+    return result.frames
+
+
+def command_demo(args) -> int:
+    if args.nights < 1 or args.nights > 366:
+        raise CommandError("--nights must be between 1 and 366")
+    settings = _settings()
+    _upload_demo(settings, args.nights, args.seed)
+    if args.no_drain:
+        return 0
+    return command_drain(args)
 
 
 def _guess_content_type(path: str) -> str:
@@ -294,7 +346,19 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=DEFAULT_PORT)
     up.add_argument("--workers", type=int, help="delivery worker processes (default: one per core)")
     up.add_argument("--public-url", help="gcp backend: the URL Pub/Sub pushes to (default http://HOST:PORT)")
+    up.add_argument("--no-demo-prompt", action="store_true", help="never ask to generate demo data")
     up.set_defaults(run=command_up)
+
+    demo = commands.add_parser("demo", parents=[common], help="generate demo frames and run them through the pipeline")
+    demo.add_argument("--nights", type=int, default=3, help="nights of observing at each site (default 3)")
+    demo.add_argument("--seed", type=int, help="for a different (but repeatable) demo data set")
+    demo.add_argument("--no-drain", action="store_true", help="upload only; a running `up` delivers them")
+    demo.add_argument("--timeout", type=float, default=900.0, help="give up draining after S seconds")
+    demo.add_argument("--workers", type=int, help="delivery worker processes (default: one per core)")
+    demo.add_argument("--host", default=DEFAULT_HOST, help="gcp backend: the stack's address")
+    demo.add_argument("--port", type=int, default=DEFAULT_PORT, help="gcp backend: the stack's port")
+    demo.add_argument("--quiet", type=float, help="gcp backend: seconds without deliveries that mean done")
+    demo.set_defaults(run=command_demo)
 
     upload = commands.add_parser("upload", parents=[common], help="put files into the raw bucket")
     upload.add_argument("files", nargs="+", metavar="FILE")

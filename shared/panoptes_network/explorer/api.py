@@ -1,0 +1,277 @@
+"""The explorer's JSON API, a Flask blueprint mounted at ``/api`` by data-explorer/main.py.
+
+    GET /api/observations                      search (see explorer.search.parse), one page
+    GET /api/observations?format=csv|json      every result (up to 10,000) as a download
+    GET /api/observations/<sequence_id>        one observation
+    GET /api/observations/<sequence_id>/images its frames, oldest first
+    GET /api/units, /api/units/<unit_id>       the units (with their observation counts)
+    GET /api/stats[?year=YYYY]                 totals, weekly numbers per unit, latest observations
+    GET /api/resolve?target=NAME               where a name is (lookup-field)
+    GET /api/images/<image_id>/header          the frame's FITS header (get-fits-header)
+    GET /api/images/<image_id>/preview.png     a PNG preview, made once and cached
+    GET /api/images/<image_id>/file            the FITS file itself
+
+Every answer is JSON with ``success`` (except the PNG and downloads); a parameter that
+cannot be used is a 400 whose ``msg`` names it, and ``parameter`` holds its name.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+import flask
+
+from panoptes_network import runtime
+from panoptes_network.config import Settings, settings as current_settings
+from panoptes_network.explorer import previews, remote, stats
+from panoptes_network.explorer.search import (
+    ParameterError,
+    check_image_id,
+    check_sequence_id,
+    observation_row,
+    parse,
+    search,
+    to_csv,
+    to_jsonable,
+)
+from panoptes_network.ids import UNIT_ID_PATTERN
+from panoptes_network.ports.bucket import ObjectNotFound
+
+api = flask.Blueprint("api", __name__)
+EXPORT_FORMATS = ("csv", "json")
+
+
+class NotFound(LookupError):
+    """A document the URL names does not exist."""
+
+
+def _settings() -> Settings:
+    return current_settings()
+
+
+def _documents():
+    return runtime.documents(_settings())
+
+
+def _ok(payload: dict[str, Any], status: int = 200):
+    return flask.jsonify({"success": True, **to_jsonable(payload)}), status
+
+
+@api.errorhandler(ParameterError)
+def _bad_parameter(error: ParameterError):
+    return flask.jsonify({"success": False, "msg": str(error), "parameter": error.parameter}), 400
+
+
+@api.errorhandler(NotFound)
+def _not_found(error: NotFound):
+    return flask.jsonify({"success": False, "msg": str(error)}), 404
+
+
+@api.errorhandler(remote.RemoteError)
+def _remote_failed(error: remote.RemoteError):
+    return flask.jsonify({"success": False, "msg": str(error)}), error.status
+
+
+@api.errorhandler(previews.PreviewError)
+def _no_preview(error: previews.PreviewError):
+    return flask.jsonify({"success": False, "msg": str(error)}), 422
+
+
+# --- lookups shared with the pages -------------------------------------------------------------
+
+
+def cache_key(settings: Settings) -> tuple:
+    return (settings.backend, str(settings.data_dir), settings.project, os.environ.get("FIRESTORE_EMULATOR_HOST"))
+
+
+def get_observation(sequence_id: str) -> dict[str, Any]:
+    check_sequence_id(sequence_id)
+    data = _documents().get("observations", sequence_id)
+    if data is None:
+        raise NotFound(f"observation {sequence_id} does not exist")
+    return observation_row(sequence_id, data)
+
+
+def image_row(image_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    base = flask.url_for("api.image_file", image_id=image_id)[: -len("/file")]
+    return {**data, "image_id": image_id, "preview_url": base + "/preview.png", "header_url": base + "/header",
+            "file_url": base + "/file"}
+
+
+def get_images(sequence_id: str) -> list[dict[str, Any]]:
+    check_sequence_id(sequence_id)
+    found = _documents().query("images", [("sequence_id", "==", sequence_id)])
+    rows = [image_row(doc.id, doc.data) for doc in found]
+    far_future = datetime.max.replace(tzinfo=timezone.utc)
+    return sorted(rows, key=lambda row: (row.get("time") or far_future, row["image_id"]))
+
+
+FRAME_SERIES = ("airmass", "moonsep", "moonfrac", "camtemp", "exptime")
+
+
+def frame_series(images: list[dict[str, Any]]) -> dict[str, list]:
+    """Per-frame values against time, for the observation page's plot."""
+    timed = [image for image in images if image.get("time")]
+    series = {"time": [to_jsonable(image["time"]) for image in timed]}
+    series.update({name: [image.get(name) for image in timed] for name in FRAME_SERIES})
+    return series
+
+
+def observation_series(observations: list[dict[str, Any]]) -> dict[str, list]:
+    """Observations against time, for a unit's plot."""
+    timed = [row for row in observations if row.get("time")]
+    return {"time": [to_jsonable(row["time"]) for row in timed], "images": [row["num_images"] for row in timed],
+            "minutes": [row["total_minutes"] for row in timed], "field": [row.get("field_name") for row in timed],
+            "sequence_id": [row["sequence_id"] for row in timed]}
+
+
+def get_image(image_id: str) -> dict[str, Any]:
+    check_image_id(image_id)
+    data = _documents().get("images", image_id)
+    if data is None or not data.get("bucket_path"):
+        raise NotFound(f"image {image_id} does not exist")
+    return data
+
+
+def unit_rows() -> list[dict[str, Any]]:
+    documents = _documents()
+    return [
+        {**doc.data, "unit_id": doc.id, "observations": documents.count("observations", [("unit_id", "==", doc.id)])}
+        for doc in documents.query("units")
+    ]
+
+
+def get_unit(unit_id: str) -> dict[str, Any]:
+    if not UNIT_ID_PATTERN.fullmatch(unit_id or ""):
+        raise ParameterError("unit_id", f"unit_id {unit_id!r} is not a unit id such as PAN001")
+    data = _documents().get("units", unit_id)
+    if data is None:
+        raise NotFound(f"unit {unit_id} does not exist")
+    return {**data, "unit_id": unit_id}
+
+
+def unit_observations(unit_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+    found = _documents().query("observations", [("unit_id", "==", unit_id)], [("time", "desc")], limit=limit)
+    return [observation_row(doc.id, doc.data) for doc in found]
+
+
+def overview(year: int | None) -> dict[str, Any]:
+    settings = _settings()
+    return stats.overview(runtime.documents(settings), year, cache_key=cache_key(settings))
+
+
+def parse_year(args) -> int | None:
+    text = (args.get("year") or "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or not 1990 <= int(text) <= 2200:
+        raise ParameterError("year", f"year must be a year such as 2024, not {text!r}")
+    return int(text)
+
+
+def run_search(args, everything: bool = False):
+    return search(_documents(), parse(args, remote.resolve), everything=everything)
+
+
+# --- routes ---------------------------------------------------------------------------------------
+
+
+@api.get("/observations")
+def observations():
+    export = (flask.request.args.get("format") or "").strip().lower()
+    if export and export not in EXPORT_FORMATS:
+        raise ParameterError("format", f"format must be csv or json (a download of every result), not {export!r}")
+    result = run_search(flask.request.args, everything=bool(export))
+    query = result.query
+    if export:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        name = f"panoptes-observations-{stamp}.{export}"
+        if export == "csv":
+            body, mimetype = to_csv(result.rows), "text/csv"
+        else:
+            body, mimetype = flask.json.dumps(to_jsonable(
+                {"query": query.as_params(), "total": result.total, "observations": result.rows})), "application/json"
+        return flask.Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    centre = None
+    if query.cone:
+        centre = {"ra": query.cone.ra, "dec": query.cone.dec, "radius": query.cone.radius,
+                  "target": query.target, "resolved_by": query.resolved_by}
+    return _ok({
+        "query": query.as_params(), "cone": centre, "total": result.total, "page": query.page,
+        "per_page": query.per_page, "pages": result.pages, "observations": result.rows,
+    })
+
+
+@api.get("/observations/<sequence_id>")
+def observation(sequence_id: str):
+    return _ok({"observation": get_observation(sequence_id)})
+
+
+@api.get("/observations/<sequence_id>/images")
+def observation_images(sequence_id: str):
+    get_observation(sequence_id)
+    return _ok({"sequence_id": sequence_id, "images": get_images(sequence_id)})
+
+
+@api.get("/units")
+def units():
+    return _ok({"units": unit_rows()})
+
+
+@api.get("/units/<unit_id>")
+def unit(unit_id: str):
+    found = get_unit(unit_id)
+    return _ok({"unit": found, "observations": unit_observations(unit_id)})
+
+
+@api.get("/stats")
+def stats_route():
+    return _ok(overview(parse_year(flask.request.args)))
+
+
+@api.get("/resolve")
+def resolve_route():
+    target = (flask.request.args.get("target") or "").strip()
+    if not target:
+        raise ParameterError("target", "target is required: an object name such as WASP-33, or coordinates")
+    ra, dec, source = remote.resolve(target)
+    return _ok({"target": target, "ra": ra, "dec": dec, "source": source})
+
+
+@api.get("/images/<image_id>/header")
+def image_header(image_id: str):
+    image = get_image(image_id)
+    answer = remote.frame_header(image["bucket_path"], _settings())
+    return _ok({"image_id": image_id, "bucket_path": image["bucket_path"], "header": answer.get("header", {})})
+
+
+@api.get("/images/<image_id>/preview.png")
+def image_preview(image_id: str):
+    image = get_image(image_id)
+    try:
+        made = previews.preview(image["bucket_path"], _settings())
+    except ObjectNotFound:
+        raise NotFound(f"the file of image {image_id} ({image['bucket_path']}) is not in the raw bucket") from None
+    response = flask.Response(made.png, mimetype=previews.CONTENT_TYPE)
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    response.headers["X-Preview-Cache"] = "hit" if made.cached else "made"
+    return response
+
+
+@api.get("/images/<image_id>/file")
+def image_file(image_id: str):
+    image = get_image(image_id)
+    settings = _settings()
+    bucket_path = image["bucket_path"]
+    public = os.environ.get("PUBLIC_BUCKET_URL", "").strip().rstrip("/")
+    if public:
+        return flask.redirect(f"{public}/{settings.raw_bucket}/{bucket_path}")
+    try:
+        data = runtime.bucket(settings.raw_bucket, settings).read(bucket_path)
+    except ObjectNotFound:
+        raise NotFound(f"{bucket_path} is not in the raw bucket") from None
+    filename = bucket_path.replace("/", "_")
+    return flask.Response(data, mimetype="application/fits",
+                          headers={"Content-Disposition": f'attachment; filename="{filename}"'})

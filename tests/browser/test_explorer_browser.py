@@ -1,0 +1,174 @@
+"""The explorer in a real browser: Debian's headless Chromium driven by Playwright, against
+the local stack served on a free port, over frames the pipeline recorded.
+
+Each page is saved as a screenshot in test-artifacts/explorer/, and no page may log a
+console error or throw.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from panoptes_network.explorer import stats
+from tests.conftest import REPOSITORY, skip_or_fail
+from tests.explorer_data import KIC_SEQUENCE_ID, record_observations, sequence_id
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+CHROMIUM = os.environ.get("PANOPTES_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = REPOSITORY / "test-artifacts" / "explorer"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-default-apps",
+                 "--disable-extensions", "--disable-sync", "--no-first-run", "--mute-audio"]
+
+
+@pytest.fixture(params=["local"])
+def backend(request, monkeypatch, tmp_path):
+    """The browser tests run on the local backend (the API tests cover both)."""
+    from panoptes_network import runtime
+
+    monkeypatch.setenv("PANOPTES_BACKEND", "local")
+    monkeypatch.setenv("PANOPTES_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LOOKUP_ONLINE", "false")
+    for key in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
+        monkeypatch.delenv(key, raising=False)
+    runtime.reset()
+    yield request.param
+    runtime.reset()
+
+
+@pytest.fixture
+def site(stack, pocs):
+    """The stack's web server on a free port, over recorded observations."""
+    from panoptes_network.stack.server import StackServer
+
+    sequences = record_observations(stack, pocs)
+    stats._cache.clear()
+    server = StackServer(stack.settings, "127.0.0.1", 0).start_background()
+    yield server.url, sequences
+    server.shutdown()
+
+
+@pytest.fixture
+def browser_page():
+    if not Path(CHROMIUM).is_file():
+        skip_or_fail(f"Chromium is not at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        skip_or_fail("playwright is not installed (requirements-dev.txt)")
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        page = context.new_page()
+        page.problems = []
+        page.on("console", lambda message: message.type == "error" and page.problems.append(
+            f"console error on {page.url}: {message.text}"))
+        page.on("pageerror", lambda error: page.problems.append(f"uncaught exception on {page.url}: {error}"))
+        page.on("requestfailed", lambda request: page.problems.append(
+            f"request failed on {page.url}: {request.url} ({request.failure})"))
+        yield page
+        context.close()
+        browser.close()
+
+
+def settle(page, name: str) -> None:
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_scientist_searches_and_browses_without_errors(site, browser_page):
+    base, sequences = site
+    page = browser_page
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    # Overview: the cards count what the pipeline recorded; the weekly chart is drawn.
+    page.goto(base + "/")
+    assert page.locator("#total-observations").inner_text() == str(2 + len(sequences))
+    assert page.locator("#total-images").inner_text() == str(3 + 2 * len(sequences))
+    page.locator("#weekly-chart .main-svg").first.wait_for()
+    page.select_option("#metric", "exposure_hours")
+    assert "Exposure hours" in page.locator("#weekly-chart").inner_text()
+    settle(page, "1-overview")
+
+    # Search by name: the form resolves the name and the URL carries the query.
+    page.click("text=Search observations")
+    page.fill("#target", "KIC 8462852")
+    page.fill("#radius", "5")
+    page.click("#search-button")
+    page.wait_for_url("**/search?*target=KIC+8462852*")
+    assert "resolved by exoplanet hosts" in page.locator("#cone-summary").inner_text()
+    results = page.locator("#results tbody a.observation-link")
+    assert KIC_SEQUENCE_ID in results.all_inner_texts()
+    page.locator("#sky-map .main-svg").first.wait_for()
+    settle(page, "2-search-by-name")
+
+    # The CSV download holds the results.
+    with page.expect_download() as download:
+        page.click("#download-csv")
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert KIC_SEQUENCE_ID in [row["sequence_id"] for row in rows]
+    assert download.value.suggested_filename.endswith(".csv")
+
+    # Search by coordinates, near a generated observation, limited to its unit.
+    first = sequences[0]
+    page.goto(base + "/search")
+    page.fill("#ra", f"{first.target.ra:.4f}")
+    page.fill("#dec", f"{first.target.dec:.4f}")
+    page.fill("#radius", "3")
+    page.select_option("#units", first.site.unit_id)
+    page.click("#search-button")
+    page.wait_for_url("**/search?*ra=*")
+    found = page.locator("#results tbody a.observation-link").all_inner_texts()
+    assert sequence_id(first) in found
+    assert all(text.startswith(first.site.unit_id) for text in found)
+    settle(page, "3-search-by-coordinates")
+
+    # Sorting is a link that keeps the query.
+    page.click("#results thead a:has-text('Images')")
+    page.wait_for_url("**sort=num_images*")
+    assert f"unit={first.site.unit_id}" in page.url
+    settle(page, "4-search-sorted")
+
+    # The observation page: metadata, frames, the per-frame plot, a preview and the header.
+    page.goto(base + "/search?target=KIC+8462852")
+    page.click(f"a.observation-link:has-text('{KIC_SEQUENCE_ID}')")
+    page.wait_for_url(f"**/observations/{KIC_SEQUENCE_ID}")
+    assert "KIC 8462852" in page.locator("#observation-meta").inner_text()
+    assert page.locator("#images tbody tr").count() == 2
+    page.locator("#frames-chart .main-svg").first.wait_for()
+    page.locator("#images tbody tr").nth(1).locator("button.show-frame").click()
+    page.wait_for_function("() => { const img = document.getElementById('preview');"
+                           " return img.complete && img.naturalWidth > 0 && img.src.includes('081434'); }")
+    assert page.evaluate("document.getElementById('preview').naturalWidth") == 350
+    page.wait_for_function("() => document.querySelectorAll('#fits-header tbody tr').length > 20")
+    header = dict(zip(page.locator("#fits-header tbody th").all_inner_texts(),
+                      page.locator("#fits-header tbody td").all_inner_texts()))
+    assert header["FIELD"] == "KIC 8462852" and header["NAXIS1"] == "700"
+    settle(page, "5-observation")
+
+    # The unit page.
+    page.click("#observation-meta a:has-text('PAN001')")
+    page.wait_for_url("**/units/PAN001")
+    assert "19.5400" in page.locator("#unit-meta").inner_text()
+    page.locator("#unit-chart .main-svg").first.wait_for()
+    settle(page, "6-unit")
+
+    assert page.problems == []
+
+    # A search the API refuses says why, on the page (the browser logs the page's 400 itself).
+    page.goto(base + "/search?ra=10&dec=20&radius=500")
+    assert "radius must be between 0 and 180" in page.locator("#error-message").inner_text()
+    settle(page, "7-bad-search")
+    assert all("status of 400" in problem for problem in page.problems), page.problems
+
+    outside = [url for url in requested if not url.startswith(base) and not url.startswith(("data:", "blob:"))]
+    assert outside == [], f"the pages loaded assets from outside the app: {outside}"

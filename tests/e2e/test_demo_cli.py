@@ -1,0 +1,34 @@
+"""``panoptes-network demo`` sends generated frames through the local pipeline, and ``up``
+points an empty data directory at it."""
+
+from __future__ import annotations
+
+import argparse
+
+from panoptes_network import runtime
+from panoptes_network.config import settings
+from panoptes_network.stack import cli
+
+
+def test_demo_command_records_observations_through_the_pipeline(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PANOPTES_BACKEND", "local")
+    for key in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
+        monkeypatch.delenv(key, raising=False)
+    runtime.reset()
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("PANOPTES_DATA_DIR", str(data_dir))
+
+    cli._offer_demo(settings(), argparse.Namespace(no_demo_prompt=False))  # stdin is not a terminal here
+    assert "panoptes-network demo" in capsys.readouterr().out
+
+    assert cli.main(["demo", "--nights", "1", "--seed", "4", "--workers", "1", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "every message delivered" in out
+    documents = runtime.documents(settings())
+    observations = documents.query("observations")
+    assert observations and all("healpix" in doc.data for doc in observations)
+    assert documents.count("images") == sum(doc.data["num_images"] for doc in observations)
+    raw = [info.name for info in runtime.bucket(settings().raw_bucket).list()]
+    assert raw and all(name.endswith(".fits.fz") for name in raw)  # compressed by compress-fits
+    assert documents.query("dead_letters") == []
+    runtime.reset()

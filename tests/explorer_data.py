@@ -1,0 +1,60 @@
+"""What the explorer tests search: real POCS frames and a few generated ones, recorded by the pipeline."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from panoptes_network import demo
+
+KIC_SEQUENCE = "PAN001/14d3bd/20160909T081152"
+KIC_SEQUENCE_ID = "PAN001_14d3bd_20160909T081152"
+KIC_IMAGES = ("PAN001_14d3bd_20160909T081226", "PAN001_14d3bd_20160909T081434")
+POLE_SEQUENCE_ID = "PAN001_14d3bd_20170410T043500"
+POCS_UPLOADS = (
+    ("tiny.fits", f"{KIC_SEQUENCE}/20160909T081226.fits"),
+    ("solved.fits.fz", f"{KIC_SEQUENCE}/20160909T081434.fits.fz"),
+    # Plate-solved next to the celestial pole (its header has no ids: the path gives them).
+    ("pole.fits", "PAN001/14d3bd/20170410T043500/20170410T043516.fits"),
+)
+GENERATED_NIGHTS = (date(2024, 6, 9), date(2024, 6, 10))
+FRAMES_PER_SEQUENCE = 2
+
+
+def generated_sequences(count: int = 4) -> list[demo.Sequence]:
+    """A few demo sequences, one camera, two frames each: small, but from several sites and targets."""
+    with demo._offline_astropy():
+        planned = demo.plan(len(GENERATED_NIGHTS), GENERATED_NIGHTS[-1], seed=11,
+                            not_after=datetime(2030, 1, 1, tzinfo=timezone.utc))
+        chosen, units = [], set()
+        for sequence in planned:  # first one per unit, then any
+            if sequence.site.unit_id not in units:
+                chosen.append(sequence)
+                units.add(sequence.site.unit_id)
+        chosen += [s for s in planned if s not in chosen][: max(0, count - len(chosen))]
+        for sequence in chosen[:count]:
+            sequence.frames = FRAMES_PER_SEQUENCE
+            demo.observe(sequence)
+    return chosen[:count]
+
+
+def generated_frames(sequences: list[demo.Sequence]) -> list[tuple[str, bytes]]:
+    with demo._offline_astropy():
+        return [demo.frame(sequence, index, 0) for sequence in sequences for index in range(sequence.frames)]
+
+
+def sequence_id(sequence: demo.Sequence) -> str:
+    from panoptes_network.ids import format_time
+
+    return f"{sequence.site.unit_id}_{sequence.site.cameras[0]}_{format_time(sequence.start)}"
+
+
+def record_observations(stack, pocs) -> list[demo.Sequence]:
+    """Upload the POCS frames and the generated ones, and let the pipeline record them."""
+    for name, bucket_path in POCS_UPLOADS:
+        stack.upload(pocs / name, bucket_path)
+    sequences = generated_sequences()
+    for bucket_path, data in generated_frames(sequences):
+        stack.upload(data, bucket_path)
+    stack.drain()
+    assert stack.dead_letters() == []
+    return sequences
