@@ -245,7 +245,9 @@ def check_complete(data: bytes, name: str) -> None:
     except PermanentError:
         raise
     except Exception as error:  # tifffile's parser meeting a damaged container
-        raise PermanentError(f"{name} is not a readable raw file: its TIFF structure is truncated or damaged ({error})") from None
+        raise PermanentError(
+            f"{name} is not a readable raw file: its TIFF structure is truncated or damaged ({error})"
+        ) from None
 
 
 # LibRaw errors that say the file itself is at fault; anything else (out of memory) is retried.
@@ -270,6 +272,11 @@ def _per_channel(color_desc: str, values: Any) -> dict[str, Any]:
     return named
 
 
+def _single(value: float) -> float:
+    """A float32 from LibRaw with the digits it has: 1.6, not 1.600000023841858."""
+    return float(f"{value:.7g}")
+
+
 def decode(data: bytes, options: Mapping[str, Any], name: str) -> tuple[np.ndarray, RawMetadata]:
     """The post-processed ``(height, width, 3)`` array and the metadata LibRaw decodes."""
     check_complete(data, name)
@@ -280,21 +287,23 @@ def decode(data: bytes, options: Mapping[str, Any], name: str) -> tuple[np.ndarr
             pattern = raw.raw_pattern
             other = raw.other
             metadata = RawMetadata(
-                exptime=other.shutter_speed if other.shutter_speed > 0 else None,
+                exptime=_single(other.shutter_speed) if other.shutter_speed > 0 else None,
                 iso=int(round(other.iso_speed)) if other.iso_speed > 0 else None,
                 # LibRaw's timestamp is the camera clock read as local time and rawpy turns it back
                 # into that naive clock reading; the EXIF reading below replaces it where present.
                 capture_time=other.timestamp.replace(tzinfo=timezone.utc) if other.timestamp.year > 1970 else None,
                 capture_zone=CLOCK_AS_UTC if other.timestamp.year > 1970 else None,
                 bayer_pattern="".join(color_desc[index] for index in pattern.ravel()) if pattern is not None else None,
-                camera_wb={k: float(v) for k, v in _per_channel(color_desc, raw.camera_whitebalance).items() if v},
-                daylight_wb={k: float(v) for k, v in _per_channel(color_desc, raw.daylight_whitebalance).items() if v},
+                camera_wb={k: _single(v) for k, v in _per_channel(color_desc, raw.camera_whitebalance).items() if v},
+                daylight_wb={k: _single(v) for k, v in _per_channel(color_desc, raw.daylight_whitebalance).items()
+                             if v},
                 black_levels={k: int(v) for k, v in _per_channel(color_desc, raw.black_level_per_channel).items()},
                 white_level=int(raw.white_level) if raw.white_level else None,
             )
             rgb = raw.postprocess(**to_rawpy(options))
     except _BAD_FILE_ERRORS as error:
-        reason = error.args[0].decode("utf-8", "replace") if error.args and isinstance(error.args[0], bytes) else str(error)
+        detail = error.args[0] if error.args else ""
+        reason = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
         raise PermanentError(f"{name} is not a raw camera file LibRaw can read: {reason} "
                              f"({type(error).__name__}; empty, truncated, corrupt or not raw)") from None
     if rgb.ndim != 3 or rgb.shape[2] != len(PLANES):
@@ -359,7 +368,8 @@ def _with_exif(metadata: RawMetadata, data: bytes, name: str) -> RawMetadata:
                                  text(("EXIF", 0x9011), ("Image", 0x9011)))
     iso = number(("EXIF", 0x8827), ("Image", 0x8827))
     return RawMetadata(
-        exptime=metadata.exptime or number(("EXIF", 0x829A), ("Image", 0x829A)),
+        # The EXIF rational is exact where LibRaw keeps a float32 (1/50 s: 0.0199999995).
+        exptime=number(("EXIF", 0x829A), ("Image", 0x829A)) or metadata.exptime,
         iso=metadata.iso or (int(round(iso)) if iso else None),
         capture_time=exif_time or metadata.capture_time,
         capture_zone=zone if exif_time else metadata.capture_zone,
