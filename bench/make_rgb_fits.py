@@ -16,7 +16,7 @@ peak RSS is its own:
 Also, once each: both sides with ``half_size: false`` (full-resolution AAHD), the
 heaviest option a message can ask for, for the memory it needs.
 
-Writes the "## make-rgb-fits" section of bench/RESULTS.md (only that section).
+Rewrites only its own section of bench/RESULTS.md (``make bench`` runs every benchmark).
 """
 
 from __future__ import annotations
@@ -24,26 +24,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-DATA = REPOSITORY / "bench" / "data"
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(BENCH.parent))  # for tests.dng, the DNG writer the tests use
+
+from common import DATA, REPOSITORY, table, write_section  # noqa: E402
+
 FRAME = DATA / "full-size.dng"
-RESULTS = REPOSITORY / "bench" / "RESULTS.md"
-HEADING = "## make-rgb-fits"
 RAW_PATH = "PAN001/14d3bd/20180216T110623/20180216T112430.cr2"
 GOAL = 1.3  # service wall / bare wall
 CLOUD_RUN_MEMORY_MIB = 1024
-
-sys.path.insert(0, str(REPOSITORY))  # for tests.dng, the generator the tests use
 
 
 def _status_mib(field: str) -> float:
@@ -135,32 +132,6 @@ def run_child(case: str, repeat: int, overrides: dict) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-# --- the table ------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        cpu = re.search(r"model name\s*:\s*(.+)", text).group(1).strip()
-    except (OSError, AttributeError):
-        pass
-    import rawpy
-
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, rawpy {rawpy.__version__} "
-            f"(LibRaw {'.'.join(map(str, rawpy.libraw_version))})")
-
-
-def write_section(section: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nWritten by the scripts in bench/.\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=8, help="timed runs per case (default 8)")
@@ -208,35 +179,29 @@ def main() -> int:
         ("service, `half_size: false` (full-resolution AAHD), 1 run", *summary([service_full])),
     ]
     ratio, ratio_of_fastest = service[0] / bare[0], service[1] / bare[1]
-    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
-        HEADING,
+    import rawpy
+
+    body = "\n".join([
+        f"One full-size frame (5208x3476 12-bit RGGB DNG, {size_mib:.1f} MiB), rawpy {rawpy.__version__} "
+        f"(LibRaw {'.'.join(map(str, rawpy.libraw_version))}), the network's default options (AAHD, half size, "
+        f"16 bit, gamma 1, no auto-bright) unless said; `--repeat {args.repeat}`, each case in fresh processes, "
+        "the two main cases alternated two runs at a time. The service case POSTs a push envelope to "
+        "make-rgb-fits' own Flask app on the local backend: bucket read, checks, decode, EXIF, three headers, "
+        "three FITS planes encoded and written (deleted between runs, untimed). Peak RSS is the process's "
+        "whole peak (VmHWM), Python and imports included; baseline is its RSS before the timed runs.",
         "",
-        f"Measured {date} on {machine()}. `bench/make_rgb_fits.py --repeat {args.repeat}`: one full-size "
-        f"frame (5208x3476 12-bit RGGB DNG, {size_mib:.1f} MiB), the network's default options (AAHD, "
-        "half size, 16 bit, gamma 1, no auto-bright) unless said; each case in a fresh process, "
-        "the two main cases alternated. Peak RSS is the process's whole peak, Python and imports included "
-        "(the baseline column is the RSS before the timed runs).",
-        "",
-        "| case | wall median (s) | wall min (s) | median / anchor | CPU median (s) | peak RSS (MiB) "
-        "| baseline RSS (MiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, median, fastest, cpu, peak, baseline in rows:
-        lines.append(f"| {name} | {median:.3f} | {fastest:.3f} | {median / bare[0]:.2f}x | {cpu:.3f} | {peak:.0f} | "
-                     f"{baseline:.0f} |")
-    lines += [
+        table(["case", "wall median (s)", "wall min (s)", "median / anchor", "CPU median (s)", "peak RSS (MiB)",
+               "baseline RSS (MiB)"],
+              [[name, f"{median:.3f}", f"{fastest:.3f}", f"{median / bare[0]:.2f}x", f"{cpu:.3f}", f"{peak:.0f}",
+                f"{baseline:.0f}"] for name, median, fastest, cpu, peak, baseline in rows]),
         "",
         f"Service / anchor: **{ratio:.2f}x** on the median wall, {ratio_of_fastest:.2f}x on the fastest runs "
-        f"(goal <= {GOAL}x: {'met' if ratio <= GOAL else 'not met'}). "
-        "Peak RSS of the service with the default options: "
-        f"**{service[3]:.0f} MiB** of a {CLOUD_RUN_MEMORY_MIB} MiB Cloud Run instance; with "
+        f"(goal <= {GOAL}x: {'met' if ratio <= GOAL else 'not met'}). Peak RSS of the service with the default "
+        f"options: **{service[3]:.0f} MiB** of a {CLOUD_RUN_MEMORY_MIB} MiB Cloud Run instance; with "
         f"`half_size: false`: {summary([service_full])[3]:.0f} MiB.",
-        "",
-    ]
-    section = "\n".join(lines)
-    write_section(section)
-    print(section)
+    ])
+    write_section("make-rgb-fits", "make-rgb-fits against bare rawpy", body)
+    print(body)
     return 0
 
 
