@@ -130,7 +130,6 @@ def _location(site: Site):
 
 def dark_window(site: Site, night: date) -> tuple[datetime, datetime] | None:
     """When the Sun is below -12 deg during the night starting on ``night`` (local evening), in UTC."""
-    import astropy.units as u
     from astropy.coordinates import AltAz, get_sun
     from astropy.time import Time
 

@@ -159,3 +159,16 @@ def _empty_primary() -> bytes:
     buffer = io.BytesIO()
     astropy_fits.PrimaryHDU().writeto(buffer)
     return buffer.getvalue()
+
+
+def test_tiles_checked_at_compression_must_be_the_ones_in_the_file(pocs):
+    original = (pocs / "tiny.fits").read_bytes()
+    compressed = fits.compress(original)
+    assert compressed.checked_tiles is not None
+    fits.verify_compressed(original, compressed)
+    damaged = bytearray(compressed.data)
+    damaged[-fits.BLOCK - 100] ^= 0xFF  # a byte in the heap, before the padding
+    with pytest.raises(ValueError, match="pixels differ"):
+        fits.verify_compressed(original, fits.Compressed(bytes(damaged), 1, compressed.checked_tiles))
+    with pytest.raises(ValueError):
+        fits.verify_compressed(original, bytes(damaged))  # decoded afresh: caught as well

@@ -17,6 +17,7 @@ import json
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
@@ -49,6 +50,7 @@ CREATE TABLE IF NOT EXISTS objects (
 _SAFE = " -_.~+=,@()[]!$&'"
 
 FinalizeHook = Callable[[ObjectInfo], None]
+_HASHER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="local-bucket-md5")
 
 
 def encode_part(part: str) -> str:
@@ -167,6 +169,8 @@ class LocalBucket(Bucket):
     ) -> ObjectInfo:
         target = self.file_path(path)
         handle = tempfile.NamedTemporaryFile(dir=self.storage.tmp, delete=False)
+        # hashlib and file writes release the GIL: hash while the bytes go to disk.
+        checksum = _HASHER.submit(md5_hex, data)
         try:
             with handle:
                 handle.write(data)
@@ -185,7 +189,7 @@ class LocalBucket(Bucket):
                         path,
                         generation,
                         len(data),
-                        md5_hex(data),
+                        checksum.result(),
                         content_type,
                         json.dumps(dict(metadata or {}), sort_keys=True),
                         updated,

@@ -69,7 +69,9 @@ class Bucket(abc.ABC):
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> ObjectInfo:
-        """Create or replace the object, all at once (never visible half-written).
+        """Create or replace the object, all at once (never visible half-written), and
+        raise unless what is stored has the data's MD5 (Cloud Storage: the client library
+        validates its checksum; local: hashed from the bytes as they are written).
 
         ``if_generation_match=ONLY_IF_ABSENT`` writes only if the name is free; any other
         number only if the live object has that generation. Otherwise
