@@ -489,14 +489,11 @@ def _compress_rows(image: fits.Header, pixels: np.ndarray) -> tuple[bytes, list[
     native = pixels.dtype.newbyteorder("=")
 
     def compress_batch(indices):
-        tiles = []
-        for row in indices:
-            values = pixels[row].astype(native)
-            tile = compress_rice_1_c(values.tobytes(), RICE_BLOCKSIZE, bytepix)
-            decoded = np.frombuffer(decompress_rice_1_c(tile, RICE_BLOCKSIZE, bytepix, columns), dtype=native)
-            if not np.array_equal(decoded, values):
-                raise ValueError(f"image 0: row {row} does not decode to its pixels")
-            tiles.append(tile)
+        block = pixels[indices[0] : indices[-1] + 1].astype(native)  # one byte swap per batch
+        tiles = [compress_rice_1_c(values.tobytes(), RICE_BLOCKSIZE, bytepix) for values in block]
+        decoded = b"".join(decompress_rice_1_c(tile, RICE_BLOCKSIZE, bytepix, columns) for tile in tiles)
+        if decoded != block.tobytes():
+            raise ValueError(f"image 0: rows {indices[0]} to {indices[-1]} do not decode to their pixels")
         return tiles
 
     tiles = _parallel(compress_batch, rows)
