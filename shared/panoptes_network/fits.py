@@ -412,11 +412,6 @@ def _hdus(data: bytes) -> list[tuple[fits.Header, int]]:
         found.append((header, data_start))
 
 
-def check_structure(data: bytes) -> int:
-    """Walk every HDU's header and data extent (headers only: cheap); return the HDU count."""
-    return len(_hdus(data))
-
-
 def _parallel(function, count: int) -> list:
     """``function(indices)`` over ``range(count)`` in batches on every core; results in order.
 

@@ -132,6 +132,3 @@ class FirestoreDocuments(DocumentStore):
     def count(self, collection: str, where: Sequence[Filter] = ()) -> int:
         result = self._query(collection, where, ()).count().get()
         return int(result[0][0].value)
-
-    def collections(self) -> list[str]:
-        return sorted(collection.id for collection in self.client.collections())

@@ -80,10 +80,6 @@ class LocalStorage:
         hook = self._on_finalize(name) if self._on_finalize else None
         return LocalBucket(self, name, hook)
 
-    def bucket_names(self) -> list[str]:
-        rows = self.db.connection().execute("SELECT DISTINCT bucket FROM objects ORDER BY bucket")
-        return [row["bucket"] for row in rows]
-
 
 class LocalBucket(Bucket):
     def __init__(self, storage: LocalStorage, name: str, on_finalize: FinalizeHook | None = None):

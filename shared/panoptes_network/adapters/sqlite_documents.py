@@ -319,9 +319,3 @@ class SQLiteDocuments(DocumentStore):
         self._ensure_indexes(connection, collection, query.indexed)
         row = connection.execute(f"SELECT COUNT(*) AS n FROM {self._table(collection)}{clause}", query.params)
         return int(row.fetchone()["n"])
-
-    def collections(self) -> list[str]:
-        rows = self.db.connection().execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'docs\\_%' ESCAPE '\\' ORDER BY name"
-        )
-        return [row["name"][len("docs_"):] for row in rows]
