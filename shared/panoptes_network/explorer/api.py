@@ -34,10 +34,10 @@ from panoptes_network.explorer.search import (
     parse,
     search,
     to_csv,
-    to_jsonable,
 )
 from panoptes_network.ids import UNIT_ID_PATTERN
 from panoptes_network.ports.bucket import ObjectNotFound
+from panoptes_network.ports.documents import to_jsonable
 
 api = flask.Blueprint("api", __name__)
 EXPORT_FORMATS = ("csv", "json")

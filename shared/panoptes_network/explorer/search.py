@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from panoptes_network import sky
 from panoptes_network.ids import UNIT_ID_PATTERN
-from panoptes_network.ports.documents import DocumentStore
+from panoptes_network.ports.documents import DocumentStore, to_jsonable
 
 COLLECTION = "observations"
 DEFAULT_RADIUS = 5.0
@@ -351,22 +351,6 @@ def naive_search(documents: DocumentStore, query: SearchQuery) -> list[dict[str,
 EXPORT_COLUMNS = ("sequence_id", "unit_id", "camera_id", "field_name", "ra", "dec", "position_source", "time",
                   "first_image_time", "last_image_time", "num_images", "exptime", "total_exptime",
                   "total_minutes", "separation", "software_version", "status")
-
-
-def to_jsonable(value: Any) -> Any:
-    from panoptes_network.ports.documents import GeoPoint
-
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-    if isinstance(value, GeoPoint):
-        return value.to_json()
-    if isinstance(value, Mapping):
-        return {key: to_jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] = EXPORT_COLUMNS) -> str:

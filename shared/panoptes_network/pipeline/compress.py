@@ -17,7 +17,7 @@ from __future__ import annotations
 from panoptes_network import fits, runtime
 from panoptes_network.config import Settings
 from panoptes_network.deadletter import PermanentError
-from panoptes_network.ids import InvalidPathError, parse_bucket_path
+from panoptes_network.pipeline import job_path
 from panoptes_network.ports.bucket import ONLY_IF_ABSENT, ObjectNotFound, PreconditionFailed
 
 FITS_CONTENT_TYPE = "application/fits"
@@ -32,12 +32,7 @@ def compressed_path(bucket_path: str) -> str:
 
 
 def compress_object(bucket_path: str, settings: Settings) -> dict:
-    try:
-        path = parse_bucket_path(bucket_path)
-    except InvalidPathError as error:
-        raise PermanentError(str(error)) from None
-    if path.file_type != ".fits":
-        raise PermanentError(f"{bucket_path} is not a .fits file; compress-fits only takes .fits")
+    path = job_path(bucket_path, (".fits",), "compress-fits")
     raw = runtime.bucket(settings.raw_bucket, settings)
     target = compressed_path(bucket_path)
     outcome = {"bucket_path": bucket_path, "compressed_path": target, "image_id": path.image_id,

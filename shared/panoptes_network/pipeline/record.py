@@ -17,7 +17,8 @@ from astropy.io import fits as astropy_fits
 from panoptes_network import fits, runtime, sky
 from panoptes_network.config import Settings
 from panoptes_network.deadletter import PermanentError
-from panoptes_network.ids import BucketPath, InvalidPathError, parse_bucket_path
+from panoptes_network.pipeline import job_path
+from panoptes_network.ids import BucketPath
 from panoptes_network.ports.bucket import ObjectNotFound
 from panoptes_network.ports.documents import GeoPoint, Increment, Transaction
 
@@ -198,12 +199,7 @@ def write_documents(transaction: Transaction, path: BucketPath, image: dict, obs
 
 
 def record_object(bucket_path: str, settings: Settings) -> dict:
-    try:
-        path = parse_bucket_path(bucket_path)
-    except InvalidPathError as error:
-        raise PermanentError(str(error)) from None
-    if path.file_type not in RECORDABLE_TYPES:
-        raise PermanentError(f"{bucket_path} is not a FITS file; record-image takes {', '.join(RECORDABLE_TYPES)}")
+    path = job_path(bucket_path, RECORDABLE_TYPES, "record-image")
     raw = runtime.bucket(settings.raw_bucket, settings)
     try:
         read = fits.read_header(lambda start, end: raw.read_range(bucket_path, start, end))

@@ -38,7 +38,8 @@ from astropy.io import fits as astropy_fits
 from panoptes_network import log, runtime
 from panoptes_network.config import Settings
 from panoptes_network.deadletter import PermanentError
-from panoptes_network.ids import BucketPath, InvalidPathError, parse_bucket_path
+from panoptes_network.pipeline import job_path
+from panoptes_network.ids import BucketPath
 from panoptes_network.pipeline.routing import RAW_CAMERA_TYPES
 from panoptes_network.ports.bucket import ObjectNotFound, md5_hex
 
@@ -452,12 +453,7 @@ def plane_fits(data: np.ndarray, header: astropy_fits.Header) -> bytes:
 
 
 def make_rgb_fits(bucket_path: str, rawpy_options: Any, settings: Settings) -> dict:
-    try:
-        path = parse_bucket_path(bucket_path)
-    except InvalidPathError as error:
-        raise PermanentError(str(error)) from None
-    if path.file_type not in RAW_CAMERA_TYPES:
-        raise PermanentError(f"{bucket_path} is not a raw camera file ({', '.join(RAW_CAMERA_TYPES)})")
+    path = job_path(bucket_path, RAW_CAMERA_TYPES, "make-rgb-fits")
     options = validate_options(rawpy_options)
 
     raw_bucket = runtime.bucket(settings.raw_bucket, settings)

@@ -138,3 +138,19 @@ def check_filters(where: Iterable[Filter]) -> None:
 
 def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
+
+
+def to_jsonable(value: Any) -> Any:
+    """A document value as JSON takes it: ISO 8601 UTC times, GeoPoints as
+    ``{"latitude", "longitude"}``, non-finite numbers as null."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, GeoPoint):
+        return value.to_json()
+    if isinstance(value, Mapping):
+        return {key: to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

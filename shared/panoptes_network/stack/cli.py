@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import time
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,20 +31,10 @@ class CommandError(Exception):
     """A clear message for the user; exit status 2 (1 is 'absent' or 'failed')."""
 
 
-def _json_default(value: Any) -> Any:
-    from panoptes_network.ports.documents import GeoPoint
-
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, GeoPoint):
-        return value.to_json()
-    return str(value)
-
-
 def to_json(value: Any) -> str:
-    return json.dumps(value, default=_json_default, indent=2, sort_keys=True)
+    from panoptes_network.ports.documents import to_jsonable
+
+    return json.dumps(to_jsonable(value), default=str, indent=2, sort_keys=True)
 
 
 def _settings():
@@ -278,6 +268,7 @@ def command_ls(args) -> int:
 def command_status(args) -> int:
     from panoptes_network import deadletter, runtime
     from panoptes_network.pipeline.routing import QUARANTINE_PREFIX
+    from panoptes_network.ports.documents import to_jsonable
 
     settings = _settings()
     print(f"backend: {settings.backend}" + (f" (data directory {settings.data_dir})" if settings.backend == "local" else
@@ -298,7 +289,7 @@ def command_status(args) -> int:
     if letters:
         print("dead letters (newest first):")
         for letter in letters:
-            print(f"  {_json_default(letter.data['time'])}  [{letter.data['service']}]  {letter.data['reason']}")
+            print(f"  {to_jsonable(letter.data['time'])}  [{letter.data['service']}]  {letter.data['reason']}")
     quarantined = list(runtime.bucket(settings.temp_bucket, settings).list(QUARANTINE_PREFIX))
     if quarantined:
         print("quarantined:")
