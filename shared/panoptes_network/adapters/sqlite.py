@@ -2,7 +2,9 @@
 
 Several processes (``up``, ``drain``, their delivery workers) open the same files at
 once; WAL lets readers run beside the one writer and ``BEGIN IMMEDIATE`` serialises
-writers without deadlock.
+writers without deadlock. Writers in one process also queue on a lock of their own:
+SQLite's busy handler waits by sleeping (1, 2, 5, 10 ms and longer), so threads that
+met the write lock there would idle long after it was free.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class ThreadLocalConnections:
         self._schema = schema
         self._local = threading.local()
         self._pid = os.getpid()
+        self._writer = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.connection().executescript(schema)
 
@@ -30,6 +33,7 @@ class ThreadLocalConnections:
         if self._pid != os.getpid():  # a forked child must not reuse the parent's handles
             self._local = threading.local()
             self._pid = os.getpid()
+            self._writer = threading.Lock()
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = sqlite3.connect(
@@ -48,13 +52,14 @@ class ThreadLocalConnections:
         if connection.in_transaction:  # nested use joins the outer transaction
             yield connection
             return
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+        with self._writer:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)
