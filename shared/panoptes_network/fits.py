@@ -632,3 +632,35 @@ def verify_compressed(original: bytes, compressed: bytes | Compressed) -> None:
             lost = set(_keywords(old.header)) ^ set(_keywords(new.header))
             if lost:
                 raise ValueError(f"image {number}: header keywords differ after decompression: {sorted(lost)[:5]}")
+
+
+
+def primary_header_bytes(header: fits.Header, shape: tuple[int, ...], dtype: np.dtype | type) -> bytes:
+    """The primary header astropy writes for an array of ``shape`` and ``dtype`` under ``header``.
+
+    A zero-stride stand-in of that shape and type lets astropy derive the data keywords
+    (NAXISn, BZERO, BSCALE) in their usual places without any pixels.
+    """
+    stand_in = np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape=shape, strides=(0,) * len(shape))
+    return fits.PrimaryHDU(data=stand_in, header=header).header.tostring().encode("ascii")
+
+
+
+def primary_image(pixels: np.ndarray, header: fits.Header | bytes) -> bytes:
+    """A primary HDU of unsigned 8- or 16-bit ``pixels`` (2-D, any strides), byte for byte
+    what astropy writes, in one pass over the pixels and one copy.
+
+    astropy converts, byte-swaps and copies 16-bit data on its way out; here each pixel is
+    offset by ``BZERO=32768`` (an XOR of the sign bit) straight into big-endian order.
+    ``header`` may come already rendered by :func:`primary_header_bytes`: the pixel pass
+    holds no GIL, so threads can encode planes side by side.
+    """
+    if pixels.ndim != 2 or pixels.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected a 2-D uint8 or uint16 array, not {pixels.ndim}-D {pixels.dtype}")
+    text = header if isinstance(header, bytes) else primary_header_bytes(header, pixels.shape, pixels.dtype)
+    stored = np.empty(pixels.shape, dtype=f">u{pixels.itemsize}")
+    if pixels.dtype == np.uint16:
+        np.bitwise_xor(pixels, np.uint16(0x8000), out=stored)  # pixels - 32768, as a big-endian int16
+    else:
+        stored[...] = pixels  # BITPIX 8 is unsigned already
+    return b"".join((text, stored.data, bytes(-stored.nbytes % BLOCK)))  # data padded to a whole block

@@ -172,3 +172,35 @@ def test_tiles_checked_at_compression_must_be_the_ones_in_the_file(pocs):
         fits.verify_compressed(original, fits.Compressed(bytes(damaged), 1, compressed.checked_tiles))
     with pytest.raises(ValueError):
         fits.verify_compressed(original, bytes(damaged))  # decoded afresh: caught as well
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (37, 1441), (100, 77)])
+def test_primary_image_is_what_astropy_writes(shape, dtype):
+    rng = np.random.default_rng(sum(shape))
+    # A strided plane of an (h, w, 3) image, as rawpy gives them, over the type's whole range.
+    top = np.iinfo(dtype).max
+    image = rng.integers(0, top + 1, size=(*shape, 3), dtype=dtype)
+    image[0, 0] = (0, top // 2 + 1, top)
+    header = astropy_fits.Header([("OBSERVER", "PAN001", "unit"), ("COLOR", "g", "plane")])
+    header.add_comment("a comment card")
+    plane = image[:, :, 1]
+
+    expected = io.BytesIO()
+    astropy_fits.PrimaryHDU(data=np.ascontiguousarray(plane), header=header).writeto(expected)
+    encoded = fits.primary_image(plane, header)
+    rendered_first = fits.primary_image(plane, fits.primary_header_bytes(header, plane.shape, dtype))
+
+    assert encoded == expected.getvalue()
+    assert rendered_first == encoded
+    with astropy_fits.open(io.BytesIO(encoded)) as hdus:
+        assert hdus[0].data.dtype == dtype
+        np.testing.assert_array_equal(hdus[0].data, plane)
+    assert header.get("NAXIS") is None  # the caller's header is left as it was
+
+
+def test_primary_image_refuses_other_types():
+    with pytest.raises(ValueError, match="2-D uint8 or uint16"):
+        fits.primary_image(np.zeros((2, 2), np.int16), astropy_fits.Header())
+    with pytest.raises(ValueError, match="2-D uint8 or uint16"):
+        fits.primary_image(np.zeros((2, 2, 3), np.uint16), astropy_fits.Header())
