@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from panoptes_network import runtime
-from panoptes_network.ports.bucket import ONLY_IF_ABSENT, ObjectNotFound, PreconditionFailed, md5_hex
+from panoptes_network.adapters.local_bucket import LocalStorage
+from panoptes_network.ports.bucket import (
+    ONLY_IF_ABSENT,
+    BucketError,
+    ObjectNotFound,
+    PreconditionFailed,
+    crc32c_hex,
+    md5_hex,
+)
 
 
 @pytest.fixture
@@ -23,12 +31,60 @@ def test_write_then_read_whole_and_ranges(buckets):
     data = bytes(range(256)) * 40
     info = bucket.write("a/b/c.bin", data, content_type="application/octet-stream", metadata={"k": "v"})
     assert info.size == len(data) and info.md5_hex == md5_hex(data) and info.generation > 0
+    assert info.crc32c_hex == crc32c_hex(data)
     assert bucket.read("a/b/c.bin") == data
     assert bucket.read_range("a/b/c.bin", 10, 20) == data[10:20]
     assert bucket.read_range("a/b/c.bin", len(data) - 5, len(data) + 100) == data[-5:]
     assert bucket.read_range("a/b/c.bin", 0, 0) == b""
     assert bucket.info("a/b/c.bin").metadata == {"k": "v"}
     assert bucket.info("a/b/c.bin").content_type == "application/octet-stream"
+
+
+def test_crc32c_write_knows_its_crc_and_gives_its_md5_when_asked(buckets):
+    bucket, _ = buckets
+    data = bytes(range(256)) * 4000
+    info = bucket.write("crc/plane.fits", data, checksum="crc32c")
+    assert info.crc32c_hex == crc32c_hex(data)
+    assert info.md5_hex in (None, md5_hex(data))  # Cloud Storage knows it at once; the local store when asked
+    assert bucket.md5("crc/plane.fits") == md5_hex(data)
+    assert bucket.info("crc/plane.fits").md5_hex == md5_hex(data)  # and keeps it
+    assert bucket.read("crc/plane.fits") == data
+
+
+def test_crc32c_is_castagnoli():
+    assert crc32c_hex(b"123456789") == "e3069283"  # the CRC-32C check value (RFC 3720 B.4)
+
+
+def test_local_md5_reading_refuses_a_file_changed_behind_the_store(tmp_path):
+    """Only the local store keeps its objects as files anyone can edit."""
+    bucket = LocalStorage(tmp_path).bucket("panoptes-rgb-images")
+    bucket.write("crc/edited.fits", b"SIMPLE  = T" * 100, checksum="crc32c")
+    bucket.file_path("crc/edited.fits").write_bytes(b"SIMPLE  = F" * 100)
+    with pytest.raises(BucketError, match="no longer holds what was written"):
+        bucket.md5("crc/edited.fits")
+    assert bucket.info("crc/edited.fits").md5_hex is None  # nothing wrong was kept
+
+
+def test_local_file_holds_the_object_and_is_gone_after(buckets):
+    bucket, _ = buckets
+    data = bytes(range(256)) * 1000
+    first = bucket.write("files/raw.cr2", data)
+    with bucket.local_file("files/raw.cr2", if_generation_match=first.generation) as file:
+        assert file.read_bytes() == data and file.suffix == ".cr2"
+        bucket.write("files/raw.cr2", b"replaced meanwhile")
+        assert file.read_bytes() == data  # still the generation asked for
+    assert not file.exists()
+
+
+def test_local_file_of_another_generation_or_of_nothing_is_refused(buckets):
+    bucket, _ = buckets
+    info = bucket.write("files/gen.cr2", b"one")
+    with pytest.raises(PreconditionFailed):
+        with bucket.local_file("files/gen.cr2", if_generation_match=info.generation + 1):
+            pass
+    with pytest.raises(ObjectNotFound):
+        with bucket.local_file("files/none.cr2"):
+            pass
 
 
 def test_missing_objects_raise_not_found(buckets):

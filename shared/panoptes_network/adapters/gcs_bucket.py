@@ -16,6 +16,7 @@ from google.cloud import storage
 
 from panoptes_network.ports.bucket import (
     Bucket,
+    Checksum,
     ObjectInfo,
     ObjectNotFound,
     PreconditionFailed,
@@ -30,6 +31,10 @@ def storage_client(project: str) -> storage.Client:
 
 def _md5_hex(blob: storage.Blob) -> str | None:
     return base64.b64decode(blob.md5_hash).hex() if blob.md5_hash else None
+
+
+def _crc32c_hex(blob: storage.Blob) -> str | None:
+    return base64.b64decode(blob.crc32c).hex() if blob.crc32c else None
 
 
 class GCSBucket(Bucket):
@@ -51,6 +56,7 @@ class GCSBucket(Bucket):
             content_type=blob.content_type,
             metadata=dict(blob.metadata or {}),
             updated=blob.updated,
+            crc32c_hex=_crc32c_hex(blob),
         )
 
     def info(self, path: str) -> ObjectInfo:
@@ -94,6 +100,7 @@ class GCSBucket(Bucket):
         if_generation_match: int | None = None,
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        checksum: Checksum = "md5",
     ) -> ObjectInfo:
         blob = self.bucket.blob(path)
         if metadata:
@@ -103,7 +110,7 @@ class GCSBucket(Bucket):
                 data,
                 content_type=content_type or "application/octet-stream",
                 if_generation_match=if_generation_match,
-                checksum="md5",
+                checksum=checksum,
             )
         except google_exceptions.PreconditionFailed as error:
             raise PreconditionFailed(f"gs://{self.name}/{path}: {error.message}") from None

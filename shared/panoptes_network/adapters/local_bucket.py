@@ -5,6 +5,11 @@ live beside them in ``DATA_DIR/buckets.sqlite``, which is also the lock that mak
 preconditions atomic across processes. A write lands in a temporary file first and is
 renamed into place, so no reader ever sees half an object.
 
+Checksums are Cloud Storage's two: the CRC32C of every object, worked out as it is
+written, and its MD5, at write time where the writer asks for it (``checksum="md5"``,
+the default), else the first time :meth:`LocalBucket.md5` is asked; that reading is
+checked against the CRC32C before it is kept.
+
 Object names are Cloud Storage names, so anything goes; each ``/``-separated part is
 percent-encoded where it could not be a safe file name (``..``, ``.``, empty, ``%``),
 so no name reaches outside the bucket's folder.
@@ -12,6 +17,7 @@ so no name reaches outside the bucket's folder.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -29,7 +35,10 @@ from panoptes_network.ports.bucket import (
     Bucket,
     ObjectInfo,
     ObjectNotFound,
+    BucketError,
+    Checksum,
     PreconditionFailed,
+    crc32c_hex,
     md5_hex,
 )
 
@@ -43,9 +52,12 @@ CREATE TABLE IF NOT EXISTS objects (
     content_type TEXT,
     metadata TEXT NOT NULL DEFAULT '{}',
     updated TEXT NOT NULL,
+    crc32c TEXT,
     PRIMARY KEY (bucket, name)
 );
 """
+# Data directories made before a column existed get it added (NULL: not known).
+ADDED_COLUMNS = {"crc32c": "TEXT"}
 
 _SAFE = " -_.~+=,@()[]!$&'"
 
@@ -74,6 +86,11 @@ class LocalStorage:
         self.tmp = self.root / ".tmp"
         self.tmp.mkdir(exist_ok=True)
         self.db = ThreadLocalConnections(Path(data_dir) / "buckets.sqlite", SCHEMA)
+        with self.db.transaction() as connection:
+            present = {row["name"] for row in connection.execute("PRAGMA table_info(objects)")}
+            for column, kind in ADDED_COLUMNS.items():
+                if column not in present:
+                    connection.execute(f"ALTER TABLE objects ADD COLUMN {column} {kind}")
         self._on_finalize = on_finalize
 
     def bucket(self, name: str) -> LocalBucket:
@@ -113,6 +130,7 @@ class LocalBucket(Bucket):
             content_type=row["content_type"],
             metadata=json.loads(row["metadata"]),
             updated=datetime.fromisoformat(row["updated"]),
+            crc32c_hex=row["crc32c"],
         )
 
     def info(self, path: str) -> ObjectInfo:
@@ -162,14 +180,19 @@ class LocalBucket(Bucket):
         if_generation_match: int | None = None,
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        checksum: Checksum = "md5",
     ) -> ObjectInfo:
+        if checksum not in ("md5", "crc32c"):
+            raise ValueError(f"checksum must be 'md5' or 'crc32c', not {checksum!r}")
         target = self.file_path(path)
         handle = tempfile.NamedTemporaryFile(dir=self.storage.tmp, delete=False)
         # hashlib and file writes release the GIL: hash while the bytes go to disk.
-        checksum = _HASHER.submit(md5_hex, data)
+        md5 = _HASHER.submit(md5_hex, data) if checksum == "md5" else None
         try:
             with handle:
                 handle.write(data)
+            crc32c = crc32c_hex(data)
+            md5_value = md5.result() if md5 else None  # before the write lock: other writers need not wait
             with self.storage.db.transaction() as connection:
                 row = self._row(connection, path)
                 live = row is not None and target.is_file()
@@ -179,16 +202,18 @@ class LocalBucket(Bucket):
                 generation = max(time.time_ns() // 1000, (row["generation"] + 1) if row else 0)
                 updated = datetime.now(timezone.utc).isoformat()
                 connection.execute(
-                    "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO objects (bucket, name, generation, size, md5, content_type, metadata,"
+                    " updated, crc32c) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         self.name,
                         path,
                         generation,
                         len(data),
-                        checksum.result(),
+                        md5_value,
                         content_type,
                         json.dumps(dict(metadata or {}), sort_keys=True),
                         updated,
+                        crc32c,
                     ),
                 )
         finally:
@@ -198,6 +223,40 @@ class LocalBucket(Bucket):
         if self.on_finalize:
             self.on_finalize(info)
         return info
+
+    @contextlib.contextmanager
+    def local_file(self, path: str, *, if_generation_match: int | None = None) -> Iterator[Path]:
+        """A hard link to the object's file: no copy, and it keeps this generation's bytes
+        even if the object is replaced or deleted meanwhile (writers replace files under
+        the write lock taken here)."""
+        folder = Path(tempfile.mkdtemp(dir=self.storage.tmp, prefix="local-file-"))
+        snapshot = folder / self.file_path(path).name
+        try:
+            with self.storage.db.transaction() as connection:
+                row = self._row(connection, path)
+                live = row is not None and self.file_path(path).is_file()
+                if not live:
+                    raise ObjectNotFound(self.name, path)
+                self._check_precondition(path, live, row, if_generation_match)
+                os.link(self.file_path(path), snapshot)
+            yield snapshot
+        finally:
+            snapshot.unlink(missing_ok=True)
+            folder.rmdir()
+
+    def md5(self, path: str) -> str:
+        info = self.info(path)
+        if info.md5_hex:
+            return info.md5_hex
+        data = self.read(path, if_generation_match=info.generation)
+        if info.crc32c_hex and crc32c_hex(data) != info.crc32c_hex:
+            raise BucketError(f"gs://{self.name}/{path} no longer holds what was written: "
+                              f"its CRC32C is {crc32c_hex(data)}, not {info.crc32c_hex}")
+        md5 = md5_hex(data)
+        with self.storage.db.transaction() as connection:  # kept only for the generation it is of
+            connection.execute("UPDATE objects SET md5 = ? WHERE bucket = ? AND name = ? AND generation = ?",
+                               (md5, self.name, path, info.generation))
+        return md5
 
     def _check_precondition(self, path: str, live: bool, row, if_generation_match: int | None) -> None:
         if if_generation_match is None:

@@ -8,12 +8,22 @@ and :mod:`panoptes_network.adapters.gcs_bucket` (google-cloud-storage). Both pas
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterator, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Iterator, Literal, Mapping
+
+import google_crc32c
 
 ONLY_IF_ABSENT = 0  # if_generation_match=0: write only when no live object has the name
+
+# How a write is checked, as google-cloud-storage's ``checksum`` names them. CRC32C costs
+# a tenth of MD5; Cloud Storage works out an object's MD5 itself either way, and the
+# local store when it is first asked for (:meth:`Bucket.md5`).
+Checksum = Literal["md5", "crc32c"]
 
 
 class BucketError(Exception):
@@ -36,14 +46,24 @@ class ObjectInfo:
     name: str
     size: int
     generation: int
-    md5_hex: str | None = None
+    md5_hex: str | None = None  # None where the store does not know it yet: see Bucket.md5
     content_type: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     updated: datetime | None = None
+    crc32c_hex: str | None = None  # Cloud Storage's CRC32C (Castagnoli), as 8 hex digits
 
 
 def md5_hex(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def file_md5_hex(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
+
+
+def crc32c_hex(data: bytes) -> str:
+    return f"{google_crc32c.value(bytes(data)):08x}"
 
 
 class Bucket(abc.ABC):
@@ -68,10 +88,13 @@ class Bucket(abc.ABC):
         if_generation_match: int | None = None,
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        checksum: Checksum = "md5",
     ) -> ObjectInfo:
         """Create or replace the object, all at once (never visible half-written), and
-        raise unless what is stored has the data's MD5 (Cloud Storage: the client library
-        validates its checksum; local: hashed from the bytes as they are written).
+        raise unless what is stored has the data's ``checksum`` (Cloud Storage: the client
+        library validates it; local: worked out from the bytes as they are written). The
+        object's CRC32C is known after any write; its MD5 after an ``md5`` write, and
+        otherwise from :meth:`md5`.
 
         ``if_generation_match=ONLY_IF_ABSENT`` writes only if the name is free; any other
         number only if the live object has that generation. Otherwise
@@ -93,6 +116,27 @@ class Bucket(abc.ABC):
     @abc.abstractmethod
     def update_metadata(self, path: str, metadata: Mapping[str, str]) -> ObjectInfo:
         """Merge custom metadata into the object's."""
+
+    @contextlib.contextmanager
+    def local_file(self, path: str, *, if_generation_match: int | None = None) -> Iterator[Path]:
+        """The object as a file on this machine, for libraries that read files by name
+        (LibRaw reads a file faster than the same bytes in memory); gone after the block.
+
+        Here: downloaded into a temporary folder (on Cloud Run, memory). The local store
+        links its own file instead.
+        """
+        with tempfile.TemporaryDirectory(prefix="panoptes-object-") as folder:
+            file = Path(folder) / (PurePosixPath(path).name or "object")
+            file.write_bytes(self.read(path, if_generation_match=if_generation_match))
+            yield file
+
+    def md5(self, path: str) -> str:
+        """The object's MD5, worked out from its bytes where the store does not know it
+        (on Cloud Storage only a composite object has none)."""
+        info = self.info(path)
+        if info.md5_hex:
+            return info.md5_hex
+        return md5_hex(self.read(path, if_generation_match=info.generation))
 
     def exists(self, path: str) -> bool:
         try:
@@ -140,7 +184,7 @@ class Bucket(abc.ABC):
             )
         except PreconditionFailed:
             copied = destination.info(new_path)
-            if copied.md5_hex and source.md5_hex and copied.md5_hex != source.md5_hex:
+            if copied.size != source.size or destination.md5(new_path) != self.md5(path):
                 raise PreconditionFailed(
                     f"cannot move gs://{self.name}/{path}: gs://{destination.name}/{new_path} "
                     "already exists with different content"
