@@ -32,7 +32,8 @@ def planes(stack) -> dict[str, astropy_fits.PrimaryHDU]:
 
 
 def rgb_objects(stack) -> dict[str, tuple[str, int]]:
-    return {info.name: (info.md5_hex, info.generation) for info in stack.bucket(stack.settings.rgb_bucket).list()}
+    bucket = stack.bucket(stack.settings.rgb_bucket)
+    return {info.name: (bucket.md5(info.name), info.generation) for info in bucket.list()}
 
 
 @pytest.mark.parametrize("extension", [".dng", ".cr2", ".cr3"])

@@ -13,6 +13,7 @@ import rawpy
 import tifffile
 from astropy.io import fits as astropy_fits
 
+from panoptes_network import fits
 from panoptes_network.deadletter import PermanentError
 from panoptes_network.ids import parse_bucket_path
 from panoptes_network.pipeline import rgb
@@ -155,9 +156,25 @@ def _plain_tiff() -> bytes:
         ("last byte missing", lit_dng()[:-1], "truncated"),
     ],
 )
-def test_unreadable_files_are_permanent_errors_with_the_reason(name, content, reason):
+@pytest.mark.parametrize("as_file", [False, True], ids=["bytes", "file"])
+def test_unreadable_files_are_permanent_errors_with_the_reason(name, content, reason, as_file, tmp_path):
+    source = content
+    if as_file:  # how the service hands it over: a file LibRaw reads by name
+        source = tmp_path / "x.cr2"
+        source.write_bytes(content)
     with pytest.raises(PermanentError, match=reason):
-        rgb.decode(content, NETWORK_DEFAULTS, "gs://raw/x.cr2")
+        rgb.decode(source, NETWORK_DEFAULTS, "gs://raw/x.cr2")
+
+
+def test_a_file_decodes_as_its_bytes_do(tmp_path):
+    camera = Camera(make="Canon", model="Canon EOS 100D", serial="083021005566", capture_time="2018:02:16 11:24:30")
+    data = lit_dng(lit="g", camera=camera)
+    file = tmp_path / "frame.cr2"
+    file.write_bytes(data)
+    from_bytes, bytes_metadata = rgb.decode(data, NETWORK_DEFAULTS, "t.cr2")
+    from_file, file_metadata = rgb.decode(file, NETWORK_DEFAULTS, "t.cr2")
+    np.testing.assert_array_equal(from_file, from_bytes)
+    assert file_metadata == bytes_metadata and file_metadata.serial == "083021005566"
 
 
 # --- headers ----------------------------------------------------------------------------------
@@ -196,13 +213,13 @@ def test_header_leaves_out_what_the_raw_file_does_not_say():
     assert "" not in header.values()
 
 
-def test_plane_fits_is_valid_and_reproducible():
+def test_plane_file_is_valid_and_reproducible():
     planes, metadata = rgb.decode(lit_dng(), NETWORK_DEFAULTS, "t.dng")
     header = _header("r", metadata, rgb.validate_options({"user_wb": [1.2345678901234567] * 4}))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no card truncated, nothing astropy must fix
-        content = rgb.plane_fits(planes[:, :, 0], header)
-        again = rgb.plane_fits(planes[:, :, 0], header)
+        content = fits.primary_image(planes[:, :, 0], header)
+        again = fits.primary_image(planes[:, :, 0], header)
         with astropy_fits.open(io.BytesIO(content)) as hdus:
             hdus.verify("exception")
             assert (hdus[0].data == planes[:, :, 0]).all() and hdus[0].data.dtype == np.uint16
