@@ -6,12 +6,15 @@ Each benchmark rewrites only its own section of RESULTS.md, between
 
 from __future__ import annotations
 
+import atexit
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +28,13 @@ RESULTS = BENCH / "RESULTS.md"
 DATA = BENCH / "data"
 POCS = Path(os.environ.get("PANOPTES_TEST_DATA", REPOSITORY.parent / "shared" / "data" / "pocs"))
 FULL_SHAPE = (3476, 5208)  # rows, columns: a Canon EOS 100D frame
+
+
+def scratch(prefix: str) -> Path:
+    """A temporary folder, removed when the process exits (benchmark data is large)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def machine() -> str:

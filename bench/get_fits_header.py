@@ -27,7 +27,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +42,7 @@ PREFIX = "PAN001/14d3bd/20160909T081152/"
 
 sys.path.insert(0, str(REPOSITORY / "shared"))
 sys.path.insert(0, str(REPOSITORY / "bench"))
-from common import write_section  # noqa: E402
+from common import scratch, write_section  # noqa: E402
 from panoptes_network import fits  # noqa: E402
 
 
@@ -139,7 +138,7 @@ def start_fake_gcs():
         return None, None
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = Path(tempfile.mkdtemp(prefix="bench-gcs-")) / "fake-gcs.log"
+    log = scratch("bench-gcs-") / "fake-gcs.log"
     process = subprocess.Popen([str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
                                 "-external-url", url, "-backend", "memory", "-log-level", "error"],
                                stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
@@ -153,7 +152,7 @@ def buckets(use_gcs: bool):
     from panoptes_network.config import Settings
 
     os.environ["PANOPTES_BACKEND"] = "local"
-    os.environ["PANOPTES_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-local-")
+    os.environ["PANOPTES_DATA_DIR"] = str(scratch("bench-local-"))
     runtime.reset()
     yield "local", runtime.bucket(Settings.from_env().raw_bucket)
     if not use_gcs:
