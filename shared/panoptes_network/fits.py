@@ -635,32 +635,47 @@ def verify_compressed(original: bytes, compressed: bytes | Compressed) -> None:
 
 
 
-def primary_header_bytes(header: fits.Header, shape: tuple[int, ...], dtype: np.dtype | type) -> bytes:
-    """The primary header astropy writes for an array of ``shape`` and ``dtype`` under ``header``.
+class PrimaryHeader:
+    """The primary header astropy writes for 2-D ``dtype`` data under ``header``, made
+    before the data's shape is known (the data keywords NAXISn, BZERO and BSCALE in their
+    usual places), then rendered for a shape in a fraction of the time."""
 
-    A zero-stride stand-in of that shape and type lets astropy derive the data keywords
-    (NAXISn, BZERO, BSCALE) in their usual places without any pixels.
-    """
-    stand_in = np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape=shape, strides=(0,) * len(shape))
-    return fits.PrimaryHDU(data=stand_in, header=header).header.tostring().encode("ascii")
+    def __init__(self, header: fits.Header, dtype: np.dtype | type):
+        # A zero-stride stand-in gives astropy the type without any pixels.
+        stand_in = np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape=(1, 1), strides=(0, 0))
+        self._header = fits.PrimaryHDU(data=stand_in, header=header).header
+
+    def rendered(self, shape: tuple[int, int]) -> bytes:
+        self._header["NAXIS1"], self._header["NAXIS2"] = shape[1], shape[0]
+        return self._header.tostring().encode("ascii")
 
 
+def primary_header_bytes(header: fits.Header, shape: tuple[int, int], dtype: np.dtype | type) -> bytes:
+    """The primary header astropy writes for an array of ``shape`` and ``dtype`` under ``header``."""
+    return PrimaryHeader(header, dtype).rendered(shape)
 
-def primary_image(pixels: np.ndarray, header: fits.Header | bytes) -> bytes:
+
+def primary_image(pixels: np.ndarray, header: fits.Header | bytes) -> np.ndarray:
     """A primary HDU of unsigned 8- or 16-bit ``pixels`` (2-D, any strides), byte for byte
-    what astropy writes, in one pass over the pixels and one copy.
+    what astropy writes, made in one pass over the pixels into one buffer.
 
-    astropy converts, byte-swaps and copies 16-bit data on its way out; here each pixel is
-    offset by ``BZERO=32768`` (an XOR of the sign bit) straight into big-endian order.
-    ``header`` may come already rendered by :func:`primary_header_bytes`: the pixel pass
-    holds no GIL, so threads can encode planes side by side.
+    Returned as a 1-D uint8 array: a bytes-like object that file writes, hashlib and
+    google-crc32c take as it is (``bytes(...)`` where bytes are needed). astropy
+    converts, byte-swaps and copies 16-bit data on its way out; here each pixel is offset
+    by ``BZERO=32768`` (an XOR of the sign bit) straight into big-endian order, holding no
+    GIL, so threads can encode planes side by side. ``header`` may come already rendered
+    by :func:`primary_header_bytes`.
     """
     if pixels.ndim != 2 or pixels.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"expected a 2-D uint8 or uint16 array, not {pixels.ndim}-D {pixels.dtype}")
     text = header if isinstance(header, bytes) else primary_header_bytes(header, pixels.shape, pixels.dtype)
-    stored = np.empty(pixels.shape, dtype=f">u{pixels.itemsize}")
+    start, size = len(text), pixels.size * pixels.itemsize
+    output = np.empty(start + -(-size // BLOCK) * BLOCK, np.uint8)
+    output[:start] = np.frombuffer(text, np.uint8)
+    output[start + size:] = 0  # the data padded to a whole block
+    stored = output[start : start + size].view(f">u{pixels.itemsize}").reshape(pixels.shape)
     if pixels.dtype == np.uint16:
         np.bitwise_xor(pixels, np.uint16(0x8000), out=stored)  # pixels - 32768, as a big-endian int16
     else:
         stored[...] = pixels  # BITPIX 8 is unsigned already
-    return b"".join((text, stored.data, bytes(-stored.nbytes % BLOCK)))  # data padded to a whole block
+    return output

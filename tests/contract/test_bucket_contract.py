@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from panoptes_network import runtime
@@ -49,6 +50,14 @@ def test_crc32c_write_knows_its_crc_and_gives_its_md5_when_asked(buckets):
     assert bucket.md5("crc/plane.fits") == md5_hex(data)
     assert bucket.info("crc/plane.fits").md5_hex == md5_hex(data)  # and keeps it
     assert bucket.read("crc/plane.fits") == data
+
+
+def test_a_bytes_like_array_is_written_as_its_bytes(buckets):
+    bucket, _ = buckets
+    data = np.arange(30_000, dtype=np.uint16).view(np.uint8)  # what fits.primary_image gives
+    info = bucket.write("crc/array.fits", data, checksum="crc32c")
+    assert bucket.read("crc/array.fits") == data.tobytes()
+    assert info.size == data.nbytes and info.crc32c_hex == crc32c_hex(data.tobytes())
 
 
 def test_crc32c_is_castagnoli():

@@ -191,8 +191,9 @@ def test_primary_image_is_what_astropy_writes(shape, dtype):
     encoded = fits.primary_image(plane, header)
     rendered_first = fits.primary_image(plane, fits.primary_header_bytes(header, plane.shape, dtype))
 
-    assert encoded == expected.getvalue()
-    assert rendered_first == encoded
+    assert encoded.dtype == np.uint8 and encoded.ndim == 1
+    assert encoded.tobytes() == expected.getvalue()
+    assert rendered_first.tobytes() == encoded.tobytes()
     with astropy_fits.open(io.BytesIO(encoded)) as hdus:
         assert hdus[0].data.dtype == dtype
         np.testing.assert_array_equal(hdus[0].data, plane)

@@ -218,8 +218,8 @@ def test_plane_file_is_valid_and_reproducible():
     header = _header("r", metadata, rgb.validate_options({"user_wb": [1.2345678901234567] * 4}))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no card truncated, nothing astropy must fix
-        content = fits.primary_image(planes[:, :, 0], header)
-        again = fits.primary_image(planes[:, :, 0], header)
+        content = fits.primary_image(planes[:, :, 0], header).tobytes()
+        again = fits.primary_image(planes[:, :, 0], header).tobytes()
         with astropy_fits.open(io.BytesIO(content)) as hdus:
             hdus.verify("exception")
             assert (hdus[0].data == planes[:, :, 0]).all() and hdus[0].data.dtype == np.uint16

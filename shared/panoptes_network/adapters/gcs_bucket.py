@@ -107,7 +107,7 @@ class GCSBucket(Bucket):
             blob.metadata = dict(metadata)
         try:
             blob.upload_from_string(
-                data,
+                data if isinstance(data, bytes) else bytes(data),  # the client takes bytes only
                 content_type=content_type or "application/octet-stream",
                 if_generation_match=if_generation_match,
                 checksum=checksum,

@@ -506,20 +506,25 @@ def make_rgb_fits(bucket_path: str, rawpy_options: Any, settings: Settings) -> d
         with raw_bucket.local_file(bucket_path, if_generation_match=original.generation) as raw_file:
             # The store's checksum of this very generation; only a composite object has none.
             source_md5 = original.md5_hex or file_md5_hex(raw_file)
-            headers: list[astropy_fits.Header] = []
+            headers: list[fits.PrimaryHeader] = []
+            dtype = np.uint8 if options["output_bps"] == 8 else np.uint16
 
             def make_headers(metadata: RawMetadata) -> None:
-                headers.extend(plane_header(path, plane, options, metadata, source, source_md5) for plane in PLANES)
+                headers.extend(fits.PrimaryHeader(plane_header(path, plane, options, metadata, source, source_md5), dtype)
+                               for plane in PLANES)
 
             rgb, metadata = decode(raw_file, options, source, while_decoding=make_headers)
     except ObjectNotFound:
         raise PermanentError(f"{source} does not exist") from None
 
+    if rgb.dtype != dtype:
+        raise RuntimeError(f"LibRaw gave {rgb.dtype} pixels for output_bps {options['output_bps']}")
+    rendered = [header.rendered(rgb.shape[:2]) for header in headers]
     rgb_bucket = runtime.bucket(settings.rgb_bucket, settings)
 
     def store(index: int) -> tuple[str, str, int]:
         plane = PLANES[index]
-        content = fits.primary_image(rgb[:, :, index], headers[index])
+        content = fits.primary_image(rgb[:, :, index], rendered[index])
         target = plane_path(path, plane)
         try:
             stored = rgb_bucket.info(target)

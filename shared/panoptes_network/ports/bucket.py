@@ -63,7 +63,10 @@ def file_md5_hex(path: Path) -> str:
 
 
 def crc32c_hex(data: bytes) -> str:
-    return f"{google_crc32c.value(bytes(data)):08x}"
+    try:
+        return f"{google_crc32c.value(data):08x}"  # bytes, or a numpy array, as they are
+    except TypeError:  # bytearray, memoryview: google-crc32c wants an unexported buffer
+        return f"{google_crc32c.value(bytes(data)):08x}"
 
 
 class Bucket(abc.ABC):
@@ -90,7 +93,8 @@ class Bucket(abc.ABC):
         metadata: Mapping[str, str] | None = None,
         checksum: Checksum = "md5",
     ) -> ObjectInfo:
-        """Create or replace the object, all at once (never visible half-written), and
+        """Create or replace the object with ``data`` (bytes, or a contiguous bytes-like
+        object such as a uint8 numpy array), all at once (never visible half-written), and
         raise unless what is stored has the data's ``checksum`` (Cloud Storage: the client
         library validates it; local: worked out from the bytes as they are written). The
         object's CRC32C is known after any write; its MD5 after an ``md5`` write, and
