@@ -62,7 +62,7 @@ ADDED_COLUMNS = {"crc32c": "TEXT"}
 _SAFE = " -_.~+=,@()[]!$&'"
 
 FinalizeHook = Callable[[ObjectInfo], None]
-_HASHER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="local-bucket-md5")
+_HASHER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="local-bucket-checksum")
 
 
 def encode_part(part: str) -> str:
@@ -186,13 +186,14 @@ class LocalBucket(Bucket):
             raise ValueError(f"checksum must be 'md5' or 'crc32c', not {checksum!r}")
         target = self.file_path(path)
         handle = tempfile.NamedTemporaryFile(dir=self.storage.tmp, delete=False)
-        # hashlib and file writes release the GIL: hash while the bytes go to disk.
+        # Checksums and file writes release the GIL: hash while the bytes go to disk.
+        crc32c = _HASHER.submit(crc32c_hex, data)
         md5 = _HASHER.submit(md5_hex, data) if checksum == "md5" else None
         try:
             with handle:
                 handle.write(data)
-            crc32c = crc32c_hex(data)
-            md5_value = md5.result() if md5 else None  # before the write lock: other writers need not wait
+            # Before the write lock, so that other writers need not wait for them.
+            crc32c_value, md5_value = crc32c.result(), md5.result() if md5 else None
             with self.storage.db.transaction() as connection:
                 row = self._row(connection, path)
                 live = row is not None and target.is_file()
@@ -213,7 +214,7 @@ class LocalBucket(Bucket):
                         content_type,
                         json.dumps(dict(metadata or {}), sort_keys=True),
                         updated,
-                        crc32c,
+                        crc32c_value,
                     ),
                 )
         finally:
