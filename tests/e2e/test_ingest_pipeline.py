@@ -84,7 +84,7 @@ def test_observation_and_unit_documents(ingested):
 
 def snapshot(stack) -> dict:
     return {
-        "objects": {info.name: info.md5_hex for info in stack.raw.list()},
+        "objects": {info.name: (stack.raw.md5(info.name), info.generation) for info in stack.raw.list()},
         "images": {doc.id: doc.data for doc in stack.documents.query("images")},
         "observations": {doc.id: doc.data for doc in stack.documents.query("observations")},
         "units": {doc.id: doc.data for doc in stack.documents.query("units")},

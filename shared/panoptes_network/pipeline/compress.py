@@ -6,7 +6,7 @@ The order makes every crash and every redelivery harmless:
 2. compress and verify the round trip pixel for pixel, in memory;
 3. write ``PATH.fits.fz`` only if absent; if it exists, it must hold the same pixels;
 4. check the stored ``.fz`` is the bytes we verified (the bucket port checks the upload's
-   MD5; its size is checked here);
+   CRC32C, as Cloud Storage recommends, at a tenth of MD5's cost; its size is checked here);
 5. delete the ``.fits``, only if it is still the generation we compressed.
 
 If the ``.fits`` is gone and the ``.fz`` is there, the job was done before: acknowledge.
@@ -53,7 +53,7 @@ def compress_object(bucket_path: str, settings: Settings) -> dict:
         raise PermanentError(f"{bucket_path}: {error}") from None
 
     try:
-        stored = raw.write(target, compressed.data, if_generation_match=ONLY_IF_ABSENT,
+        stored = raw.write(target, compressed.data, if_generation_match=ONLY_IF_ABSENT, checksum="crc32c",
                            content_type=FITS_CONTENT_TYPE,
                            metadata={"compressed_from_generation": str(original.generation)})
         expected_size = len(compressed.data)
@@ -69,7 +69,7 @@ def compress_object(bucket_path: str, settings: Settings) -> dict:
                 ) from None
         stored, expected_size = raw.info(target), len(existing)
         outcome["outcome"] = "compressed (found existing .fz)"
-    # The bucket port checks the upload's MD5 itself (see Bucket.write); the size is a
+    # The bucket port checks the upload's CRC32C itself (see Bucket.write); the size is a
     # last look before the original goes.
     if stored.size != expected_size:
         raise UploadCorrupted(f"{target}: stored {stored.size} bytes, not {expected_size}")
