@@ -222,3 +222,29 @@ def test_bad_ids_in_urls_are_400(explorer):
     assert get_json(client, "/api/images/PAN001/header", status=400)["parameter"] == "image_id"
     assert get_json(client, "/api/units/pan1", status=400)["parameter"] == "unit_id"
     assert get_json(client, "/api/stats?year=twenty", status=400)["parameter"] == "year"
+
+
+def test_reindex_makes_observations_recorded_without_the_index_searchable(explorer):
+    from panoptes_network.pipeline.record import reindex_observations
+
+    client, stack, sequences = explorer
+    search = "/api/observations?target=KIC%208462852&radius=5"
+    # As recorded before the index existed (or by older software): no cells, or wrong ones.
+    kic = stack.documents.get("observations", KIC_SEQUENCE_ID)
+    stack.documents.set("observations", KIC_SEQUENCE_ID,
+                        {key: value for key, value in kic.items() if key != sky.INDEX_FIELD}, merge=False)
+    other = sequence_id(sequences[0])
+    stack.documents.set("observations", other, {sky.INDEX_FIELD: sky.cells_of(0.0, -89.0)}, merge=True)
+    stack.documents.set("observations", "PAN999_000000_20200101T000000", {"unit_id": "PAN999"}, merge=False)
+    assert KIC_SEQUENCE_ID not in [row["sequence_id"] for row in get_json(client, search)["observations"]]
+
+    counts = reindex_observations(stack.settings)
+
+    assert counts["updated"] == 2 and counts["without_position"] == 1
+    assert counts["observations"] == stack.documents.count("observations")
+    assert stack.documents.get("observations", KIC_SEQUENCE_ID)[sky.INDEX_FIELD] == sky.cells_of(kic["ra"], kic["dec"])
+    position = sky.position_of(stack.documents.get("observations", other))
+    assert stack.documents.get("observations", other)[sky.INDEX_FIELD] == sky.cells_of(position.ra, position.dec)
+    stats._cache.clear()
+    assert KIC_SEQUENCE_ID in [row["sequence_id"] for row in get_json(client, search)["observations"]]
+    assert reindex_observations(stack.settings)["updated"] == 0  # safe to repeat

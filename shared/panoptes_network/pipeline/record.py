@@ -225,3 +225,33 @@ def record_object(bucket_path: str, settings: Settings) -> dict:
         "header_bytes": read.bytes_read,
         **result,
     }
+
+
+def reindex_observations(settings: Settings) -> dict[str, int]:
+    """Give every observation the spatial index its position calls for (sky.py).
+
+    For observations recorded before the index existed, or by other software: the
+    explorer's cone search reads only indexed documents. Safe to repeat and to run while
+    images are being recorded: each stale document is rewritten in a transaction that
+    reads it again first.
+    """
+    documents = runtime.documents(settings)
+    counts = {"observations": 0, "updated": 0, "without_position": 0}
+
+    def reindex(transaction: Transaction, sequence_id: str) -> bool:
+        current = transaction.get("observations", sequence_id)
+        fields = sky.index_fields(current or {})
+        if not fields or current.get(sky.INDEX_FIELD) == fields[sky.INDEX_FIELD]:
+            return False
+        transaction.set("observations", sequence_id, fields, merge=True)
+        return True
+
+    for observation in documents.query("observations"):
+        counts["observations"] += 1
+        fields = sky.index_fields(observation.data)
+        if not fields:
+            counts["without_position"] += 1
+        elif observation.data.get(sky.INDEX_FIELD) != fields[sky.INDEX_FIELD]:
+            counts["updated"] += documents.run_transaction(lambda transaction: reindex(transaction, observation.id))
+    return counts
+

@@ -298,6 +298,15 @@ def command_status(args) -> int:
     return 0
 
 
+def command_reindex(args) -> int:
+    from panoptes_network.pipeline.record import reindex_observations
+
+    counts = reindex_observations(_settings())
+    print(f"{counts['observations']} observations: {counts['updated']} given their sky index, "
+          f"{counts['without_position']} without a position (not searchable by cone)")
+    return 0
+
+
 def command_emulators(args) -> int:
     from panoptes_network.stack.emulators import EmulatorError, Emulators
 
@@ -378,6 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("bucket")
     ls.add_argument("prefix", nargs="?")
     ls.set_defaults(run=command_ls)
+
+    reindex = commands.add_parser("reindex", parents=[common],
+                                  help="give observations recorded before the sky index existed their index")
+    reindex.set_defaults(run=command_reindex)
 
     emulators = commands.add_parser("emulators", help="start the Firestore, Pub/Sub and Storage emulators")
     emulators.add_argument("--project", default="panoptes-local")
