@@ -88,7 +88,7 @@ def bench_compress(repeat: int) -> tuple[str, dict]:
     text = (
         f"Full-size generated frame, {frame.stat().st_size:,} bytes (5208x3476 uint16), median of {repeat} "
         "interleaved runs. The service path reads the .fits from the bucket, compresses, decodes every tile "
-        "back to verify, writes the .fits.fz only if absent, checks its MD5 and deletes the original.\n\n"
+        "back to verify, writes the .fits.fz only if absent, checks its CRC32C and deletes the original.\n\n"
         + table(["path", "wall (s)", "output (bytes)", "peak RSS (MiB)"], rows)
         + f"\n\nRatio of wall times: **{ours / anchor:.2f}x** fpack (goal <= 1.2x); "
         f"output size {100 * (ours_size - fpack_size) / fpack_size:+.2f}% of fpack's (goal within 1%). "
@@ -124,9 +124,10 @@ def bench_header_reads() -> str:
 SEQUENCES = 20  # images of one sequence arrive minutes apart; many sequences run at once
 
 
-def record_throughput(count: int, concurrency: int) -> tuple[float, float]:
-    """(images per second through record-image, bare document writes per second) on this backend,
-    with ``concurrency`` deliveries at a time (Pub/Sub pushes concurrently; 1 = one after another)."""
+def record_throughput(count: int, concurrency: int) -> tuple[float, float, int]:
+    """(images per second through record-image, bare document writes per second, deliveries
+    that failed and were made again) on this backend, with ``concurrency`` deliveries at a
+    time (Pub/Sub pushes concurrently; 1 = one after another)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from panoptes_network import fits, runtime
@@ -143,15 +144,28 @@ def record_throughput(count: int, concurrency: int) -> tuple[float, float]:
         bucket.write(path, compressed)
         paths.append(path)
     documents = runtime.documents()
+    redeliveries = []
+
+    def deliver(path: str) -> None:
+        # As Pub/Sub does: a delivery that fails (a transaction that lost to the others on
+        # the same observation too often) is delivered again; the time it costs counts.
+        for _ in range(10):
+            try:
+                record_object(path, current)
+                return
+            except Exception:  # what a push handler answers with a 500
+                redeliveries.append(path)
+        raise RuntimeError(f"{path}: not recorded after 10 deliveries")
+
     with ThreadPoolExecutor(concurrency) as pool:
         started = time.perf_counter()
-        list(pool.map(lambda path: record_object(path, current), paths))
+        list(pool.map(deliver, paths))
         ours = count / (time.perf_counter() - started)
         started = time.perf_counter()
         list(pool.map(lambda index: documents.set("bench_writes", f"image-{concurrency}-{index}",
                                                   {"bucket_path": paths[index], "exptime": 120.0}), range(count)))
         anchor = count / (time.perf_counter() - started)
-    return ours, anchor
+    return ours, anchor, len(redeliveries)
 
 
 def bench_record(count: int) -> str:
@@ -160,8 +174,8 @@ def bench_record(count: int) -> str:
 
     def measure(label: str, goal: str) -> None:
         for concurrency in (1, 8):
-            ours, anchor = record_throughput(count, concurrency)
-            rows.append([label, concurrency, f"{ours:.0f}", f"{anchor:.0f}", goal])
+            ours, anchor, redelivered = record_throughput(count, concurrency)
+            rows.append([label, concurrency, f"{ours:.0f}", redelivered, f"{anchor:.0f}", goal])
 
     try:
         use_local_backend(work)
@@ -180,15 +194,18 @@ def bench_record(count: int) -> str:
                 ensure_buckets(settings())
                 measure("gcp (Firestore emulator, fake-gcs-server)", ">= 20")
         except EmulatorError as error:
-            rows.append(["gcp (emulators)", "", f"not run: {error}", "", ">= 20"])
+            rows.append(["gcp (emulators)", "", f"not run: {error}", "", "", ">= 20"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return (
         f"{count} distinct compressed frames over {SEQUENCES} sequences recorded by `record_object` (range-read "
         "the header, then one transaction writing images, observations and units), one at a time and 8 at a "
         "time (as Pub/Sub pushes concurrently), against a bare `set` of one small document per image on the "
-        "same store with the same concurrency (the anchor: the store's own write rate).\n\n"
-        + table(["backend", "concurrent", "record-image (images/s)", "bare document writes (/s)", "goal"], rows)
+        "same store with the same concurrency (the anchor: the store's own write rate). A delivery that fails "
+        "(a transaction that kept losing to others on the same observation) is made again, as Pub/Sub would, "
+        "and counted.\n\n"
+        + table(["backend", "concurrent", "record-image (images/s)", "deliveries made again",
+                 "bare document writes (/s)", "goal"], rows)
     )
 
 
