@@ -55,6 +55,11 @@ def test_upload_drain_doc_status_ls(tmp_path, pocs):
     assert "panoptes-raw-images" in status and "observations" in status
     assert "0 pending" in status
 
+    reindexed = run(data, "reindex")  # record-image indexed it already: nothing to do
+    assert reindexed.returncode == 0, reindexed.stderr
+    assert reindexed.stdout.strip() == ("1 observation: 0 given their sky index now, "
+                                        "0 without a position (not searchable by cone)")
+
 
 def test_absent_document_exits_1_and_bad_names_exit_2(tmp_path):
     assert run(tmp_path, "doc", "images/PAN001_14d3bd_20160909T081226").returncode == 1

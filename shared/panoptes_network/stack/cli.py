@@ -302,7 +302,8 @@ def command_reindex(args) -> int:
     from panoptes_network.pipeline.record import reindex_observations
 
     counts = reindex_observations(_settings())
-    print(f"{counts['observations']} observations: {counts['updated']} given their sky index, "
+    total = counts["observations"]
+    print(f"{total} observation{'' if total == 1 else 's'}: {counts['updated']} given their sky index now, "
           f"{counts['without_position']} without a position (not searchable by cone)")
     return 0
 
