@@ -188,3 +188,17 @@ def test_any_object_name_round_trips_and_stays_inside_the_bucket(buckets, backen
         assert bucket.file_path(name).resolve().is_relative_to(bucket.folder.resolve())
     bucket.delete(name)
     assert not bucket.exists(name)
+
+
+def test_a_local_data_directory_from_before_crc32c_is_upgraded_in_place(tmp_path):
+    import sqlite3
+
+    bucket = LocalStorage(tmp_path).bucket("panoptes-raw-images")
+    bucket.write("old/frame.fits", b"SIMPLE  = T" * 10)
+    with sqlite3.connect(tmp_path / "buckets.sqlite") as connection:  # as an older version left it
+        connection.execute("ALTER TABLE objects DROP COLUMN crc32c")
+
+    reopened = LocalStorage(tmp_path).bucket("panoptes-raw-images")
+    old = reopened.info("old/frame.fits")
+    assert old.crc32c_hex is None and old.md5_hex == md5_hex(b"SIMPLE  = T" * 10)
+    assert reopened.write("new/frame.fits", b"x" * 10).crc32c_hex == crc32c_hex(b"x" * 10)
