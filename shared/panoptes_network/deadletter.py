@@ -4,8 +4,10 @@ A handler that meets input it can never process (an invalid path, a file that is
 FITS) raises :class:`PermanentError`; the handler helpers record a document in
 ``dead_letters`` and acknowledge the message, so Pub/Sub stops redelivering it. A
 delivery that keeps failing for other reasons is retried with backoff and, after the
-last attempt, recorded here too (by the local queue, or from Pub/Sub's dead-letter
-topic by the local stack). ``panoptes-network status`` lists them.
+last attempt, recorded here too: by the local queue; on Pub/Sub, which forwards it to
+the dead-letter topic, by the local stack (pushed to it) or, deployed, by
+``panoptes-network collect-dead-letters`` from the topic's ``-held`` subscription.
+``panoptes-network status`` lists them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Mapping
 from panoptes_network.ports.documents import DocumentStore
 
 COLLECTION = "dead_letters"
+HELD_SUFFIX = "-held"  # the dead-letter topic's pull subscription, deployed: TOPIC-held
 
 
 class PermanentError(Exception):
@@ -67,3 +70,22 @@ def record(
         merge=False,
     )
     return doc_id
+
+
+def record_forwarded(documents: DocumentStore, *, data: bytes, attributes: Mapping[str, str],
+                     message_id: str) -> str:
+    """Record a message Pub/Sub forwarded to the dead-letter topic after its last attempt;
+    its attributes name the subscription it came from and the attempts made."""
+    source = attributes.get("CloudPubSubDeadLetterSourceSubscription", "unknown subscription")
+    attempts = attributes.get("CloudPubSubDeadLetterSourceDeliveryCount", "?")
+    return record(
+        documents,
+        service=source.rsplit("/", 1)[-1],  # projects/P/subscriptions/NAME: a document id has no "/"
+        reason=f"Pub/Sub gave up after {attempts} delivery attempts to {source}; see that service's log",
+        data=data,
+        attributes=attributes,
+        message_id=message_id,
+        subscription=source,
+        attempts=int(attempts) if attempts.isdigit() else None,
+    )
+

@@ -178,3 +178,23 @@ def test_timelapse_moves_and_previews_stay(stack):
     assert stack.names() == [f"{SEQUENCE}/20160909T081226.jpg"]
     assert stack.names(stack.settings.timelapse_bucket) == [f"{SEQUENCE}/20160909T081152.mp4"]
     assert stack.bucket(stack.settings.timelapse_bucket).read(f"{SEQUENCE}/20160909T081152.mp4") == b"not really a video"
+
+
+def test_a_message_pubsub_gave_up_on_is_recorded_with_its_source(stack):
+    """What Pub/Sub pushes from the dead-letter topic to the stack, attributes as Pub/Sub sets them."""
+    from werkzeug.test import Client
+
+    from panoptes_network.messages import encode_push_envelope
+    from panoptes_network.stack.server import build_app
+
+    source = f"projects/{stack.settings.project}/subscriptions/panoptes-record-image"
+    envelope = encode_push_envelope({"bucket_path": TINY + ".fz"}, attributes={
+        "CloudPubSubDeadLetterSourceSubscription": source, "CloudPubSubDeadLetterSourceDeliveryCount": "5"})
+    app, _ = build_app(stack.settings)
+    client = Client(app)
+    for _ in range(2):  # a redelivered dead letter is the same document
+        assert client.post("/_stack/dead-letter", json=envelope).status_code == 204
+    letters = stack.dead_letters()
+    assert len(letters) == 1
+    assert letters[0]["service"] == "panoptes-record-image" and letters[0]["subscription"] == source
+    assert letters[0]["attempts"] == 5 and "gave up after 5 delivery attempts" in letters[0]["reason"]

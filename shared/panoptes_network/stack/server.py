@@ -113,19 +113,8 @@ def _stack_app(settings: Settings, activity: Activity, services: list[str]) -> f
             message = decode_push_envelope(flask.request.get_json(silent=True))
         except BadMessage as error:
             return flask.jsonify({"error": str(error)}), 400
-        attributes = message.attributes
-        source = attributes.get("CloudPubSubDeadLetterSourceSubscription", "unknown subscription")
-        attempts = attributes.get("CloudPubSubDeadLetterSourceDeliveryCount", "?")
-        deadletter.record(
-            runtime.documents(settings),
-            service=source,
-            reason=f"Pub/Sub gave up after {attempts} delivery attempts to {source}; see that service's log",
-            data=message.data,
-            attributes=attributes,
-            message_id=message.message_id,
-            subscription=source,
-            attempts=int(attempts) if attempts.isdigit() else None,
-        )
+        deadletter.record_forwarded(runtime.documents(settings), data=message.data,
+                                    attributes=message.attributes, message_id=message.message_id)
         return "", 204
 
     return app
