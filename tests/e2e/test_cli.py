@@ -172,3 +172,51 @@ def test_up_upload_drain_and_doc_on_the_emulators(emulators, pocs, monkeypatch, 
         up.terminate()
         up.wait(timeout=30)
     assert "on the emulators" in log.read_text()
+
+
+def test_collect_dead_letters_moves_what_pubsub_held_into_the_collection(emulators, monkeypatch, tmp_path):
+    """Deployed, Pub/Sub forwards a message it gave up on to the dead-letter topic, whose
+    -held subscription (bin/deploy makes it) keeps it until this command records it."""
+    from google.cloud import pubsub_v1
+
+    from panoptes_network import deadletter, runtime
+    from panoptes_network.config import settings
+    from tests.conftest import reset_emulators
+
+    for key, value in {**emulators.environment, "PANOPTES_BACKEND": "gcp"}.items():
+        monkeypatch.setenv(key, value)
+    current = settings()
+    reset_emulators(emulators, current)
+    environment = dict(os.environ)
+
+    def collect():
+        return subprocess.run([CLI, "collect-dead-letters"], capture_output=True, text=True, timeout=120,
+                              env=environment)
+
+    missing = collect()
+    assert missing.returncode == 2 and "bin/deploy makes it" in missing.stderr
+
+    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    topic = publisher.topic_path(current.project, current.dead_letter_topic)
+    publisher.create_topic(name=topic)
+    subscriber.create_subscription(name=subscriber.subscription_path(
+        current.project, current.dead_letter_topic + deadletter.HELD_SUFFIX), topic=topic)
+    source = f"projects/{current.project}/subscriptions/record-image"
+    for attempt_count in ("5", "7"):
+        publisher.publish(topic, f'{{"bucket_path": "PAN001/x/{attempt_count}.fits.fz"}}'.encode(),
+                          CloudPubSubDeadLetterSourceSubscription=source,
+                          CloudPubSubDeadLetterSourceDeliveryCount=attempt_count).result(timeout=30)
+
+    collected = collect()
+    assert collected.returncode == 0, collected.stderr
+    assert collected.stdout.strip() == "2 dead letters moved from Pub/Sub into dead_letters"
+    letters = runtime.documents(current).query(deadletter.COLLECTION)
+    assert sorted(letter.data["attempts"] for letter in letters) == [5, 7]
+    for letter in letters:
+        assert letter.data["subscription"] == source and "gave up after" in letter.data["reason"]
+        assert letter.data["data"].startswith('{"bucket_path": "PAN001/x/')
+    again = collect()  # acknowledged: nothing is moved twice
+    assert again.returncode == 0 and again.stdout.startswith("0 dead letters")
+    assert len(runtime.documents(current).query(deadletter.COLLECTION)) == 2
+    status = subprocess.run([CLI, "status"], capture_output=True, text=True, timeout=120, env=environment)
+    assert "gave up after 7 delivery attempts" in status.stdout

@@ -308,6 +308,24 @@ def command_reindex(args) -> int:
     return 0
 
 
+def command_collect_dead_letters(args) -> int:
+    settings = _settings()
+    if settings.backend != "gcp":
+        raise CommandError("the local backend records its dead letters itself; this is for Pub/Sub "
+                           "(PANOPTES_BACKEND=gcp)")
+    from google.api_core import exceptions as google_exceptions
+
+    from panoptes_network import deadletter
+    from panoptes_network.stack.gcp import collect_held_dead_letters
+
+    try:
+        moved = collect_held_dead_letters(settings)
+    except google_exceptions.NotFound as error:
+        raise CommandError(f"no dead-letter subscription to read ({error.message}); bin/deploy makes it") from None
+    print(f"{moved} dead letter{'' if moved == 1 else 's'} moved from Pub/Sub into {deadletter.COLLECTION}")
+    return 0
+
+
 def command_emulators(args) -> int:
     from panoptes_network.stack.emulators import EmulatorError, Emulators
 
@@ -392,6 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
     reindex = commands.add_parser("reindex", parents=[common],
                                   help="give observations recorded before the sky index existed their index")
     reindex.set_defaults(run=command_reindex)
+
+    collect = commands.add_parser("collect-dead-letters", parents=[common],
+                                  help="gcp backend: move what Pub/Sub dead-lettered into the dead_letters collection")
+    collect.set_defaults(run=command_collect_dead_letters)
 
     emulators = commands.add_parser("emulators", help="start the Firestore, Pub/Sub and Storage emulators")
     emulators.add_argument("--project", default="panoptes-local")

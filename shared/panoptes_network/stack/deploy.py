@@ -29,6 +29,7 @@ from typing import Callable, Iterable
 from panoptes_network.adapters.local_queue import DeliveryPolicy
 from panoptes_network.config import Settings, name_environment
 from panoptes_network.config import settings as current_settings
+from panoptes_network.deadletter import HELD_SUFFIX
 from panoptes_network.stack.gcp import MIN_DELIVERY_ATTEMPTS
 from panoptes_network.stack.services import SERVICES, repository_root
 from panoptes_network.stack.staging import StagingError, missing_reason, stage
@@ -347,8 +348,9 @@ def common_steps(target: Target) -> list[Step]:
     steps += [
         ensure_topic(dead_letter, target),
         # A topic without a subscription drops what it receives: keep dead letters to look at.
-        Ensure("pubsub", ("gcloud", "pubsub", "subscriptions", "describe", f"{dead_letter}-held", *target.flags()),
-               ("gcloud", "pubsub", "subscriptions", "create", f"{dead_letter}-held", *target.flags(),
+        Ensure("pubsub", ("gcloud", "pubsub", "subscriptions", "describe", f"{dead_letter}{HELD_SUFFIX}",
+                          *target.flags()),
+               ("gcloud", "pubsub", "subscriptions", "create", f"{dead_letter}{HELD_SUFFIX}", *target.flags(),
                 f"--topic={dead_letter}", f"--message-retention-duration={DEAD_LETTER_RETENTION}",
                 "--expiration-period=never")),
         Run("iam", ("gcloud", "pubsub", "topics", "add-iam-policy-binding", dead_letter, *target.flags(),

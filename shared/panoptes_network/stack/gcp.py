@@ -222,3 +222,31 @@ def ensure_topology(settings: Settings, base_url: str) -> None:
             pass
     ensure_buckets(settings)
     log.info("gcp topology ready", project=project, push_base_url=base_url, emulators=using_emulators())
+
+
+def collect_held_dead_letters(settings: Settings, batch: int = 100) -> int:
+    """Move what the deployed dead-letter topic holds (its ``-held`` subscription) into the
+    ``dead_letters`` collection, where ``panoptes-network status`` shows it. Each message
+    is acknowledged only once recorded, and recorded under an id of its own, so a run
+    cut short and run again records nothing twice. Returns how many were moved."""
+    from panoptes_network import deadletter, runtime
+
+    documents = runtime.documents(settings)
+    subscriber = pubsub_v1.SubscriberClient()
+    path = subscriber.subscription_path(settings.project, settings.dead_letter_topic + deadletter.HELD_SUFFIX)
+    moved = 0
+    try:
+        while True:
+            response = subscriber.pull(request={"subscription": path, "max_messages": batch,
+                                                "return_immediately": True}, timeout=30)
+            if not response.received_messages:
+                return moved
+            for item in response.received_messages:
+                deadletter.record_forwarded(documents, data=item.message.data,
+                                            attributes=dict(item.message.attributes),
+                                            message_id=item.message.message_id)
+            subscriber.acknowledge(subscription=path, ack_ids=[item.ack_id for item in response.received_messages])
+            moved += len(response.received_messages)
+    finally:
+        subscriber.close()
+
