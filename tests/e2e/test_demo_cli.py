@@ -32,3 +32,14 @@ def test_demo_command_records_observations_through_the_pipeline(monkeypatch, tmp
     assert raw and all(name.endswith(".fits.fz") for name in raw)  # compressed by compress-fits
     assert documents.query("dead_letters") == []
     runtime.reset()
+
+
+def test_demo_takes_every_option_drain_reads():
+    """demo drains after uploading through command_drain, which reads drain's options
+    (--settle on the gcp backend among them)."""
+    from panoptes_network.stack.cli import build_parser
+
+    parser = build_parser()
+    demo, drain = vars(parser.parse_args(["demo"])), vars(parser.parse_args(["drain"]))
+    assert set(drain) - {"run"} <= set(demo)
+    assert (demo["timeout"], drain["timeout"]) == (900.0, 600.0)

@@ -352,6 +352,18 @@ def command_emulators(args) -> int:
 # --- parsing ----------------------------------------------------------------------------
 
 
+def _draining(timeout: float) -> argparse.ArgumentParser:
+    """The options of `drain`, and of `demo`, which drains after uploading: command_drain reads them all."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--timeout", type=float, default=timeout, help=f"give up after S seconds (default {timeout:g})")
+    options.add_argument("--workers", type=int, help="delivery worker processes (default: one per core)")
+    options.add_argument("--host", default=DEFAULT_HOST, help="gcp backend: the stack's address")
+    options.add_argument("--port", type=int, default=DEFAULT_PORT, help="gcp backend: the stack's port")
+    options.add_argument("--settle", type=float, default=1.0,
+                         help="gcp backend: seconds with nothing pending that mean done (default 1)")
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", help="the local backend's data directory (default ./panoptes-data or "
@@ -368,15 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-demo-prompt", action="store_true", help="never ask to generate demo data")
     up.set_defaults(run=command_up)
 
-    demo = commands.add_parser("demo", parents=[common], help="generate demo frames and run them through the pipeline")
+    demo = commands.add_parser("demo", parents=[common, _draining(timeout=900.0)], help="generate demo frames and run them through the pipeline")
     demo.add_argument("--nights", type=int, default=3, help="nights of observing at each site (default 3)")
     demo.add_argument("--seed", type=int, help="for a different (but repeatable) demo data set")
     demo.add_argument("--no-drain", action="store_true", help="upload only; a running `up` delivers them")
-    demo.add_argument("--timeout", type=float, default=900.0, help="give up draining after S seconds")
-    demo.add_argument("--workers", type=int, help="delivery worker processes (default: one per core)")
-    demo.add_argument("--host", default=DEFAULT_HOST, help="gcp backend: the stack's address")
-    demo.add_argument("--port", type=int, default=DEFAULT_PORT, help="gcp backend: the stack's port")
-    demo.add_argument("--quiet", type=float, help="gcp backend: seconds without deliveries that mean done")
     demo.set_defaults(run=command_demo)
 
     upload = commands.add_parser("upload", parents=[common], help="put files into the raw bucket")
@@ -385,13 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the bucket path, e.g. PAN001/14d3bd/20180216T110623/20180216T112430.fits")
     upload.set_defaults(run=command_upload)
 
-    drain = commands.add_parser("drain", parents=[common], help="deliver everything queued, then report")
-    drain.add_argument("--timeout", type=float, default=600.0, help="give up after S seconds (default 600)")
-    drain.add_argument("--workers", type=int, help="delivery worker processes (default: one per core)")
-    drain.add_argument("--host", default=DEFAULT_HOST, help="gcp backend: the stack's address")
-    drain.add_argument("--port", type=int, default=DEFAULT_PORT, help="gcp backend: the stack's port")
-    drain.add_argument("--settle", type=float, default=1.0,
-                       help="gcp backend: seconds with nothing pending that mean done (default 1)")
+    drain = commands.add_parser("drain", parents=[common, _draining(timeout=600.0)],
+                                help="deliver everything queued, then report")
     drain.set_defaults(run=command_drain)
 
     doc = commands.add_parser("doc", parents=[common], help="print one document as JSON")
