@@ -11,7 +11,7 @@ import flask
 
 from panoptes_network.explorer import api as explorer
 from panoptes_network.explorer.remote import RemoteError
-from panoptes_network.explorer.search import MAX_PER_PAGE, ParameterError, SORT_KEYS, with_page
+from panoptes_network.explorer.search import FILTERS, ParameterError
 
 app = flask.Flask(__name__)
 app.json.sort_keys = False  # a FITS header reads in card order
@@ -27,10 +27,8 @@ def overview():
 @app.get("/search")
 def search_page():
     args = flask.request.args
-    searched = any(args.get(key) for key in ("target", "ra", "dec", "start", "end", "unit", "min_images"))
-    result = explorer.run_search(args) if searched else None
-    return flask.render_template("search.html", args=args, result=result, units=explorer.unit_rows(),
-                                 sort_keys=SORT_KEYS, with_page=with_page, max_per_page=MAX_PER_PAGE)
+    result = explorer.run_search(args) if any(args.get(key) for key in FILTERS) else None
+    return flask.render_template("search.html", args=args, result=result, units=explorer.unit_list())
 
 
 @app.get("/observations/<sequence_id>")

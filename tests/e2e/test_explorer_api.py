@@ -247,3 +247,11 @@ def test_reindex_makes_observations_recorded_without_the_index_searchable(explor
     stats._cache.clear()
     assert KIC_SEQUENCE_ID in [row["sequence_id"] for row in get_json(client, search)["observations"]]
     assert reindex_observations(stack.settings)["updated"] == 0  # safe to repeat
+
+
+def test_the_search_page_takes_the_units_alias_the_api_takes(explorer):
+    client, stack, sequences = explorer
+    page = client.get("/search?units=PAN001")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'id="results"' in html and 'value="PAN001" selected' in html

@@ -135,12 +135,16 @@ def get_image(image_id: str) -> dict[str, Any]:
     return data
 
 
+def unit_list() -> list[dict[str, Any]]:
+    """The units as stored (the search page's choices)."""
+    return [{**doc.data, "unit_id": doc.id} for doc in _documents().query("units")]
+
+
 def unit_rows() -> list[dict[str, Any]]:
+    """The units with how many observations each has: a count query per unit."""
     documents = _documents()
-    return [
-        {**doc.data, "unit_id": doc.id, "observations": documents.count("observations", [("unit_id", "==", doc.id)])}
-        for doc in documents.query("units")
-    ]
+    return [{**unit, "observations": documents.count("observations", [("unit_id", "==", unit["unit_id"])])}
+            for unit in unit_list()]
 
 
 def get_unit(unit_id: str) -> dict[str, Any]:

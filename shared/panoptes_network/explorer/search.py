@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -30,6 +30,9 @@ MAX_UNITS_IN_QUERY = 30  # Firestore's limit on one ``in``
 SEQUENCE_ID_PATTERN = re.compile(r"PAN\d{3}_[0-9a-fA-F]{6}_\d{8}T\d{6}")
 IMAGE_ID_PATTERN = SEQUENCE_ID_PATTERN
 
+# The parameters that choose what a search finds (a radius needs a centre; the rest only
+# sort and page the results).
+FILTERS = ("target", "ra", "dec", "start", "end", "unit", "units", "min_images")
 # Sortable columns: name in the API -> how to read it from a result row.
 SORT_KEYS = ("time", "unit_id", "sequence_id", "field_name", "ra", "dec", "num_images", "exptime",
              "total_minutes", "separation")
@@ -245,8 +248,6 @@ class SearchResult:
     total: int
     rows: list[dict[str, Any]]
     candidates_read: int  # documents the store returned: what the index saves
-    cover: sky.Cover | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pages(self) -> int:
@@ -325,7 +326,7 @@ def _cone_search(documents: DocumentStore, query: SearchQuery, everything: bool)
         if row["separation"] <= cone.radius:
             rows.append(row)
     rows.sort(key=_sort_key(query.sort), reverse=query.descending)
-    return SearchResult(query, len(rows), _page(rows, query, everything)[:MAX_EXPORT], len(found), cover)
+    return SearchResult(query, len(rows), _page(rows, query, everything)[:MAX_EXPORT], len(found))
 
 
 def naive_search(documents: DocumentStore, query: SearchQuery) -> list[dict[str, Any]]:
@@ -364,6 +365,3 @@ def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] = EXPORT_CO
         writer.writerow(["" if row.get(column) is None else to_jsonable(row.get(column)) for column in columns])
     return out.getvalue()
 
-
-def with_page(query: SearchQuery, page: int) -> SearchQuery:
-    return replace(query, page=page)
