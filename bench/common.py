@@ -37,6 +37,16 @@ def scratch(prefix: str) -> Path:
     return folder
 
 
+def use_local_backend(data_dir: Path) -> None:
+    """Point panoptes_network at the local backend in ``data_dir``, emulators or not."""
+    from panoptes_network import runtime
+
+    os.environ.update({"PANOPTES_BACKEND": "local", "PANOPTES_DATA_DIR": str(data_dir)})
+    for name in runtime.EMULATOR_VARIABLES:
+        os.environ.pop(name, None)
+    runtime.reset()
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:

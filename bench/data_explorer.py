@@ -13,7 +13,6 @@ Run with ``make bench`` (all benchmarks) or ``.venv/bin/python bench/data_explor
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -24,22 +23,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATA, table, write_section  # noqa: E402
+from common import DATA, table, use_local_backend, write_section  # noqa: E402
 
 OBSERVATIONS = 100_000
 UNITS = [f"PAN{n:03d}" for n in range(1, 41)]
 FIELDS = 400
 FIRST, LAST = datetime(2015, 1, 1, tzinfo=timezone.utc), datetime(2025, 1, 1, tzinfo=timezone.utc)
 GOAL_P95_MS = 50.0
-
-
-def use_local_backend(data_dir: Path) -> None:
-    os.environ.update({"PANOPTES_BACKEND": "local", "PANOPTES_DATA_DIR": str(data_dir)})
-    for key in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
-        os.environ.pop(key, None)
-    from panoptes_network import runtime
-
-    runtime.reset()
 
 
 def fields(rng) -> np.ndarray:

@@ -42,7 +42,7 @@ PREFIX = "PAN001/14d3bd/20160909T081152/"
 
 sys.path.insert(0, str(REPOSITORY / "shared"))
 sys.path.insert(0, str(REPOSITORY / "bench"))
-from common import scratch, write_section  # noqa: E402
+from common import scratch, use_local_backend, write_section  # noqa: E402
 from panoptes_network import fits  # noqa: E402
 
 
@@ -151,9 +151,7 @@ def buckets(use_gcs: bool):
     from panoptes_network import runtime
     from panoptes_network.config import Settings
 
-    os.environ["PANOPTES_BACKEND"] = "local"
-    os.environ["PANOPTES_DATA_DIR"] = str(scratch("bench-local-"))
-    runtime.reset()
+    use_local_backend(scratch("bench-local-"))
     yield "local", runtime.bucket(Settings.from_env().raw_bucket)
     if not use_gcs:
         return

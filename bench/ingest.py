@@ -24,18 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATA, POCS, full_frame, median, peak_rss_mib, table, timed, write_section  # noqa: E402
+from common import (  # noqa: E402
+    DATA, POCS, full_frame, median, peak_rss_mib, table, timed, use_local_backend, write_section,
+)
 
 FRAME_PATH = "PAN001/14d3bd/20180216T110623/20180216T112430.fits"
-
-
-def use_local_backend(data_dir: Path) -> None:
-    os.environ.update({"PANOPTES_BACKEND": "local", "PANOPTES_DATA_DIR": str(data_dir)})
-    for key in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
-        os.environ.pop(key, None)
-    from panoptes_network import runtime
-
-    runtime.reset()
 
 
 def compress_once(data_dir: Path, frame: Path) -> float:

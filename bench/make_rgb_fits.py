@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))  # for tests.dng, the DNG writer the tests use
 
-from common import DATA, REPOSITORY, scratch, table, write_section  # noqa: E402
+from common import DATA, REPOSITORY, scratch, table, use_local_backend, write_section  # noqa: E402
 
 FRAME = DATA / "full-size.dng"
 RAW_PATH = "PAN001/14d3bd/20180216T110623/20180216T112430.cr2"
@@ -90,10 +89,7 @@ def _result(walls: list[float], cpus: list[float], baseline: float) -> dict:
 
 
 def case_service(repeat: int, overrides: dict, redeliver: bool) -> dict:
-    os.environ["PANOPTES_BACKEND"] = "local"
-    os.environ["PANOPTES_DATA_DIR"] = str(scratch("bench-rgb-"))
-    for name in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
-        os.environ.pop(name, None)
+    use_local_backend(scratch("bench-rgb-"))
     from panoptes_network import runtime
     from panoptes_network.config import settings
     from panoptes_network.messages import encode_push_envelope
