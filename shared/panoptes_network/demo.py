@@ -30,7 +30,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from panoptes_network.ids import format_time
+from panoptes_network.ids import BucketPath, format_time
 
 EXPTIME_SECONDS = 120.0
 READOUT_SECONDS = 15.0
@@ -253,13 +253,18 @@ def pixels(sequence: Sequence, index: int, camera: int) -> np.ndarray:
     return np.clip(counts, 0, 16383).astype(np.uint16)  # a 14-bit sensor
 
 
+def frame_path(sequence: Sequence, index: int, camera: int) -> BucketPath:
+    return BucketPath(sequence.site.unit_id, sequence.site.cameras[camera], sequence.start, sequence.times[index],
+                      ".fits")
+
+
 def header(sequence: Sequence, index: int, camera: int):
     from astropy.io import fits as astropy_fits
 
     site, target = sequence.site, sequence.target
     camera_id = site.cameras[camera]
     moment = sequence.times[index]
-    seq_id = f"{site.unit_id}_{camera_id}_{format_time(sequence.start)}"
+    ids = frame_path(sequence, index, camera)
     rng = np.random.default_rng([sequence.seed, index, camera, 1])
     temperature = int(round(12 + 6 * np.sin(index / 5) + rng.normal(0, 1)))
     cards = [
@@ -273,7 +278,7 @@ def header(sequence: Sequence, index: int, camera: int):
         ("MEASRGGB", f"{470 + int(rng.integers(0, 10))} 1024 1024 {715 + int(rng.integers(0, 20))}", "From CR2"),
         ("WHTLVLN", 11765, "From CR2"), ("WHTLVLS", 12277, "From CR2"),
         ("REDBAL", 2.015625, "From CR2"), ("BLUEBAL", 1.490234, "From CR2"), ("WBRGGB", "", "From CR2"),
-        ("IMAGEID", f"{site.unit_id}_{camera_id}_{format_time(moment)}"), ("SEQID", seq_id),
+        ("IMAGEID", ids.image_id), ("SEQID", ids.sequence_id),
         ("FIELD", target.name), ("RA-MNT", round(target.ra, 5), "Degrees"),
         ("HA-MNT", sequence.hour_angle[index], "Degrees"), ("DEC-MNT", round(target.dec, 5), "Degrees"),
         ("EQUINOX", 2000.0), ("AIRMASS", sequence.airmass[index], "Sec(z)"), ("FILTER", "RGGB"),
@@ -301,9 +306,7 @@ def frame(sequence: Sequence, index: int, camera: int) -> tuple[str, bytes]:
     """The bucket path and FITS bytes of one frame."""
     from astropy.io import fits as astropy_fits
 
-    camera_id = sequence.site.cameras[camera]
-    path = "/".join((sequence.site.unit_id, camera_id, format_time(sequence.start),
-                     format_time(sequence.times[index]) + ".fits"))
+    path = frame_path(sequence, index, camera).path
     out = io.BytesIO()
     hdu = astropy_fits.PrimaryHDU(pixels(sequence, index, camera), header(sequence, index, camera))
     hdu.header.set("EXTEND", True, after="NAXIS2")  # as the POCS frames have it

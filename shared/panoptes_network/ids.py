@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 UNIT_ID_PATTERN = re.compile(r"PAN\d{3}")
 CAMERA_ID_PATTERN = re.compile(r"[0-9a-fA-F]{6}")
 TIME_PATTERN = re.compile(r"\d{8}T\d{6}")
+# A sequence id or an image id: UNIT_CAMERA_TIME (BucketPath.sequence_id, .image_id).
+ID_PATTERN = re.compile(f"{UNIT_ID_PATTERN.pattern}_{CAMERA_ID_PATTERN.pattern}_{TIME_PATTERN.pattern}")
 TIME_FORMAT = "%Y%m%dT%H%M%S"
 MAX_PATH_LENGTH = 1024  # Cloud Storage's limit on object names, in bytes.
 

@@ -18,7 +18,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from panoptes_network import sky
-from panoptes_network.ids import UNIT_ID_PATTERN
+from panoptes_network.ids import ID_PATTERN, UNIT_ID_PATTERN
 from panoptes_network.ports.documents import DocumentStore, to_jsonable
 
 COLLECTION = "observations"
@@ -27,8 +27,6 @@ DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 500
 MAX_EXPORT = 10_000
 MAX_UNITS_IN_QUERY = 30  # Firestore's limit on one ``in``
-SEQUENCE_ID_PATTERN = re.compile(r"PAN\d{3}_[0-9a-fA-F]{6}_\d{8}T\d{6}")
-IMAGE_ID_PATTERN = SEQUENCE_ID_PATTERN
 
 # The parameters that choose what a search finds (a radius needs a centre; the rest only
 # sort and page the results).
@@ -209,17 +207,18 @@ def parse(args: Mapping[str, Any], resolve: Callable[[str], tuple[float, float, 
     )
 
 
+def _checked_id(kind: str, value: str, example: str) -> str:
+    if not ID_PATTERN.fullmatch(value or ""):
+        raise ParameterError(kind, f"{kind} {value!r} is not of the form {example}")
+    return value
+
+
 def check_sequence_id(sequence_id: str) -> str:
-    if not SEQUENCE_ID_PATTERN.fullmatch(sequence_id or ""):
-        raise ParameterError("sequence_id", f"sequence_id {sequence_id!r} is not of the form "
-                                            "PAN001_14d3bd_20180216T110623")
-    return sequence_id
+    return _checked_id("sequence_id", sequence_id, "PAN001_14d3bd_20180216T110623")
 
 
 def check_image_id(image_id: str) -> str:
-    if not IMAGE_ID_PATTERN.fullmatch(image_id or ""):
-        raise ParameterError("image_id", f"image_id {image_id!r} is not of the form PAN001_14d3bd_20180216T112430")
-    return image_id
+    return _checked_id("image_id", image_id, "PAN001_14d3bd_20180216T112430")
 
 
 # --- rows -------------------------------------------------------------------------------------
