@@ -634,7 +634,6 @@ def verify_compressed(original: bytes, compressed: bytes | Compressed) -> None:
                 raise ValueError(f"image {number}: header keywords differ after decompression: {sorted(lost)[:5]}")
 
 
-
 class PrimaryHeader:
     """The primary header astropy writes for 2-D ``dtype`` data under ``header``, made
     before the data's shape is known (the data keywords NAXISn, BZERO and BSCALE in their

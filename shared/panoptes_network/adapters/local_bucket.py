@@ -230,16 +230,16 @@ class LocalBucket(Bucket):
         """A hard link to the object's file: no copy, and it keeps this generation's bytes
         even if the object is replaced or deleted meanwhile (writers replace files under
         the write lock taken here)."""
+        source = self.file_path(path)
         folder = Path(tempfile.mkdtemp(dir=self.storage.tmp, prefix="local-file-"))
-        snapshot = folder / self.file_path(path).name
+        snapshot = folder / source.name
         try:
             with self.storage.db.transaction() as connection:
                 row = self._row(connection, path)
-                live = row is not None and self.file_path(path).is_file()
-                if not live:
+                if row is None or not source.is_file():
                     raise ObjectNotFound(self.name, path)
-                self._check_precondition(path, live, row, if_generation_match)
-                os.link(self.file_path(path), snapshot)
+                self._check_precondition(path, True, row, if_generation_match)
+                os.link(source, snapshot)
             yield snapshot
         finally:
             snapshot.unlink(missing_ok=True)
