@@ -28,8 +28,10 @@ PREFIX = "previews/"
 MAX_SIZE = 800
 CONTENT_TYPE = "image/png"
 
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
+# One frame's preview is made once even if many ask at once. A fixed set of locks, a
+# frame's chosen by its name, rather than one per frame: those would pile up for as long
+# as the service runs.
+_LOCKS = tuple(threading.Lock() for _ in range(64))
 
 
 class PreviewError(ValueError):
@@ -51,8 +53,7 @@ def preview_name(bucket_path: str) -> str:
 
 
 def _lock_for(name: str) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(name, threading.Lock())
+    return _LOCKS[hash(name) % len(_LOCKS)]
 
 
 def image_pixels(fits_bytes: bytes) -> np.ndarray:
