@@ -124,3 +124,76 @@ def test_a_frame_dead_lettered_while_compress_fits_was_down_is_redriven_once(sta
     stack.drain()
     assert [letter["redriven"] for letter in stack.dead_letters() if not deadletter.is_permanent(letter)] == marked
     assert stack.documents.get("observations", OBSERVATION)["num_images"] == 1
+
+
+# --- reconcile ---------------------------------------------------------------------------
+
+
+def _upload_with_its_event_lost(stack, source, bucket_path: str) -> None:
+    """Upload while nothing subscribes to the finalize notifications: the event is dropped."""
+    if stack.backend == "local":
+        queue = runtime.topics(stack.settings)
+        with queue.db.transaction() as connection:
+            connection.execute("DELETE FROM subscriptions WHERE name = 'image-uploaded'")
+        stack.upload(source, bucket_path)
+        with queue.db.transaction() as connection:
+            connection.execute("INSERT INTO subscriptions (name, topic, service) VALUES (?, ?, ?)",
+                               ("image-uploaded", stack.settings.uploads_topic, "image-uploaded"))
+        return
+    from google.cloud import pubsub_v1
+
+    from panoptes_network.stack.gcp import MONITOR_SUFFIX, ensure_topology
+
+    subscriber = pubsub_v1.SubscriberClient()
+    project = stack.settings.project
+    for name in ("image-uploaded", "image-uploaded" + MONITOR_SUFFIX):
+        subscriber.delete_subscription(subscription=subscriber.subscription_path(project, name))
+    probe = subscriber.subscription_path(project, "reconcile-test-probe")
+    subscriber.create_subscription(name=probe, topic=f"projects/{project}/topics/{stack.settings.uploads_topic}")
+    stack.upload(source, bucket_path)
+    received = []
+    while not received:  # the notification was published, and nothing else received it
+        received = subscriber.pull(subscription=probe, max_messages=10, timeout=30).received_messages
+    subscriber.delete_subscription(subscription=probe)
+    ensure_topology(stack.settings, stack.server.url)
+
+
+def reconcile(capsys, *args: str) -> tuple[int, str]:
+    capsys.readouterr()
+    status = cli.main(["reconcile", "--min-age", "0", *args])
+    return status, capsys.readouterr().out
+
+
+def test_reconcile_finds_each_planted_gap_and_fix_closes_them_with_exact_counts(stack, pocs, capsys):
+    frames = [f"{SEQUENCE}/20160909T08{minute}00.fits" for minute in (30, 31, 32)]
+    for frame in frames[:2]:
+        stack.upload(pocs / "tiny.fits", frame)
+    stack.drain()
+    exptime = stack.documents.get("images", "PAN001_14d3bd_20160909T083000")["exptime"]
+    clean_status, clean = reconcile(capsys)
+    assert clean_status == 0 and "no gaps" in clean
+
+    _upload_with_its_event_lost(stack, pocs / "tiny.fits", frames[2])  # a .fits never compressed
+    stack.documents.delete("images", "PAN001_14d3bd_20160909T083100")  # a .fits.fz never recorded
+    stack.documents.set("observations", OBSERVATION, {"num_images": 7}, merge=True)  # a wrong count
+    stack.drain()
+    capsys.readouterr()
+    assert cli.main(["reconcile"]) == 1  # by default files younger than 15 minutes may be in flight
+    young = capsys.readouterr().out
+    assert "count_mismatch" in young and "never_compressed" not in young and "not_recorded" not in young
+    status, found = reconcile(capsys)
+    assert status == 1
+    gaps = sorted(line.split()[:2] for line in found.splitlines() if line.startswith("  "))
+    assert gaps == [["count_mismatch", OBSERVATION + ":"], ["never_compressed", frames[2] + ":"],
+                    ["not_recorded", frames[1] + ".fz:"]], found
+    assert "num_images 7" in found and "images recorded: 1" in found
+
+    status, fixed = reconcile(capsys, "--fix")
+    assert status == 0 and fixed.count("  fixed ") == 3, fixed
+    stack.drain()
+    assert stack.names() == [frame + ".fz" for frame in frames]
+    observation = stack.documents.get("observations", OBSERVATION)
+    assert observation["num_images"] == 3 and observation["total_exptime"] == pytest.approx(3 * exptime)
+    assert sorted(doc.id for doc in stack.documents.query("images")) == [
+        "PAN001_14d3bd_20160909T083000", "PAN001_14d3bd_20160909T083100", "PAN001_14d3bd_20160909T083200"]
+    assert reconcile(capsys)[0] == 0 and stack.dead_letters() == []

@@ -417,6 +417,30 @@ def _collect_held(settings) -> None:
         print(f"{moved} dead letter{'' if moved == 1 else 's'} collected from Pub/Sub first")
 
 
+def command_reconcile(args) -> int:
+    from datetime import timedelta
+
+    from panoptes_network import reconcile
+
+    settings = _settings()
+    report = reconcile.reconcile(settings, fix=args.fix, min_age=timedelta(seconds=args.min_age))
+    print(f"reconcile: checked {report.checked} objects and documents")
+    for gap in report.gaps:
+        print(f"  {gap.kind:18} {gap.subject}: {gap.detail}")
+    for gap, outcome in report.fixed:
+        print(f"  fixed {gap.kind:12} {gap.subject}: {outcome}")
+    if not report.gaps:
+        print("reconcile: no gaps")
+        return 0
+    kinds = ", ".join(f"{sum(gap.kind == kind for gap in report.gaps)} {kind}"
+                      for kind in dict.fromkeys(gap.kind for gap in report.gaps))
+    print(f"reconcile: {len(report.gaps)} gap{'' if len(report.gaps) == 1 else 's'} ({kinds})"
+          + ("; fixed" if args.fix else "; `panoptes-network reconcile --fix` closes them"))
+    if args.fix and settings.backend == "local":
+        print("`panoptes-network drain` (or a running `up`) delivers the events it sent again")
+    return 0 if args.fix else 1
+
+
 def command_emulators(args) -> int:
     from panoptes_network.stack.emulators import EmulatorError, Emulators
 
@@ -516,6 +540,14 @@ def build_parser() -> argparse.ArgumentParser:
     redrive.add_argument("--include-permanent", action="store_true",
                          help="also what a handler refused (not FITS, bad path), e.g. after fixing the handler")
     redrive.set_defaults(run=command_redrive)
+
+    reconcile = commands.add_parser("reconcile", parents=[common],
+                                    help="compare the raw bucket with the documents; --fix closes the gaps")
+    reconcile.add_argument("--fix", action="store_true",
+                           help="route the files again (compress, record) and recompute wrong counts")
+    reconcile.add_argument("--min-age", type=float, default=900.0,
+                           help="seconds: younger files may be in flight, not gaps (default 900)")
+    reconcile.set_defaults(run=command_reconcile)
 
     emulators = commands.add_parser("emulators", help="start the Firestore, Pub/Sub and Storage emulators")
     emulators.add_argument("--project", default="panoptes-local")
