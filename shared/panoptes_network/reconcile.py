@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from panoptes_network import runtime
 from panoptes_network.config import Settings
-from panoptes_network.ids import InvalidPathError, parse_bucket_path
+from panoptes_network.ids import BucketPath, InvalidPathError, parse_bucket_path
 from panoptes_network.messages import StorageObject
 from panoptes_network.pipeline import routing
 from panoptes_network.ports.bucket import ObjectInfo
@@ -57,26 +57,30 @@ class Snapshot:
     images: dict[str, dict[str, Any]]
     cutoff: datetime  # objects updated after this are in flight, not gaps
     images_by_observation: dict[str, list[dict[str, Any]]] = field(init=False)
+    settled_frames: list[tuple[ObjectInfo, BucketPath]] = field(init=False)  # parsed once: it costs
 
     def __post_init__(self):
         self.images_by_observation = defaultdict(list)
         for image in self.images.values():
             self.images_by_observation[image.get("sequence_id")].append(image)
+        self.settled_frames = []
+        for info in self.objects:
+            if (info.updated and info.updated > self.cutoff) or not info.name.lower().endswith((".fits", ".fz")):
+                continue
+            try:
+                path = parse_bucket_path(info.name)
+            except InvalidPathError:
+                continue  # image-uploaded quarantines those
+            if not path.is_legacy:
+                self.settled_frames.append((info, path))
 
     @property
     def checked(self) -> int:
         return len(self.objects) + len(self.observations) + len(self.images)
 
     def settled_objects(self, file_types: tuple[str, ...]):
-        for info in self.objects:
-            if info.updated and info.updated > self.cutoff:
-                continue
-            try:
-                path = parse_bucket_path(info.name)
-            except InvalidPathError:
-                continue  # image-uploaded quarantines those
-            if path.file_type in file_types and not path.is_legacy:
-                yield info, path
+        """(object, parsed path) of the FITS files older than the cutoff, of these types."""
+        return [(info, path) for info, path in self.settled_frames if path.file_type in file_types]
 
 
 def read(settings: Settings, min_age: timedelta = DEFAULT_MIN_AGE) -> Snapshot:
