@@ -177,3 +177,12 @@ def reconcile(settings: Settings, *, fix: bool = False, min_age: timedelta = DEF
         for gap in sorted(gaps, key=lambda gap: order.get(gap.kind, len(order))):
             fixed.append((gap, FIXES[gap.kind](snapshot, gap)))
     return Report(snapshot.checked, gaps, fixed)
+
+
+def summary(report: Report) -> dict[str, Any]:
+    """A report as the scheduled endpoint answers it (and logs it)."""
+    kinds: dict[str, int] = defaultdict(int)
+    for gap in report.gaps:
+        kinds[gap.kind] += 1
+    return {"checked": report.checked, "gaps": dict(kinds), "fixed": len(report.fixed),
+            "left_for_next_run": sum("next run" in outcome for _, outcome in report.fixed)}
