@@ -198,12 +198,20 @@ def command_upload(args) -> int:
     return 0
 
 
-def _hint_when_nothing_delivers(settings) -> None:
-    from panoptes_network.stack import running
+def _deployed(settings) -> bool:
+    """The gcp backend on Google Cloud itself, where the deployed services take the pushes."""
+    if settings.backend != "gcp":
+        return False  # and no need to load the Google client libraries
     from panoptes_network.stack.gcp import using_emulators
 
-    if settings.backend == "gcp" and not using_emulators():
-        return  # deployed: the services deliver, not a stack on this machine
+    return not using_emulators()
+
+
+def _hint_when_nothing_delivers(settings) -> None:
+    from panoptes_network.stack import running
+
+    if _deployed(settings):
+        return  # the services deliver, not a stack on this machine
     if running.find(settings) is None:
         also = " or `panoptes-network drain`" if settings.backend == "local" else ""
         print(f"note: no running stack delivers it yet; `panoptes-network up`{also} will", file=sys.stderr)
@@ -336,6 +344,8 @@ def _print_stack(settings) -> None:
     found = running.find(settings)
     if found:
         print(f"stack: up at {found.url} (pid {found.pid}, since {found.started})")
+    elif _deployed(settings):
+        print("stack: none on this machine (deployed, the services take the pushes)")
     else:
         print(f"stack: not running ({running.not_found_message(settings)})")
     if settings.backend != "gcp":
