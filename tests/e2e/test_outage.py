@@ -37,7 +37,7 @@ def test_drain_finds_up_on_another_port_and_leaves_its_pushes_alone(backend, poc
             assert command("upload", str(pocs / "tiny.fits"), "--as",
                            f"{SEQUENCE}/20160909T08{minute}00.fits").returncode == 0
             # No --port: drain waits on the stack `up` recorded, which keeps receiving the pushes.
-            drained = command("drain", "--timeout", "120")
+            drained = command("drain", "--timeout", "120", "--settle", "2")
             assert drained.returncode == 0, drained.stderr + log.read_text()[-3000:]
         observation = json.loads(command("doc", f"observations/{OBSERVATION}").stdout)
         assert observation["num_images"] == 2
