@@ -31,6 +31,19 @@ def test_a_huge_payload_keeps_an_excerpt_with_its_size_and_hash_and_is_not_redri
         deadletter.original_data(letter)
 
 
+def test_redrive_skips_a_truncated_letter_and_says_why(docs):
+    from panoptes_network import redrive
+    from panoptes_network.config import settings
+
+    data = b'{"bucket_path": "' + b"x" * (deadletter.DATA_LIMIT + 1) + b'"}'
+    deadletter.record(docs, service="compress-fits", reason="gave up", data=data, message_id="1", attempts=5)
+    (outcome,) = redrive.redrive(settings())
+    assert outcome.action == redrive.SKIPPED
+    assert outcome.detail == (f"cannot be redriven: only an excerpt of its {len(data)} bytes was kept "
+                              f"(sha256 {hashlib.sha256(data).hexdigest()})")
+    assert letters(docs)[0]["redriven"] is None
+
+
 @pytest.mark.parametrize("data", [b'{"bucket_path": "PAN001/14d3bd/20160909T081152/20160909T081226.fits"}',
                                   b"\xff\x00 not text", b""])
 def test_a_small_payload_is_kept_whole_for_redrive(docs, data):
