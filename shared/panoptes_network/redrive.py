@@ -70,8 +70,10 @@ def _matches(letter: Mapping[str, Any], service: str | None) -> bool:
 
 
 def redrive(settings: Settings, *, service: str | None = None, since: datetime | None = None,
-            dry_run: bool = False, include_permanent: bool = False) -> list[Outcome]:
-    """Publish again every dead letter not yet redriven (of ``service``, recorded since ``since``)."""
+            dry_run: bool = False, include_permanent: bool = False, deployed: bool = False) -> list[Outcome]:
+    """Publish again every dead letter not yet redriven (of ``service``, recorded since ``since``).
+    ``deployed``: on Google Cloud, where finalize events reach image-uploaded through Eventarc's
+    own topic, not the uploads topic."""
     documents = runtime.documents(settings)
     where = [("time", ">=", since)] if since else []
     outcomes = []
@@ -79,12 +81,12 @@ def redrive(settings: Settings, *, service: str | None = None, since: datetime |
         letter = doc.data
         if letter.get("redriven") or not _matches(letter, service):
             continue
-        outcomes.append(_redrive_one(settings, doc.id, letter, dry_run, include_permanent))
+        outcomes.append(_redrive_one(settings, doc.id, letter, dry_run, include_permanent, deployed))
     return outcomes
 
 
 def _redrive_one(settings: Settings, letter_id: str, letter: Mapping[str, Any], dry_run: bool,
-                 include_permanent: bool) -> Outcome:
+                 include_permanent: bool, deployed: bool) -> Outcome:
     service = str(letter.get("service"))
 
     def skipped(why: str) -> Outcome:
@@ -95,6 +97,9 @@ def _redrive_one(settings: Settings, letter_id: str, letter: Mapping[str, Any], 
     topic = topic_for(letter, settings)
     if topic is None:
         return skipped(f"no topic is known for subscription {_subscription_name(letter)!r}")
+    if deployed and topic == settings.uploads_topic:
+        return skipped("a finalize event: deployed, Eventarc reads its own topic, not "
+                       f"{topic}; `panoptes-network reconcile --fix` sends the file through again")
     try:
         data = deadletter.original_data(letter)
     except deadletter.NotRedrivable as error:

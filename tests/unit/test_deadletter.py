@@ -44,6 +44,18 @@ def test_redrive_skips_a_truncated_letter_and_says_why(docs):
     assert letters(docs)[0]["redriven"] is None
 
 
+def test_deployed_a_finalize_event_is_left_to_reconcile(docs):
+    from panoptes_network import redrive
+    from panoptes_network.config import settings
+
+    deadletter.record(docs, service="eventarc-us-central1-image-uploaded-1-sub-2", reason="gave up", attempts=5,
+                      data=b'{"bucket": "panoptes-raw-images", "name": "PAN001/x.fits"}', message_id="1")
+    (outcome,) = redrive.redrive(settings(), deployed=True)
+    assert outcome.action == redrive.SKIPPED and "reconcile --fix" in outcome.detail
+    (outcome,) = redrive.redrive(settings(), dry_run=True)  # the emulators and the local stack read that topic
+    assert outcome.action == redrive.WOULD_REDRIVE and outcome.detail == f"to {settings().uploads_topic}"
+
+
 @pytest.mark.parametrize("data", [b'{"bucket_path": "PAN001/14d3bd/20160909T081152/20160909T081226.fits"}',
                                   b"\xff\x00 not text", b""])
 def test_a_small_payload_is_kept_whole_for_redrive(docs, data):

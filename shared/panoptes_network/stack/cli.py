@@ -400,7 +400,7 @@ def command_redrive(args) -> int:
     if settings.backend == "gcp":
         _collect_held(settings)
     outcomes = redrive.redrive(settings, service=args.service, since=since, dry_run=args.dry_run,
-                               include_permanent=args.include_permanent)
+                               include_permanent=args.include_permanent, deployed=_deployed(settings))
     for outcome in outcomes:
         print(f"{outcome.action}: [{outcome.service}] {outcome.letter_id} {outcome.detail}",
               file=sys.stderr if outcome.action == redrive.SKIPPED else sys.stdout)
