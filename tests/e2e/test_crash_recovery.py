@@ -17,7 +17,9 @@ import pytest
 
 from panoptes_network import crashpoints, runtime
 from panoptes_network.stack.emulators import free_port
+from panoptes_network.stack.dispatcher import Dispatcher
 from tests.e2e.test_cli import CLI, run
+from tests.unit.test_local_recovery import dead_owner
 
 pytestmark = pytest.mark.parametrize("backend", ["local"], indirect=True)
 
@@ -109,3 +111,17 @@ def test_after_kill_9_of_up_its_leases_are_taken_back_at_once(stack, pocs):
     assert row["last_error"].startswith(f"the delivering process (process {owner_pid} on ")
     assert stack.names() == [TINY + ".fz"]
     assert stack.documents.get("observations", SEQUENCE_ID)["num_images"] == 1
+
+
+def test_a_message_whose_every_worker_died_is_dead_lettered_not_retried_for_ever(stack, monkeypatch):
+    monkeypatch.setenv("PANOPTES_MAX_ATTEMPTS", "2")
+    runtime.reset()
+    dispatcher = Dispatcher()
+    stack.publish(stack.settings.compress_topic, {"bucket_path": TINY})
+    for _ in range(2):  # each attempt's worker killed mid-delivery
+        assert dispatcher.queue.lease(str(dead_owner())) is not None
+        assert dispatcher.queue.reclaim_dead_leases()
+    assert dispatcher.run_once()
+    [letter] = stack.dead_letters()
+    assert letter["service"] == "compress-fits" and "every delivering process died" in letter["reason"]
+    assert dispatcher.queue.counts().dead == 1 and not dispatcher.queue.has_unfinished()

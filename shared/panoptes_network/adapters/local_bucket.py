@@ -165,15 +165,19 @@ class LocalStorage:
         They are claimed first, so two recovering processes do not both send one; a
         recoverer that dies in turn leaves them claimed by a process that is gone.
         """
-        me = str(owners.current())
+        orphaned = [row for row in self.db.connection().execute("SELECT * FROM outbox").fetchall()
+                    if row["owner"] is None or owners.is_gone(row["owner"])]
+        if not orphaned:  # the usual case: no write lock taken
+            return 0
+        claimed = []
         with self.db.transaction() as connection:
-            orphaned = [row["id"] for row in connection.execute("SELECT id, owner FROM outbox")
-                        if row["owner"] is None or owners.is_gone(row["owner"])]
-            connection.executemany("UPDATE outbox SET owner = ? WHERE id = ?", [(me, id_) for id_ in orphaned])
-        for id_ in orphaned:
-            row = self.db.connection().execute("SELECT bucket, object FROM outbox WHERE id = ?", (id_,)).fetchone()
-            self.send_notification(id_, self._hook(row["bucket"]), _info_from_json(row["object"]))
-        return len(orphaned)
+            for row in orphaned:
+                if connection.execute("UPDATE outbox SET owner = ? WHERE id = ? AND owner IS ?",
+                                      (str(owners.current()), row["id"], row["owner"])).rowcount:
+                    claimed.append(row)
+        for row in claimed:
+            self.send_notification(row["id"], self._hook(row["bucket"]), _info_from_json(row["object"]))
+        return len(claimed)
 
     def send_notification(self, outbox_id: int, hook: FinalizeHook | None, info: ObjectInfo) -> None:
         """Send one notification, then cross it off; if sending fails, leave it to recovery."""

@@ -5,10 +5,10 @@ service's own WSGI app, so the handler cannot tell the local stack from the clou
 Deliveries run in worker processes (``PANOPTES_WORKERS``, default: one per core), so
 CPU-heavy handlers such as compress-fits use every core.
 
-Every worker first recovers what crashed processes left behind, and again each time it
-is idle (at most every :data:`RECOVER_EVERY_SECONDS`): the leases of processes that are
-gone, the finalize notifications that a killed writer committed but never sent, and
-the temporary files of writers that are gone.
+Every worker first recovers what crashed processes left behind, and again every
+:data:`RECOVER_EVERY_SECONDS`: the leases of processes that are gone, the finalize
+notifications that a killed writer committed but never sent, and the temporary files
+of writers that are gone.
 """
 
 from __future__ import annotations
@@ -139,11 +139,9 @@ class Dispatcher:
 
     def work(self, until_idle: bool, stop: Callable[[], bool] = lambda: False) -> None:
         """Deliver until stopped, or, with ``until_idle``, until nothing is pending anywhere."""
-        self.recover()
         while not stop():
-            if self.run_once():
-                continue
-            if time.monotonic() - self._recovered_at >= RECOVER_EVERY_SECONDS and self.recover():
+            recovered = time.monotonic() - self._recovered_at >= RECOVER_EVERY_SECONDS and self.recover()
+            if self.run_once() or recovered:
                 continue
             wait = self.queue.seconds_until_next_due()
             if wait is None and until_idle:
