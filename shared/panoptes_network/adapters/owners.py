@@ -43,7 +43,8 @@ class Owner:
 def _stat(pid: int) -> tuple[str, int] | None:
     """(state, start time in ticks) of a running process, from /proc; None if it is not there."""
     try:
-        text = open(f"/proc/{pid}/stat").read()
+        with open(f"/proc/{pid}/stat") as stat:
+            text = stat.read()
     except OSError:  # ENOENT: no such process
         return None
     # The command name (field 2) is in parentheses and may itself hold spaces or ')'.
