@@ -40,11 +40,13 @@ class TransactionContended(RuntimeError):
 
 @dataclass(frozen=True)
 class TransactionRetry:
-    """How long to keep at a contended transaction: at most about 16 s of waiting by default."""
+    """How long to keep at a contended transaction: at most about 38 s of waiting by default,
+    well inside record-image's 300 s timeout. Four writers contending on one document on a
+    loaded emulator needed up to 8 attempts."""
 
-    attempts: int = 10
-    first_delay: float = 0.05  # seconds
-    max_delay: float = 5.0
+    attempts: int = 15
+    first_delay: float = 0.1  # seconds
+    max_delay: float = 4.0
 
     def delay(self, failed_attempts: int) -> float:
         """Full jitter: anywhere up to the exponential bound, so contenders spread out."""
