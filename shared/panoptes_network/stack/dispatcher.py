@@ -111,8 +111,9 @@ class Dispatcher:
         delivery = self.queue.lease(self.worker_id)
         if delivery is None:
             return False
-        if delivery.attempts > self.queue.policy.max_attempts:  # the last attempts died with their workers
-            result = DeliveryResult(False, f"every delivering process died ({delivery.last_error})")
+        if delivery.attempts > self.queue.policy.max_attempts:  # the last attempt was never nacked
+            result = DeliveryResult(False, "the last attempt never finished (its process died or overran the "
+                                           f"ack deadline); {delivery.last_error or 'no error recorded'}")
         else:
             result = self.deliver(delivery)
         if result.ok:
