@@ -324,6 +324,10 @@ def command_status(args) -> int:
         counts = runtime.topics(settings).counts()
         print(f"queue: {counts.pending} pending, {counts.in_flight} in flight, {counts.done} delivered, "
               f"{counts.dead} gave up")
+        for lease in runtime.topics(settings).leases():
+            if lease.owner_gone:
+                print(f"  {lease.deliveries} in flight held by process {lease.owner}, which is gone: "
+                      "`up` or `drain` takes them back at once")
     letters = documents.query(deadletter.COLLECTION, order_by=[("time", "desc")], limit=args.limit)
     if letters:
         print("dead letters (newest first):")
