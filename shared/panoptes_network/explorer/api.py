@@ -170,7 +170,7 @@ def parse_year(args) -> int | None:
     text = (args.get("year") or "").strip()
     if not text:
         return None
-    if not text.isdigit() or not 1990 <= int(text) <= 2200:
+    if not (text.isascii() and text.isdigit()) or not 1990 <= int(text) <= 2200:
         raise ParameterError("year", f"year must be a year such as 2024, not {text!r}")
     return int(text)
 

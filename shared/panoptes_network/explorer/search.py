@@ -120,7 +120,7 @@ def _int(args, name: str, default: int, low: int, high: int) -> int:
     text = _text(args, name)
     if text is None:
         return default
-    if not re.fullmatch(r"[+-]?\d+", text):
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
         raise ParameterError(name, f"{name} must be a whole number, not {text!r}")
     value = int(text)
     if not low <= value <= high:

@@ -657,7 +657,7 @@ def target_from(arguments: argparse.Namespace, settings: Settings) -> Target:
         raise DeployError(f"{project!r} is not a Google Cloud project id")
     if not REGION.fullmatch(region):
         raise DeployError(f"{region!r} is not a region (like {DEFAULT_REGION})")
-    if arguments.project_number and not arguments.project_number.isdigit():
+    if arguments.project_number and not re.fullmatch(r"[0-9]+", arguments.project_number):
         raise DeployError(f"--project-number {arguments.project_number!r} is not a number")
     return Target(project=project, region=region, settings=settings, policy=DeliveryPolicy.from_env(),
                   create_buckets=arguments.create_buckets, raw_bucket_location=arguments.raw_bucket_location,
