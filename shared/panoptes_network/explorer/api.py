@@ -79,6 +79,11 @@ def _no_preview(error: previews.PreviewError):
     return flask.jsonify({"success": False, "msg": str(error)}), 422
 
 
+@api.errorhandler(previews.PreviewBusy)
+def _previews_busy(error: previews.PreviewBusy):
+    return flask.jsonify({"success": False, "msg": str(error)}), 503, {"Retry-After": str(error.retry_after)}
+
+
 # --- lookups shared with the pages -------------------------------------------------------------
 
 

@@ -2,13 +2,20 @@
 
 A preview is ``previews/<bucket path>.png`` in the temp bucket (``PREVIEW_BUCKET`` to
 use another), stamped with the generation of the frame it was made from; a re-uploaded
-frame gets a new one. Making one reads and decompresses the frame once; requests for
-the same frame that arrive meanwhile in this process wait for that one instead of
-decompressing it again. The page loads the image on its own, so it never waits for this.
+frame gets a new one. Requests for the same frame that arrive while it is being made
+in this process wait for that one instead of making it again. The page loads the image
+on its own, so it never waits for this.
 
 The picture: 2x2 Bayer cells averaged to one grey pixel (the raw RGGB mosaic would show
 as a checkerboard), binned down to at most :data:`MAX_SIZE` pixels a side, z-scale limits
 and an asinh stretch (astropy.visualization), 8-bit PNG (Pillow).
+
+Memory is bounded, whatever the load. The frame is read from its file (the local store's
+own; downloaded once from Cloud Storage) a band of rows at a time, each tile decompressed
+once, and every band binned as it is read: a full-size frame (5208x3476) never exists as
+a whole array, only its 800-pixel result. At most ``PREVIEW_CONCURRENCY`` (default 2)
+previews are made at once in a process; the others wait up to ``PREVIEW_WAIT_SECONDS``
+(default 30) for their turn, then get :class:`PreviewBusy` (HTTP 503 with Retry-After).
 """
 
 from __future__ import annotations
@@ -27,11 +34,27 @@ from panoptes_network.ports.bucket import ObjectNotFound
 PREFIX = "previews/"
 MAX_SIZE = 800
 CONTENT_TYPE = "image/png"
+BAND_PIXELS = 1_500_000  # about one band of rows read and binned at a time (6 MB as float32)
+RETRY_AFTER_SECONDS = 5
 
 # One frame's preview is made once even if many ask at once. A fixed set of locks, a
 # frame's chosen by its name, rather than one per frame: those would pile up for as long
 # as the service runs.
 _LOCKS = tuple(threading.Lock() for _ in range(64))
+# Previews being made at once in this process: each holds a band of pixels and its file.
+_making = threading.BoundedSemaphore(max(1, int(os.environ.get("PREVIEW_CONCURRENCY") or 2)))
+
+
+def wait_seconds() -> float:
+    return float(os.environ.get("PREVIEW_WAIT_SECONDS") or 30)
+
+
+class PreviewBusy(Exception):
+    """Every slot to make a preview stayed taken while this request waited; ask again later."""
+
+    def __init__(self, retry_after: int = RETRY_AFTER_SECONDS):
+        super().__init__(f"previews are being made for other requests; try again in {retry_after} s")
+        self.retry_after = retry_after
 
 
 class PreviewError(ValueError):
@@ -56,19 +79,40 @@ def _lock_for(name: str) -> threading.Lock:
     return _LOCKS[hash(name) % len(_LOCKS)]
 
 
-def image_pixels(fits_bytes: bytes) -> np.ndarray:
-    """The first 2-D image in a FITS or tile-compressed FITS file, as float."""
+def binned_pixels(fits_file, max_size: int = MAX_SIZE) -> np.ndarray:
+    """The first 2-D image of a FITS or tile-compressed FITS file (a path or a file object),
+    its 2x2 Bayer cells averaged and binned to at most ``max_size`` pixels a side, as float.
+
+    Read a band of rows at a time through astropy's ``section`` (which decompresses only
+    the tiles a band covers): memory holds one band and the small result, never the frame.
+    """
     from astropy.io import fits as astropy_fits
 
     try:
-        with astropy_fits.open(io.BytesIO(fits_bytes), memmap=False) as hdus:
+        with astropy_fits.open(fits_file, memmap=False, lazy_load_hdus=True) as hdus:
             for hdu in hdus:
-                if hdu.is_image and hdu.data is not None and hdu.data.ndim >= 2:
-                    data = np.asarray(hdu.data, dtype=np.float32)
-                    return data.reshape(data.shape[-2:]) if data.ndim > 2 else data
-    except (OSError, ValueError, TypeError) as error:
+                shape = hdu.shape if hdu.is_image else ()
+                if len(shape) >= 2 and all(shape):
+                    return _binned_by_bands(hdu.section, tuple(shape), max_size)
+    except (OSError, ValueError, TypeError, IndexError) as error:
         raise PreviewError(f"not a readable FITS image: {error}") from None
     raise PreviewError("the file has no 2-D image")
+
+
+def _binned_by_bands(section, shape: tuple[int, ...], max_size: int) -> np.ndarray:
+    rows, columns = shape[-2:]
+    leading = (0,) * (len(shape) - 2)  # a cube: its first plane
+    bayer = 2 if min(rows, columns) >= 2 else 1
+    factor = bayer * max(1, -(-max(rows // bayer, columns // bayer) // max_size))
+    out_rows, out_columns = rows // factor, columns // factor
+    result = np.empty((out_rows, out_columns), dtype=np.float32)
+    step = max(1, BAND_PIXELS // max(1, columns * factor)) * factor  # whole output rows per band
+    for start in range(0, out_rows * factor, step):
+        stop = min(start + step, out_rows * factor)
+        band = np.asarray(section[leading + (slice(start, stop), slice(0, out_columns * factor))],
+                          dtype=np.float32)
+        result[start // factor: stop // factor] = _bin(band, factor)
+    return result
 
 
 def _bin(data: np.ndarray, factor: int) -> np.ndarray:
@@ -77,15 +121,11 @@ def _bin(data: np.ndarray, factor: int) -> np.ndarray:
     return trimmed.reshape(rows // factor, factor, cols // factor, factor).mean(axis=(1, 3))
 
 
-def render_png(data: np.ndarray, max_size: int = MAX_SIZE) -> bytes:
+def render_png(data: np.ndarray) -> bytes:
+    """Binned pixels (:func:`binned_pixels`) stretched to an 8-bit grey PNG."""
     from astropy.visualization import AsinhStretch, ZScaleInterval
     from PIL import Image
 
-    if min(data.shape) >= 2:
-        data = _bin(data, 2)  # one Bayer cell -> one pixel
-    factor = max(1, -(-max(data.shape) // max_size))
-    if factor > 1:
-        data = _bin(data, factor)
     finite = np.isfinite(data)
     if not finite.any():
         raise PreviewError("the image has no finite pixels")
@@ -123,7 +163,13 @@ def preview(bucket_path: str, settings: Settings) -> Preview:
         found = cached()  # made by another request while this one waited
         if found is not None:
             return Preview(found, True)
-        png = render_png(image_pixels(raw.read(bucket_path)))
+        if not _making.acquire(timeout=wait_seconds()):
+            raise PreviewBusy()
+        try:
+            with raw.local_file(bucket_path) as file:
+                png = render_png(binned_pixels(file))
+        finally:
+            _making.release()
         cache.write(name, png, content_type=CONTENT_TYPE,
                     metadata={"source_generation": generation, "source_bucket": settings.raw_bucket})
         return Preview(png, False)
