@@ -237,3 +237,40 @@ def test_no_endpoint_answers_5xx_to_any_json(stack_client, value, depth, endpoin
         body = envelope_of(body.encode())
     response = stack_client.post(endpoint, data=body, content_type="application/json")
     assert response.status_code < 500, f"{endpoint}: {response.status_code} {response.get_data(as_text=True)[:300]}"
+
+
+HOSTILE_QUERIES = [
+    "year=%ED%A0%80", "year=%FF", "year=٢٠٢٤", "unit=PAN%00", "unit=PAN١٢٣", "target=%ED%A0%80", "target=%00%01",
+    "ra=1e400&dec=0", "ra=nan&dec=0", "radius=inf&ra=1&dec=1", "page=99999999999999999999", "per_page=-1",
+    "start=%ED%A0%80", "sort=%FF", "units=" + "PAN001," * 2000,
+    "start=9999-12-31&end=9999-12-31", "start=0001-01-01", "end=9999-12-31",  # end + 1 day overflowed: 500
+    "search_string=%ED%A0%80", "bucket_path=%ED%A0%80", "hdu=%FF",
+]
+GET_PATHS = API_ENDPOINTS + EXPLORER_ENDPOINTS + [
+    "/observations/%ED%A0%80", "/units/%FF", "/api/observations/PAN١٢٣_14d3bd_20160909T081152",
+    "/api/images/%ED%A0%80/preview.png", "/api/images/PAN001_14d3bd_20160909T081152/header",
+]
+
+
+def test_hostile_queries_are_never_5xx_at_any_endpoint(stack_client):
+    for path in GET_PATHS:
+        for query in HOSTILE_QUERIES:
+            response = stack_client.get(f"{path}?{query}")
+            assert response.status_code < 500, f"{path}?{query[:60]}: {response.get_data(as_text=True)[:300]}"
+
+
+def test_dates_beyond_the_calendar_are_a_400_naming_the_parameter(stack_client):
+    response = stack_client.get("/api/observations?start=9999-12-31&end=9999-12-31")
+    assert response.status_code == 400 and response.get_json()["parameter"] == "start"
+    assert "between 1900-01-01 and 2199-12-31" in response.get_json()["msg"]
+
+
+@FUZZ
+@given(params=st.dictionaries(st.sampled_from(["ra", "dec", "radius", "target", "start", "end", "unit", "units",
+                                               "min_images", "sort", "order", "page", "per_page", "year", "format"]),
+                              st.text(max_size=30) | st.sampled_from(["9999-12-31", "0001-01-01", "1e309", "-0"]),
+                              max_size=5),
+       path=st.sampled_from(["/api/observations", "/search", "/", "/api/units"]))
+def test_the_explorer_never_answers_5xx_to_any_query(stack_client, params, path):
+    response = stack_client.get(path, query_string=params)
+    assert response.status_code < 500, f"{path} {params}: {response.get_data(as_text=True)[:300]}"
