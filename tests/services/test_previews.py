@@ -72,7 +72,7 @@ def frames(local_backend, pocs):
 
 def test_at_most_n_previews_are_made_at_once_and_the_rest_wait(frames, monkeypatch):
     app, ids = frames
-    monkeypatch.setattr(previews, "_making", threading.BoundedSemaphore(2))
+    monkeypatch.setattr(previews, "_makers", previews._Makers(2))
     making, most = [0], [0]
     lock = threading.Lock()
     real = previews.binned_pixels
@@ -82,7 +82,7 @@ def test_at_most_n_previews_are_made_at_once_and_the_rest_wait(frames, monkeypat
             making[0] += 1
             most[0] = max(most[0], making[0])
         try:
-            time.sleep(0.5)  # long enough for the others to pile up behind the two slots
+            time.sleep(0.5)  # long enough for the others to pile up behind the two makers
             return real(file)
         finally:
             with lock:
@@ -94,30 +94,52 @@ def test_at_most_n_previews_are_made_at_once_and_the_rest_wait(frames, monkeypat
     def ask(image_id):
         statuses.append(app.test_client().get(f"/api/images/{image_id}/preview.png").status_code)
 
-    threads = [threading.Thread(target=ask, args=(image_id,)) for image_id in ids]
+    threads = [threading.Thread(target=ask, args=(image_id,)) for image_id in ids + ids[:2]]  # two asked twice
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(120)
-    assert statuses == [200] * len(ids)
+    assert statuses == [200] * len(threads)
     assert most[0] == 2
+    assert previews._makers.in_flight == {}  # nothing kept once made
 
 
-def test_a_request_that_waits_too_long_gets_503_with_retry_after(frames, monkeypatch):
+def test_a_request_that_waits_too_long_gets_503_and_its_preview_is_made_for_the_retry(frames, monkeypatch):
     app, ids = frames
-    slots = threading.BoundedSemaphore(1)
-    monkeypatch.setattr(previews, "_making", slots)
+    makers = previews._Makers(1)
+    monkeypatch.setattr(previews, "_makers", makers)
     monkeypatch.setenv("PREVIEW_WAIT_SECONDS", "0.2")
     client = app.test_client()
-    slots.acquire()  # another request is making a preview and holds the only slot
-    try:
-        busy = client.get(f"/api/images/{ids[0]}/preview.png")
-    finally:
-        slots.release()
+    other_request = threading.Event()
+    makers.pool.submit(other_request.wait, 60)  # another preview holds the only maker
+    busy = client.get(f"/api/images/{ids[0]}/preview.png")
     assert busy.status_code == 503
     assert busy.headers["Retry-After"] == str(previews.RETRY_AFTER_SECONDS)
     assert "try again" in busy.get_json()["msg"]
-    assert not runtime.bucket(previews.preview_bucket_name(settings())).exists(
-        previews.preview_name(f"{SEQUENCE}/20160909T082000.fits.fz"))
-    made = client.get(f"/api/images/{ids[0]}/preview.png")  # the slot is free again
-    assert made.status_code == 200 and made.headers["X-Preview-Cache"] == "made"
+    cache = runtime.bucket(previews.preview_bucket_name(settings()))
+    name = previews.preview_name(f"{SEQUENCE}/20160909T082000.fits.fz")
+    assert not cache.exists(name)
+
+    other_request.set()  # the maker is free: the preview asked for is made, and kept
+    makers.pool.shutdown(wait=True)
+    assert cache.exists(name)
+    monkeypatch.setattr(previews, "_makers", previews._Makers(1))
+    retried = client.get(f"/api/images/{ids[0]}/preview.png")
+    assert retried.status_code == 200 and retried.headers["X-Preview-Cache"] == "hit"
+
+
+def test_past_the_queue_limit_a_request_is_refused_at_once(frames, monkeypatch):
+    app, ids = frames
+    makers = previews._Makers(1)
+    monkeypatch.setattr(previews, "_makers", makers)
+    monkeypatch.setattr(previews, "MAX_QUEUED", 1)
+    monkeypatch.setenv("PREVIEW_WAIT_SECONDS", "0.2")
+    other_request = threading.Event()
+    makers.in_flight["another frame"] = makers.pool.submit(other_request.wait, 60)
+    try:
+        refused = app.test_client().get(f"/api/images/{ids[1]}/preview.png")
+        assert refused.status_code == 503
+        assert list(makers.in_flight) == ["another frame"]  # refused, not queued behind it
+    finally:
+        other_request.set()
+        makers.pool.shutdown(wait=True)

@@ -14,8 +14,9 @@ Memory is bounded, whatever the load. The frame is read from its file (the local
 own; downloaded once from Cloud Storage) a band of rows at a time, each tile decompressed
 once, and every band binned as it is read: a full-size frame (5208x3476) never exists as
 a whole array, only its 800-pixel result. At most ``PREVIEW_CONCURRENCY`` (default 2)
-previews are made at once in a process; the others wait up to ``PREVIEW_WAIT_SECONDS``
-(default 30) for their turn, then get :class:`PreviewBusy` (HTTP 503 with Retry-After).
+previews are made at once in a process, by as many threads of its own; a request waits
+up to ``PREVIEW_WAIT_SECONDS`` (default 30) for its preview, then gets :class:`PreviewBusy`
+(HTTP 503 with Retry-After) while its preview is still made, for the retry to find.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,16 +39,45 @@ CONTENT_TYPE = "image/png"
 BAND_PIXELS = 1_500_000  # about one band of rows read and binned at a time (6 MB as float32)
 RETRY_AFTER_SECONDS = 5
 
-# One frame's preview is made once even if many ask at once. A fixed set of locks, a
-# frame's chosen by its name, rather than one per frame: those would pile up for as long
-# as the service runs.
-_LOCKS = tuple(threading.Lock() for _ in range(64))
-# Previews being made at once in this process: each holds a band of pixels and its file.
-_making = threading.BoundedSemaphore(max(1, int(os.environ.get("PREVIEW_CONCURRENCY") or 2)))
+MAX_QUEUED = 200  # previews asked for and not yet made, beyond which a request is refused at once
 
 
 def wait_seconds() -> float:
     return float(os.environ.get("PREVIEW_WAIT_SECONDS") or 30)
+
+
+class _Makers:
+    """At most ``PREVIEW_CONCURRENCY`` previews made at once, by that many dedicated threads.
+
+    Dedicated threads, not the request threads: the C allocator keeps an arena per thread
+    that has allocated, and each arena keeps the high-water mark of the bands it held, so
+    fifty request threads each making a preview in turn would keep fifty arenas' worth of
+    memory. A frame asked for while its preview is being made waits for that one (the
+    in-flight table holds only what is queued or being made, never every frame seen).
+    A request that gives up waiting leaves its preview to be made and cached for its retry.
+    """
+
+    def __init__(self, workers: int):
+        self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="preview")
+        self.in_flight: dict[str, Future] = {}
+        self.lock = threading.RLock()  # a future done already runs its callback (_forget) at once, here
+
+    def submit(self, name: str, make) -> Future:
+        with self.lock:
+            future = self.in_flight.get(name)
+            if future is None:
+                if len(self.in_flight) >= MAX_QUEUED:
+                    raise PreviewBusy()
+                future = self.in_flight[name] = self.pool.submit(make)
+                future.add_done_callback(lambda _, name=name: self._forget(name))
+            return future
+
+    def _forget(self, name: str) -> None:
+        with self.lock:
+            self.in_flight.pop(name, None)
+
+
+_makers = _Makers(int(os.environ.get("PREVIEW_CONCURRENCY") or 2))
 
 
 class PreviewBusy(Exception):
@@ -73,10 +104,6 @@ def preview_bucket_name(settings: Settings) -> str:
 
 def preview_name(bucket_path: str) -> str:
     return PREFIX + bucket_path + ".png"
-
-
-def _lock_for(name: str) -> threading.Lock:
-    return _LOCKS[hash(name) % len(_LOCKS)]
 
 
 def binned_pixels(fits_file, max_size: int = MAX_SIZE) -> np.ndarray:
@@ -159,17 +186,18 @@ def preview(bucket_path: str, settings: Settings) -> Preview:
     found = cached()
     if found is not None:
         return Preview(found, True)
-    with _lock_for(name):
-        found = cached()  # made by another request while this one waited
+
+    def make() -> Preview:
+        found = cached()  # made meanwhile, by another process or an earlier request
         if found is not None:
             return Preview(found, True)
-        if not _making.acquire(timeout=wait_seconds()):
-            raise PreviewBusy()
-        try:
-            with raw.local_file(bucket_path) as file:
-                png = render_png(binned_pixels(file))
-        finally:
-            _making.release()
+        with raw.local_file(bucket_path) as file:
+            png = render_png(binned_pixels(file))
         cache.write(name, png, content_type=CONTENT_TYPE,
                     metadata={"source_generation": generation, "source_bucket": settings.raw_bucket})
         return Preview(png, False)
+
+    try:
+        return _makers.submit(name, make).result(timeout=wait_seconds())
+    except FutureTimeout:
+        raise PreviewBusy() from None
