@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import os
 import sys
 import threading
@@ -103,10 +104,10 @@ class _PushGuard:
             binary_cloud_event = "ce-specversion" in request.headers
             if not binary_cloud_event and "specversion" not in decoded:
                 decode_push_envelope(decoded)
-        except http.HttpError as error:
-            return http.error_response(error.status, error.msg)(environ, start_response)
-        except BadMessage as error:
-            return http.error_response(400, str(error))(environ, start_response)
+        except (http.HttpError, BadMessage) as error:  # answered as compress-fits answers
+            status, reason = (error.status, error.msg) if isinstance(error, http.HttpError) else (400, str(error))
+            answer = flask.Response(json.dumps({"error": reason}), status, mimetype="application/json")
+            return answer(environ, start_response)
         environ["wsgi.input"] = io.BytesIO(body)  # read above: hand the function the same bytes
         environ["CONTENT_LENGTH"] = str(len(body))
         environ.pop("HTTP_TRANSFER_ENCODING", None)
