@@ -198,3 +198,40 @@ def test_a_message_pubsub_gave_up_on_is_recorded_with_its_source(stack):
     assert len(letters) == 1
     assert letters[0]["service"] == "panoptes-record-image" and letters[0]["subscription"] == source
     assert letters[0]["attempts"] == 5 and "gave up after 5 delivery attempts" in letters[0]["reason"]
+
+
+def _float_frame() -> bytes:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    astropy_fits.PrimaryHDU(np.linspace(0, 1, 600, dtype=np.float32).reshape(20, 30)).writeto(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("failure", ["refused", "compressor fails"])
+def test_a_file_that_cannot_be_compressed_is_dead_lettered_after_exactly_one_attempt(stack, pocs, monkeypatch,
+                                                                                      failure):
+    """Issue #17: the compressor's verdict comes on the first delivery, never after retries."""
+    from panoptes_network import fits
+
+    real_compress, attempts = fits.compress, []
+
+    def counted(data: bytes):
+        attempts.append(len(data))
+        if failure == "compressor fails":  # as astropy did on a table with a heap
+            raise OSError("Could not find heap data for the 'VLA' variable-length array column.")
+        return real_compress(data)
+
+    monkeypatch.setattr(fits, "compress", counted)
+    content = _float_frame() if failure == "refused" else (pocs / "tiny.fits").read_bytes()
+    stack.upload(content, TINY)
+    stack.drain()
+
+    assert attempts == [len(content)]  # one delivery reached the compressor, and only one
+    assert stack.names() == [TINY] and stack.raw.read(TINY) == content  # the original kept
+    (letter,) = stack.dead_letters()
+    assert letter["service"] == "compress-fits" and letter["attempts"] is None
+    expected = "floating-point pixels" if failure == "refused" else "could not be done losslessly; the original is kept"
+    assert expected in letter["reason"] and TINY in letter["reason"]
