@@ -20,8 +20,12 @@ funpack (cfitsio's ``imcomp_copy_comp2img``) does: renamed keywords back in plac
 table keywords dropped, everything else in its original order.
 
 Compressing: :func:`compress` writes RICE_1 tiles of one row each, fpack's defaults,
-and :func:`verify_compressed` decompresses the result and compares every pixel and
-every header keyword with the original before anyone may delete it.
+for every image HDU of any FITS file, and copies every other HDU byte for byte; what it
+cannot compress losslessly it refuses with the reason (:class:`UnsupportedFitsError`).
+:func:`verify_compressed` decompresses the result and compares every stored pixel and
+every header card (as FITS defines their equality) with the original before anyone may
+delete it. The fast codec, astropy's private RICE_1 functions, is used only while it
+exists and writes what the public ``CompImageHDU`` writes (:func:`fast_codec`).
 """
 
 from __future__ import annotations
@@ -407,7 +411,7 @@ class RiceCodec:
     decompress: Callable[[bytes, int, int, int], bytes]  # (tile, blocksize, bytepix, pixels) -> pixels
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _HDU:
     index: int
     header: fits.Header
@@ -639,18 +643,18 @@ def compress(data: bytes) -> Compressed:
     :class:`NotFitsError` or :class:`UnsupportedFitsError` say why a file is refused.
     """
     hdus = _layout(data)
-    images = [hdu for hdu in hdus if _is_compressible_image(hdu)]
+    images = [hdu.index for hdu in hdus if _is_compressible_image(hdu)]
     if not images:
         raise UnsupportedFitsError("the file holds no image to compress")
     codec = fast_codec()
     if codec and _is_fast_case(hdus):
         table, tiles = _compress_rows(hdus[0].header, _stored_pixels(data, hdus[0]), codec)
         return Compressed(_EMPTY_PRIMARY + table, 1, tiles, "fast")
-    pieces = [_EMPTY_PRIMARY] if hdus[0] in images else []  # else the primary is carried as it is
+    pieces = [_EMPTY_PRIMARY] if 0 in images else []  # else the primary is carried as it is
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", VerifyWarning)
         for hdu in hdus:
-            if hdu in images:
+            if hdu.index in images:
                 try:
                     pieces.append(_compress_public(hdu.header, _stored_pixels(data, hdu)))
                 except (ValueError, TypeError, VerifyError) as error:
@@ -680,7 +684,8 @@ def _meaning(header: fits.Header) -> Counter:
             value = value.rstrip()
         elif isinstance(value, float) and math.isnan(value):
             value = "NaN"
-        if keyword in _NOT_COMPARED or (keyword == "" and not value) or (keyword, value) == ("EXTNAME", DEFAULT_EXTNAME):
+        layout = keyword in _NOT_COMPARED or (keyword == "" and not value)
+        if layout or (keyword, value) == ("EXTNAME", DEFAULT_EXTNAME):
             continue
         cards[(keyword, value)] += 1
     return cards
@@ -786,15 +791,15 @@ def verify_compressed(original: bytes, compressed: bytes | Compressed) -> None:
         before, after = _layout(original), _layout(compressed)
     except NotFitsError as error:
         raise ValueError(f"the compressed file is not readable FITS: {error}") from None
-    images = [hdu for hdu in before if _is_compressible_image(hdu)]
-    shift = 1 if before[0] in images else 0  # a primary image moves to HDU 1, behind an empty primary
+    images = [hdu.index for hdu in before if _is_compressible_image(hdu)]
+    shift = 1 if 0 in images else 0  # a primary image moves to HDU 1, behind an empty primary
     if len(after) != len(before) + shift:
         raise ValueError(f"{len(before)} HDUs in the original but {len(after)} compressed (expected "
                          f"{len(before) + shift})")
     for hdu in before:
         written = after[hdu.index + shift]
-        if hdu in images:
-            _verify_image(images.index(hdu), _stored_pixels(original, hdu), hdu.header,
+        if hdu.index in images:
+            _verify_image(images.index(hdu.index), _stored_pixels(original, hdu), hdu.header,
                           compressed[written.start : written.end])
         elif compressed[written.start : written.end] != original[hdu.start : hdu.end]:
             raise ValueError(f"HDU {hdu.index} changed when carried over")

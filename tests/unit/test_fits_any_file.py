@@ -132,8 +132,8 @@ class File:
 @st.composite
 def fits_files(draw) -> File:
     primary = draw(st.one_of(images(primary=True), st.just(None)))
-    extensions = draw(st.lists(st.one_of(images(primary=False), st.sampled_from(["heap", "zero-width", "ascii", "plain"])),
-                               max_size=3))
+    tables = st.sampled_from(["heap", "zero-width", "ascii", "plain"])
+    extensions = draw(st.lists(st.one_of(images(primary=False), tables), max_size=3))
     if primary is None:
         header = astropy_fits.Header([("SIMPLE", True), ("BITPIX", 8), ("NAXIS", 0), ("EXTEND", True)])
         for card in draw(header_cards(primary=True)):
@@ -142,7 +142,8 @@ def fits_files(draw) -> File:
     else:
         pieces = [_image_bytes(primary, primary=True)]
     for extension in extensions:
-        pieces.append(_image_bytes(extension, primary=False) if isinstance(extension, Image) else _table_bytes(extension))
+        is_image = isinstance(extension, Image)
+        pieces.append(_image_bytes(extension, primary=False) if is_image else _table_bytes(extension))
     return File(b"".join(pieces), [primary, *extensions])
 
 
