@@ -509,7 +509,7 @@ def _compressed_header(table_cards: list[fits.Card], image: fits.Header) -> fits
     names the table (as fpack does); otherwise the table is COMPRESSED_IMAGE."""
     cards = list(table_cards)  # a list: Header.append re-indexes every card, quadratic on a long header
     if "EXTNAME" not in image:
-        cards.append(fits.Card("EXTNAME", DEFAULT_EXTNAME, "name of this binary table extension"))
+        cards.append(fits.Card("EXTNAME", DEFAULT_EXTNAME, ""))  # as fpack writes it
     for card in image.cards:
         keyword = card.keyword
         if keyword.startswith("NAXIS") and keyword[5:].isdigit():
