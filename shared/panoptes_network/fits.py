@@ -84,6 +84,7 @@ class HeaderRead:
     reads: int
     bytes_read: int
     offset: int  # where the header starts in the file
+    primary: fits.Header | None = None  # the primary header, when the header read is another HDU's
 
 
 class _Window:
@@ -222,6 +223,7 @@ def read_header(
     window = _Window(read_range, first_read)
     start, index = 0, 0
     header, data_start = _header_at(window, 0, 0)
+    primary = header
     naxis_value = _structural(header, "NAXIS", 0)
     try:
         primary_naxis = int(naxis_value)
@@ -244,7 +246,22 @@ def read_header(
     compressed = is_compressed_image(header)
     if compressed and restore_compressed:
         header = image_header(header)
-    return HeaderRead(header, index, compressed, window.reads, window.bytes_read, start)
+    return HeaderRead(header, index, compressed, window.reads, window.bytes_read, start, primary if index else None)
+
+
+_STRUCTURE = re.compile(r"(SIMPLE|EXTEND|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|GROUPS|CHECKSUM|DATASUM|COMMENT|HISTORY)?")
+
+
+def with_primary_keywords(read: HeaderRead) -> fits.Header:
+    """The header read, followed by the primary's keywords it lacks (not its structure
+    or commentary): many multi-extension files keep the observation's keywords in the
+    primary (FITS's INHERIT convention). The image's own cards win."""
+    if read.primary is None:
+        return read.header
+    own = set(read.header.keys())
+    inherited = [card for card in read.primary.cards
+                 if card.keyword not in own and not _STRUCTURE.fullmatch(card.keyword)]
+    return fits.Header([*read.header.cards, *inherited]) if inherited else read.header
 
 
 def read_header_bytes(data: bytes, hdu: int | None = None, **options) -> HeaderRead:

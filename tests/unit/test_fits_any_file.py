@@ -251,7 +251,7 @@ def test_record_image_reads_the_header_of_every_compressed_file(generated):
         compressed = original  # record-image reads uncompressed files too
     path = parse_bucket_path("PAN001/14d3bd/20160909T081152/20160909T081226.fits.fz")
     for data in (original, compressed):
-        header = fits.read_header_bytes(data).header
+        header = fits.with_primary_keywords(fits.read_header_bytes(data))
         image = record.image_document(path, "a/b.fits", header)
         record.observation_fields(path, header)
         record.unit_document(path, header)
@@ -269,6 +269,23 @@ def test_a_header_card_astropy_cannot_parse_is_recorded_without_it():
     assert image["airmass"] is None  # no number, and no exception: a retry would meet the same card
     observation = record.observation_fields(path, header)
     assert observation["exptime"] == 120.0
+
+
+def test_an_image_in_an_extension_is_recorded_with_the_primarys_keywords_it_lacks():
+    primary = astropy_fits.PrimaryHDU()
+    primary.header.update({"EXPTIME": 120.0, "FIELD": "KIC 8462852", "OBSERVER": "primary"})
+    primary.header.add_history("taken")
+    image = astropy_fits.ImageHDU(np.zeros((4, 5), np.int16), name="SCI")
+    image.header["OBSERVER"] = "image"
+    buffer = io.BytesIO()
+    astropy_fits.HDUList([primary, image]).writeto(buffer)
+    for data in (buffer.getvalue(), fits.compress(buffer.getvalue()).data):
+        read = fits.read_header_bytes(data)
+        header = fits.with_primary_keywords(read)
+        assert read.hdu_index == 1 and header["EXTNAME"] == "SCI" and header["NAXIS1"] == 5
+        assert header["OBSERVER"] == "image"  # the image's own card wins
+        assert (header["EXPTIME"], header["FIELD"]) == (120.0, "KIC 8462852")
+        assert "HISTORY" not in header and list(header.keys()).count("NAXIS") == 1
 
 
 # --- the private codec guarded (issue #15) ----------------------------------------------

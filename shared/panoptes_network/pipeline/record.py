@@ -211,7 +211,7 @@ def record_object(bucket_path: str, settings: Settings) -> dict:
     except fits.NotFitsError as error:
         raise PermanentError(f"{bucket_path}: {error}") from None
 
-    header = read.header
+    header = fits.with_primary_keywords(read)
     try:
         image = image_document(path, bucket_path, header)
         observation = observation_fields(path, header)
