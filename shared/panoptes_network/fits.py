@@ -344,9 +344,7 @@ def header_value(header: fits.Header, keyword: str):
     cannot parse it, or None if there is no such card."""
     try:
         card = header.cards[keyword]
-    except (KeyError, IndexError):
-        return None
-    except (VerifyError, ValueError):  # a keyword astropy will not look up (e.g. not ASCII)
+    except (KeyError, IndexError, VerifyError, ValueError):  # absent, or a keyword astropy will not look up
         return None
     return _card_value(card)
 
@@ -440,7 +438,7 @@ class _HDU:
 RICE_BLOCKSIZE = 32
 DEFAULT_EXTNAME = "COMPRESSED_IMAGE"  # the compressed table's name when the image has none
 _PRIVATE_CODEC = "astropy.io.fits.hdu.compressed._compression"
-_FAST_BITPIX = (16, 32)  # signed integer pixels, one row per tile: the POCS frames
+_FAST_BITPIX = (16, 32)  # 16- and 32-bit stored integers, one row per tile: the POCS frames
 _STORED_TYPES = {8: ">u1", 16: ">i2", 32: ">i4"}  # what RICE_1 compresses losslessly
 _TO_COMPRESSED = {image: table for table, image in _RENAMED.items()}
 _TILE_BATCHES_PER_THREAD = 8
