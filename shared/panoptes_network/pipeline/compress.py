@@ -16,7 +16,7 @@ If the ``.fits`` is gone and the ``.fz`` is there, the job was done before: ackn
 
 from __future__ import annotations
 
-from panoptes_network import fits, runtime
+from panoptes_network import crashpoints, fits, runtime
 from panoptes_network.config import Settings
 from panoptes_network.deadletter import PermanentError
 from panoptes_network.pipeline import job_path
@@ -47,6 +47,7 @@ def compress_object(bucket_path: str, settings: Settings) -> dict:
         if raw.exists(target):
             return {**outcome, "outcome": "already compressed"}
         raise PermanentError(f"gs://{settings.raw_bucket}/{bucket_path} does not exist, nor does its .fz") from None
+    crashpoints.reached("compress-fits:read")
 
     try:
         compressed = fits.compress(data)
@@ -60,6 +61,7 @@ def compress_object(bucket_path: str, settings: Settings) -> dict:
         # fails again on every redelivery, so the file gets its verdict now.
         raise PermanentError(f"{bucket_path}: not compressed, as it could not be done losslessly; the original is "
                              f"kept: {type(error).__name__}: {error}") from None
+    crashpoints.reached("compress-fits:compressed")
 
     try:
         stored = raw.write(target, compressed.data, if_generation_match=ONLY_IF_ABSENT, checksum="crc32c",
@@ -90,6 +92,7 @@ def compress_object(bucket_path: str, settings: Settings) -> dict:
     except PreconditionFailed:
         # A new .fits arrived under the same name; its own finalize event compresses it.
         outcome["outcome"] = "compressed; original replaced meanwhile, kept"
+    crashpoints.reached("compress-fits:deleted")
     return {
         "outcome": "compressed",
         **outcome,

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from astropy.io import fits as astropy_fits
 
-from panoptes_network import fits, runtime, sky
+from panoptes_network import crashpoints, fits, runtime, sky
 from panoptes_network.config import Settings
 from panoptes_network.deadletter import PermanentError
 from panoptes_network.pipeline import job_path
@@ -211,6 +211,7 @@ def record_object(bucket_path: str, settings: Settings) -> dict:
     except fits.NotFitsError as error:
         raise PermanentError(f"{bucket_path}: {error}") from None
 
+    crashpoints.reached("record-image:read")
     header = fits.with_primary_keywords(read)
     try:
         image = image_document(path, bucket_path, header)
