@@ -36,7 +36,8 @@ class Pin:
     version: str
     marker: str  # "" for every environment
     hashes: tuple[str, ...]
-    required_by: frozenset[str]  # canonical names of locked packages, or the inputs ("-r FILE", "panoptes-network (...)")
+    # Canonical names of the locked packages that need it, or the inputs ("-r FILE", "panoptes-network (...)").
+    required_by: frozenset[str]
     index: str = ""  # where uv found it ("# from ...")
 
     def requirement(self) -> str:
