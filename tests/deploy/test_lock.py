@@ -22,7 +22,7 @@ from panoptes_network.stack import lock, staging
 from panoptes_network.stack.services import SERVICES
 
 from tests.conftest import skip_or_fail
-from tests.deploy.script import REPOSITORY
+from tests.deploy.script import REPOSITORY, marker_environment
 
 PYPI = "https://pypi.org/simple"
 PRESENT = [name for name in SERVICES if (REPOSITORY / name / "main.py").is_file()]
@@ -164,9 +164,7 @@ def test_make_install_on_a_fresh_clone_installs_exactly_the_locked_versions(tmp_
         name, _, version = line.partition("==")
         installed[canonicalize_name(name)] = version
     installed.pop("pip")  # the venv's own installer, not a dependency
-    environment = {"python_full_version": subprocess.run(
-        [str(venv_python), "-c", "import platform; print(platform.python_version())"],
-        capture_output=True, text=True, check=True).stdout.strip()}
+    environment = marker_environment(venv_python)
     expected = {name: pin.version for name, pin in pins.items() if pin.applies(environment)}
     assert installed == expected
     # The shared library is the checkout's, editable, so the code under test is the code in the tree.

@@ -43,7 +43,7 @@ from panoptes_network.stack.deploy import PYTHON_RUNTIME
 from panoptes_network.stack.services import SERVICES
 
 from tests.conftest import skip_or_fail
-from tests.deploy.script import REPOSITORY, run_deploy
+from tests.deploy.script import REPOSITORY, marker_environment, run_deploy
 
 SEQUENCE = "PAN001/14d3bd/20160909T081152"
 TINY = f"{SEQUENCE}/20160909T081226.fits"
@@ -150,9 +150,7 @@ def clean_venvs(tmp_path_factory):
             assert install.returncode == 0, f"pip could not install {requirements}:\n{install.stderr[-3000:]}"
             frozen = subprocess.run([venv_python, "-m", "pip", "freeze", "--disable-pip-version-check"],
                                     capture_output=True, text=True, check=True).stdout.split()
-            environment = {"python_full_version": subprocess.run(
-                [venv_python, "-c", "import platform; print(platform.python_version())"],
-                capture_output=True, text=True, check=True).stdout.strip()}
+            environment = marker_environment(venv_python)
             staged = lock.parse(requirements.read_text())
             assert {canonicalize_name(line.split("==")[0]): line.split("==")[1] for line in frozen} == \
                 {name: locked[name].version for name, pin in staged.items() if pin.applies(environment)}
