@@ -237,7 +237,7 @@ class Stage(Step):
     directory: str = ""
 
     def render(self) -> str:
-        return (f"# stage {self.service}/ + shared/panoptes_network + merged requirements.txt"
+        return (f"# stage {self.service}/ + shared/panoptes_network + requirements.txt from the lock"
                 f" -> {self.directory}  (bin/deploy {self.service} --stage DIR does only this)")
 
 
