@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from panoptes_network import runtime
-from panoptes_network.ports.documents import GeoPoint, Increment
+from panoptes_network.ports.documents import BATCH_LIMIT, GeoPoint, Increment
 
 T0 = datetime(2018, 2, 16, 11, 6, 23, tzinfo=timezone.utc)
 
@@ -153,3 +153,25 @@ def test_bad_queries_are_refused(docs):
         docs.query("observations", [("a", "~", 1)])
     with pytest.raises(ValueError):
         docs.query("observations", [("a", "in", list(range(31)))])
+
+
+def test_set_many_writes_a_full_batch_replacing_or_merging(docs):
+    docs.set("things", "kept", {"a": 1, "map": {"x": 1}})
+    docs.set("things", "replaced", {"a": 1})
+    batch = [(f"n{index:03d}", {"index": index, "time": T0}) for index in range(BATCH_LIMIT - 2)]
+    docs.set_many("things", batch + [("kept", {"map": {"y": 2}})], merge=True)
+    docs.set_many("things", [("replaced", {"b": 2})], merge=False)
+    assert docs.count("things") == BATCH_LIMIT
+    assert docs.get("things", "n497") == {"index": 497, "time": T0}
+    assert docs.get("things", "kept") == {"a": 1, "map": {"x": 1, "y": 2}}
+    assert docs.get("things", "replaced") == {"b": 2}
+
+
+def test_set_many_refuses_a_bad_batch_and_writes_none_of_it(docs):
+    with pytest.raises(ValueError):
+        docs.set_many("things", [(str(index), {"i": index}) for index in range(BATCH_LIMIT + 1)])
+    with pytest.raises(ValueError):
+        docs.set_many("things", [("same", {"i": 1}), ("same", {"i": 2})])
+    with pytest.raises(ValueError):
+        docs.set_many("things", [("fine", {"i": 1}), ("nan", {"i": float("nan")})])
+    assert docs.count("things") == 0

@@ -19,6 +19,7 @@ from panoptes_network.ports.documents import (
     Increment,
     Order,
     Transaction,
+    check_batch,
     check_filters,
     check_value,
 )
@@ -90,6 +91,17 @@ class FirestoreDocuments(DocumentStore):
     def set(self, collection: str, doc_id: str, data: Mapping[str, Any], *, merge: bool = True) -> None:
         check_value(data, f"{collection}/{doc_id}")
         self.client.collection(collection).document(doc_id).set(_to_firestore(data), merge=merge)
+
+    def set_many(self, collection: str, documents: Sequence[tuple[str, Mapping[str, Any]]], *,
+                 merge: bool = True) -> None:
+        documents = list(documents)
+        check_batch(collection, documents)
+        if not documents:
+            return
+        batch = self.client.batch()
+        for doc_id, data in documents:
+            batch.set(self.client.collection(collection).document(doc_id), _to_firestore(data), merge=merge)
+        batch.commit()
 
     def delete(self, collection: str, doc_id: str) -> None:
         self.client.collection(collection).document(doc_id).delete()

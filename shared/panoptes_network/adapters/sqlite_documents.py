@@ -27,6 +27,7 @@ from panoptes_network.ports.documents import (
     Increment,
     Order,
     Transaction,
+    check_batch,
     check_filters,
     check_value,
 )
@@ -90,6 +91,9 @@ def merge(existing: Mapping[str, Any] | None, update: Mapping[str, Any], deep: b
         else:
             result[key] = value
     return result
+
+
+merge_into = merge  # set_many's ``merge`` argument hides the function there
 
 
 def _json_path(field: str) -> str:
@@ -248,6 +252,24 @@ class SQLiteDocuments(DocumentStore):
         check_value(data, f"{collection}/{doc_id}")
         with self.db.transaction() as connection:
             self._write(connection, collection, doc_id, data, merge)
+
+    def set_many(self, collection: str, documents: Sequence[tuple[str, Mapping[str, Any]]], *,
+                 merge: bool = True) -> None:
+        documents = list(documents)
+        check_batch(collection, documents)
+        for doc_id, _ in documents:
+            self._check_id(doc_id)
+        with self.db.transaction() as connection:
+            if merge:
+                for doc_id, data in documents:
+                    self._write(connection, collection, doc_id, data, True)
+                return
+            # Replacing needs no read: one statement for the whole batch.
+            table = self._ensure_table(connection, collection)
+            connection.executemany(
+                f"INSERT INTO {table} (id, data) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                [(doc_id, dumps(merge_into(None, data, deep=False))) for doc_id, data in documents],
+            )
 
     def delete(self, collection: str, doc_id: str) -> None:
         self._check_id(doc_id)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 T = TypeVar("T")
 
 OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "in", "array_contains")
+BATCH_LIMIT = 500  # Firestore's most writes in one batch
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,15 @@ class DocumentStore(abc.ABC):
     @abc.abstractmethod
     def count(self, collection: str, where: Sequence[Filter] = ()) -> int: ...
 
+    @abc.abstractmethod
+    def set_many(self, collection: str, documents: Sequence[tuple[str, Mapping[str, Any]]], *,
+                 merge: bool = True) -> None:
+        """Write up to :data:`BATCH_LIMIT` documents ``(doc_id, data)`` in one batch: all or none.
+
+        For bulk loads (the star catalog): one round trip, not one per document. A load of
+        more is split into batches by the caller, who knows how to resume after a failure.
+        """
+
     def increment(self, collection: str, doc_id: str, field: str, amount: int | float = 1) -> None:
         self.set(collection, doc_id, {field: Increment(amount)}, merge=True)
 
@@ -125,6 +135,16 @@ def check_value(value: Any, where: str = "value") -> None:
             check_value(item, f"{where}[{index}]")
         return
     raise ValueError(f"{where}: {type(value).__name__} cannot be stored in a document")
+
+
+def check_batch(collection: str, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """What :meth:`DocumentStore.set_many` refuses, the same on every adapter."""
+    if len(documents) > BATCH_LIMIT:
+        raise ValueError(f"a batch holds at most {BATCH_LIMIT} writes, not {len(documents)}")
+    if len({doc_id for doc_id, _ in documents}) != len(documents):
+        raise ValueError("a batch may write each document only once")
+    for doc_id, data in documents:
+        check_value(data, f"{collection}/{doc_id}")
 
 
 def check_filters(where: Iterable[Filter]) -> None:
