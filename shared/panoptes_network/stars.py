@@ -49,6 +49,10 @@ TIC_MAGNITUDES = {"Tmag": "T", "Vmag": "V", "Bmag": "B", "GAIAmag": "G", "gaiabp
                   "Jmag": "J", "Hmag": "H", "Kmag": "K"}
 TIC_IDS = {"GAIA": "gaia_dr2", "HIP": "hip", "TYC": "tyc", "TWOMASS": "twomass", "UCAC": "ucac4",
            "KIC": "kic", "ALLWISE": "allwise"}
+# No point of a HEALPix cell is farther from the cell's centre than 1.05 times the cell's
+# resolution (measured over every cell of orders 0 to 6), so a cell whose centre is farther
+# than this from a footprint cannot reach into it.
+CELL_REACH = 1.1
 MAX_FOOTPRINT_CELLS = 12 * 30  # the finest order whose cover has no more (12 queries of 30 cells; bench/)
 Progress = Callable[[int, int], None]  # (stars written so far, total)
 
@@ -241,7 +245,7 @@ def ensure_bundled(documents: DocumentStore, progress: Progress | None = None) -
 def footprint_cover(area, max_cells: int = MAX_FOOTPRINT_CELLS) -> tuple[int, list[int]]:
     """The HEALPix cells of the finest indexed order that cover the footprint with at most
     ``max_cells`` cells, queried 30 at a time (a superset: a cell is kept if its centre is
-    within a cell's size of the footprint)."""
+    within :data:`CELL_REACH` of its size of the footprint)."""
     from astropy_healpix import healpix_to_lonlat, nside_to_pixel_resolution
     from astropy_healpix.core import healpix_cone_search
     import astropy.units as u
@@ -250,7 +254,7 @@ def footprint_cover(area, max_cells: int = MAX_FOOTPRINT_CELLS) -> tuple[int, li
     best: tuple[int, list[int]] | None = None
     for order in sky.ORDERS:
         nside = 2**order
-        margin = sky.EDGE_LENGTH_BOUND * nside_to_pixel_resolution(nside).to_value(u.deg)
+        margin = CELL_REACH * nside_to_pixel_resolution(nside).to_value(u.deg)
         radius = min(area.radius + margin, 180.0)
         cone_cells = 12 * nside**2 * (1 - math.cos(math.radians(radius))) / 2
         if best is not None and cone_cells > max_cells * 4:
