@@ -145,6 +145,20 @@ def test_query_time_ranges_order_limit_offset(docs, observations):
     assert ids(docs.query("observations", [("unit_id", "==", "PAN001")], [("num_images", "desc")])) == ["o1", "o2"]
 
 
+def test_query_selects_fields_of_each_document(docs, observations):
+    docs.set("observations", "o5", {"unit_id": "PAN099", "time": T0 + timedelta(days=5), "sky": {"cell": 7, "other": 1}, "ra": None})
+    found = docs.query("observations", [("unit_id", "in", ["PAN001", "PAN099"])], [("time", "asc")],
+                       select=["num_images", "time", "sky.cell", "ra"])
+    # Only the fields asked for, nested as stored; a field null or absent is left out.
+    assert [(doc.id, doc.data) for doc in found] == [
+        ("o1", {"num_images": 10, "time": T0, "ra": 10.0}),
+        ("o2", {"num_images": 3, "time": T0 + timedelta(days=1), "ra": 200.0}),
+        ("o5", {"time": T0 + timedelta(days=5), "sky": {"cell": 7}}),
+    ]
+    assert [doc.data for doc in docs.query("observations", [("unit_id", "==", "PAN012")], select=["tags"])] == [
+        {"tags": []}, {}]
+
+
 def test_count(docs, observations):
     assert docs.count("observations") == 4
     assert docs.count("observations", [("unit_id", "==", "PAN001")]) == 2

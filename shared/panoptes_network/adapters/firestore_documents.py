@@ -22,6 +22,8 @@ from panoptes_network.ports.documents import (
     check_batch,
     check_filters,
     check_value,
+    field_value,
+    projection,
 )
 
 T = TypeVar("T")
@@ -135,13 +137,20 @@ class FirestoreDocuments(DocumentStore):
         order_by: Sequence[Order] = (),
         limit: int | None = None,
         offset: int = 0,
+        select: Sequence[str] | None = None,
     ) -> list[Document]:
         query = self._query(collection, where, order_by)
+        if select is not None:
+            query = query.select(list(select))
         if offset:
             query = query.offset(int(offset))
         if limit is not None:
             query = query.limit(int(limit))
-        return [Document(snapshot.id, _from_firestore(snapshot.to_dict())) for snapshot in query.stream()]
+        documents = [Document(snapshot.id, _from_firestore(snapshot.to_dict())) for snapshot in query.stream()]
+        if select is None:
+            return documents
+        return [Document(doc.id, projection({path: field_value(doc.data, path) for path in select}))
+                for doc in documents]
 
     def count(self, collection: str, where: Sequence[Filter] = ()) -> int:
         result = self._query(collection, where, ()).count().get()

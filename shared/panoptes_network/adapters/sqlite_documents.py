@@ -31,6 +31,7 @@ from panoptes_network.ports.documents import (
     check_batch,
     check_filters,
     check_value,
+    projection,
 )
 
 T = TypeVar("T")
@@ -363,18 +364,26 @@ class SQLiteDocuments(DocumentStore):
         order_by: Sequence[Order] = (),
         limit: int | None = None,
         offset: int = 0,
+        select: Sequence[str] | None = None,
     ) -> list[Document]:
         connection = self.db.connection()
         query, clause, ordering = self._compile(collection, where, order_by)
         if not self._table_exists(connection, collection):
             return []
         self._ensure_indexes(connection, collection, query.indexed)
-        sql = f"SELECT id, data FROM {self._table(collection)}{clause}{ordering}"
+        columns = "data"
+        if select is not None:
+            # json_extract with several paths answers a JSON array (a path given twice: one field still makes one).
+            paths = [_sql_literal(_json_path(field)) for field in select] * (2 if len(select) == 1 else 1)
+            columns = f"json_extract(data, {', '.join(paths)}) AS data" if select else "'[]' AS data"
+        sql = f"SELECT id, {columns} FROM {self._table(collection)}{clause}{ordering}"
         params = list(query.params)
         if limit is not None or offset:
             sql += " LIMIT ? OFFSET ?"
             params += [-1 if limit is None else int(limit), int(offset)]
         rows = connection.execute(sql, params).fetchall()
+        if select is not None:
+            return [Document(row["id"], projection(dict(zip(select, loads(row["data"]))))) for row in rows]
         return [Document(row["id"], loads(row["data"])) for row in rows]
 
     def count(self, collection: str, where: Sequence[Filter] = ()) -> int:

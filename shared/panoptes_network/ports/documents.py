@@ -91,8 +91,13 @@ class DocumentStore(abc.ABC):
         order_by: Sequence[Order] = (),
         limit: int | None = None,
         offset: int = 0,
+        select: Sequence[str] | None = None,
     ) -> list[Document]:
-        """Documents matching every filter, ordered, at most ``limit``."""
+        """Documents matching every filter, ordered, at most ``limit``.
+
+        With ``select`` (field paths, dotted into maps), each document holds only those
+        fields, and only where they are set and not null (:func:`projection`): what a reader
+        of many large documents needs, without reading or decoding the rest."""
 
     @abc.abstractmethod
     def count(self, collection: str, where: Sequence[Filter] = ()) -> int: ...
@@ -148,6 +153,29 @@ def check_value(value: Any, where: str = "value") -> None:
             check_value(item, f"{where}[{index}]")
         return
     raise ValueError(f"{where}: {type(value).__name__} cannot be stored in a document")
+
+
+def projection(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1, "c": None}`` -> ``{"a": {"b": 1}}``: selected fields as a document holds them."""
+    document: dict[str, Any] = {}
+    for path, value in values.items():
+        if value is None:
+            continue
+        *parents, name = path.split(".")
+        target = document
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[name] = value
+    return document
+
+
+def field_value(data: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path, or None."""
+    for name in path.split("."):
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(name)
+    return data
 
 
 def check_batch(collection: str, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
