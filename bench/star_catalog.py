@@ -65,7 +65,7 @@ def main() -> int:
     index_seconds = time.perf_counter() - started
 
     paths = {
-        "`stars.in_footprint`: the stars collection through its HEALPix index (order-6 cells, up to 12 queries)": lambda f: [
+        "`stars.in_footprint`: the stars collection by its HEALPix index (order 6, <= 12 queries)": lambda f: [
             d.id for d in stars.in_footprint(documents, f[0], f[1], WIDTH, HEIGHT, f[2])],
         "in memory, `catalog.stars_in_footprint` (declination band, then exact)": lambda f: [
             _key(star) for star in catalog.stars_in_footprint(f[0], f[1], WIDTH, HEIGHT, f[2])],

@@ -146,7 +146,8 @@ def test_query_time_ranges_order_limit_offset(docs, observations):
 
 
 def test_query_selects_fields_of_each_document(docs, observations):
-    docs.set("observations", "o5", {"unit_id": "PAN099", "time": T0 + timedelta(days=5), "sky": {"cell": 7, "other": 1}, "ra": None})
+    docs.set("observations", "o5",
+             {"unit_id": "PAN099", "time": T0 + timedelta(days=5), "sky": {"cell": 7, "other": 1}, "ra": None})
     found = docs.query("observations", [("unit_id", "in", ["PAN001", "PAN099"])], [("time", "asc")],
                        select=["num_images", "time", "sky.cell", "ra"])
     # Only the fields asked for, nested as stored; a field null or absent is left out.

@@ -426,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--workers", type=int, help="delivery worker processes (default: one per core)")
     up.add_argument("--public-url", help="gcp backend: the URL Pub/Sub pushes to (default http://HOST:PORT)")
     up.add_argument("--no-demo-prompt", action="store_true", help="never ask to generate demo data")
-    up.add_argument("--no-catalog", action="store_true", help="do not load the bundled star catalog on the first start")
+    up.add_argument("--no-catalog", action="store_true", help="skip loading the bundled star catalog on a first start")
     up.set_defaults(run=command_up)
 
     demo = commands.add_parser("demo", parents=[common, _draining(timeout=900.0)], help="generate demo frames and run them through the pipeline")
