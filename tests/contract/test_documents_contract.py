@@ -133,6 +133,14 @@ def test_query_equality_ranges_and_types(docs, observations):
     # An ``in`` of several types matches each value with its own type; 10 matches 10.0.
     assert sorted(ids(docs.query("observations", [("num_images", "in", [3, "many", True, "3"])]))) == ["o2", "o4"]
     assert ids(docs.query("observations", [("ra", "in", [10, "10", False])])) == ["o1"]
+    docs.set("flags", "yes", {"v": True})
+    docs.set("flags", "one", {"v": 1})
+    docs.set("flags", "text", {"v": "1"})
+    docs.set("flags", "list", {"v": [1]})
+    assert ids(docs.query("flags", [("v", "in", [1, 5])])) == ["one"]
+    assert ids(docs.query("flags", [("v", "in", [5, 7])])) == []
+    assert ids(docs.query("flags", [("v", "in", ["1", "x"])])) == ["text"]
+    assert ids(docs.query("flags", [("v", "in", [True])])) == ["yes"]
     assert sorted(ids(docs.query("observations", [("tags", "array_contains", "b")]))) == ["o1", "o2"]
     assert ids(docs.query("observations", [("ra", "==", None)])) == ["o3"]
 

@@ -158,12 +158,17 @@ class _Query:
             parts = []
             # Numbers and strings as one ``expression IN (...)`` each, which SQLite answers
             # from the expression index (an OR of equalities it would answer by a scan).
+            # The type guard parses each row's document again, so it is left out where no other
+            # type can match: SQLite never finds text equal to a number, and JSON true and false
+            # come out of json_extract as 1 and 0, so only a 0 or 1 needs the guard.
             for kinds, guard in (((int, float), _TYPE_GUARDS[int]), ((str,), _TYPE_GUARDS[str])):
                 same = [item for item in value if type(item) in kinds]
                 if same:
                     expression = self.value_expression(field, same[0])
-                    parts.append(f"(json_type(data, {_sql_literal(_json_path(field))}) {guard}"
-                                 f" AND {expression} IN ({', '.join('?' * len(same))}))")
+                    needs_guard = kinds != (str,) and any(item in (0, 1) for item in same)
+                    path = _sql_literal(_json_path(field))
+                    guarded = f"json_type(data, {path}) {guard} AND " if needs_guard else ""
+                    parts.append(f"({guarded}{expression} IN ({', '.join('?' * len(same))}))")
                     self.params.extend(same)
             for item in value:
                 if type(item) in (int, float, str):
