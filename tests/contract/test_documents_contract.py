@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from panoptes_network import runtime
-from panoptes_network.ports.documents import GeoPoint, Increment
+from panoptes_network.ports.documents import BATCH_LIMIT, GeoPoint, Increment
 
 T0 = datetime(2018, 2, 16, 11, 6, 23, tzinfo=timezone.utc)
 
@@ -160,6 +160,17 @@ def test_query_equality_ranges_and_types(docs, observations):
     # A number range never matches a string, as in Firestore.
     assert "o4" not in ids(docs.query("observations", [("num_images", ">", 0)]))
     assert sorted(ids(docs.query("observations", [("unit_id", "in", ["PAN001", "PAN099"])]))) == ["o1", "o2"]
+    # An ``in`` of several types matches each value with its own type; 10 matches 10.0.
+    assert sorted(ids(docs.query("observations", [("num_images", "in", [3, "many", True, "3"])]))) == ["o2", "o4"]
+    assert ids(docs.query("observations", [("ra", "in", [10, "10", False])])) == ["o1"]
+    docs.set("flags", "yes", {"v": True})
+    docs.set("flags", "one", {"v": 1})
+    docs.set("flags", "text", {"v": "1"})
+    docs.set("flags", "list", {"v": [1]})
+    assert ids(docs.query("flags", [("v", "in", [1, 5])])) == ["one"]
+    assert ids(docs.query("flags", [("v", "in", [5, 7])])) == []
+    assert ids(docs.query("flags", [("v", "in", ["1", "x"])])) == ["text"]
+    assert ids(docs.query("flags", [("v", "in", [True])])) == ["yes"]
     assert sorted(ids(docs.query("observations", [("tags", "array_contains", "b")]))) == ["o1", "o2"]
     assert ids(docs.query("observations", [("ra", "==", None)])) == ["o3"]
 
@@ -170,6 +181,21 @@ def test_query_time_ranges_order_limit_offset(docs, observations):
     assert ids(docs.query("observations", order_by=[("time", "desc")], limit=2)) == ["o4", "o3"]
     assert ids(docs.query("observations", order_by=[("time", "asc")], limit=2, offset=1)) == ["o2", "o3"]
     assert ids(docs.query("observations", [("unit_id", "==", "PAN001")], [("num_images", "desc")])) == ["o1", "o2"]
+
+
+def test_query_selects_fields_of_each_document(docs, observations):
+    docs.set("observations", "o5",
+             {"unit_id": "PAN099", "time": T0 + timedelta(days=5), "sky": {"cell": 7, "other": 1}, "ra": None})
+    found = docs.query("observations", [("unit_id", "in", ["PAN001", "PAN099"])], [("time", "asc")],
+                       select=["num_images", "time", "sky.cell", "ra"])
+    # Only the fields asked for, nested as stored; a field null or absent is left out.
+    assert [(doc.id, doc.data) for doc in found] == [
+        ("o1", {"num_images": 10, "time": T0, "ra": 10.0}),
+        ("o2", {"num_images": 3, "time": T0 + timedelta(days=1), "ra": 200.0}),
+        ("o5", {"time": T0 + timedelta(days=5), "sky": {"cell": 7}}),
+    ]
+    assert [doc.data for doc in docs.query("observations", [("unit_id", "==", "PAN012")], select=["tags"])] == [
+        {"tags": []}, {}]
 
 
 def test_count(docs, observations):
@@ -183,3 +209,25 @@ def test_bad_queries_are_refused(docs):
         docs.query("observations", [("a", "~", 1)])
     with pytest.raises(ValueError):
         docs.query("observations", [("a", "in", list(range(31)))])
+
+
+def test_set_many_writes_a_full_batch_replacing_or_merging(docs):
+    docs.set("things", "kept", {"a": 1, "map": {"x": 1}})
+    docs.set("things", "replaced", {"a": 1})
+    batch = [(f"n{index:03d}", {"index": index, "time": T0}) for index in range(BATCH_LIMIT - 2)]
+    docs.set_many("things", batch + [("kept", {"map": {"y": 2}})], merge=True)
+    docs.set_many("things", [("replaced", {"b": 2})], merge=False)
+    assert docs.count("things") == BATCH_LIMIT
+    assert docs.get("things", "n497") == {"index": 497, "time": T0}
+    assert docs.get("things", "kept") == {"a": 1, "map": {"x": 1, "y": 2}}
+    assert docs.get("things", "replaced") == {"b": 2}
+
+
+def test_set_many_refuses_a_bad_batch_and_writes_none_of_it(docs):
+    with pytest.raises(ValueError):
+        docs.set_many("things", [(str(index), {"i": index}) for index in range(BATCH_LIMIT + 1)])
+    with pytest.raises(ValueError):
+        docs.set_many("things", [("same", {"i": 1}), ("same", {"i": 2})])
+    with pytest.raises(ValueError):
+        docs.set_many("things", [("fine", {"i": 1}), ("nan", {"i": float("nan")})])
+    assert docs.count("things") == 0

@@ -85,7 +85,7 @@ def test_after_kill_9_of_up_its_leases_are_taken_back_at_once(stack, pocs):
     """The ack deadline stays 600 s: only taking the lease back lets this drain finish."""
     environment = {**os.environ, "PANOPTES_HANG_AT": "compress-fits:read"}
     up = subprocess.Popen([CLI, "up", "--data-dir", str(stack.settings.data_dir), "--port", str(free_port()),
-                           "--workers", "1", "--no-demo-prompt"], env=environment, start_new_session=True,
+                           "--workers", "1", "--no-demo-prompt", "--no-catalog"], env=environment, start_new_session=True,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     queue = runtime.topics(stack.settings)
     try:

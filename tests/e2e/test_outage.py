@@ -28,7 +28,7 @@ def command(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 def test_drain_finds_up_on_another_port_and_leaves_its_pushes_alone(backend, pocs, tmp_path):
     port = free_port()
     log = tmp_path / "up.log"
-    up = subprocess.Popen([CLI, "up", "--port", str(port), "--no-demo-prompt"],
+    up = subprocess.Popen([CLI, "up", "--port", str(port), "--no-demo-prompt", "--no-catalog"],
                           env={**os.environ, "PANOPTES_WORKERS": "1"}, stdout=log.open("w"),
                           stderr=subprocess.STDOUT, text=True)
     try:

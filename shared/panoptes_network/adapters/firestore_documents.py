@@ -27,8 +27,11 @@ from panoptes_network.ports.documents import (
     Increment,
     Order,
     Transaction,
+    check_batch,
     check_filters,
     check_value,
+    field_value,
+    projection,
 )
 
 T = TypeVar("T")
@@ -127,6 +130,19 @@ class FirestoreDocuments(DocumentStore):
         check_value(data, f"{collection}/{doc_id}")
         self.client.collection(collection).document(doc_id).set(_to_firestore(data), merge=merge)
 
+    def set_many(self, collection: str, documents: Sequence[tuple[str, Mapping[str, Any]]], *,
+                 merge: bool = True) -> None:
+        documents = list(documents)
+        check_batch(collection, documents)
+        for doc_id, data in documents:
+            check_value(data, f"{collection}/{doc_id}")
+        if not documents:
+            return
+        batch = self.client.batch()
+        for doc_id, data in documents:
+            batch.set(self.client.collection(collection).document(doc_id), _to_firestore(data), merge=merge)
+        batch.commit()
+
     def delete(self, collection: str, doc_id: str) -> None:
         self.client.collection(collection).document(doc_id).delete()
 
@@ -172,13 +188,20 @@ class FirestoreDocuments(DocumentStore):
         order_by: Sequence[Order] = (),
         limit: int | None = None,
         offset: int = 0,
+        select: Sequence[str] | None = None,
     ) -> list[Document]:
         query = self._query(collection, where, order_by)
+        if select is not None:
+            query = query.select(list(select))
         if offset:
             query = query.offset(int(offset))
         if limit is not None:
             query = query.limit(int(limit))
-        return [Document(snapshot.id, _from_firestore(snapshot.to_dict())) for snapshot in query.stream()]
+        documents = [Document(snapshot.id, _from_firestore(snapshot.to_dict())) for snapshot in query.stream()]
+        if select is None:
+            return documents
+        return [Document(doc.id, projection({path: field_value(doc.data, path) for path in select}))
+                for doc in documents]
 
     def count(self, collection: str, where: Sequence[Filter] = ()) -> int:
         result = self._query(collection, where, ()).count().get()

@@ -11,6 +11,7 @@ grows.
 from __future__ import annotations
 
 import json
+import math
 import re
 import sqlite3
 import threading
@@ -28,8 +29,10 @@ from panoptes_network.ports.documents import (
     Increment,
     Order,
     Transaction,
+    check_batch,
     check_filters,
     check_value,
+    projection,
 )
 
 T = TypeVar("T")
@@ -47,7 +50,14 @@ _TYPE_GUARDS = {
 }
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})  # stored as they are; checked first, as most values are
+
+
 def _encode(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
+    if type(value) is dict:
+        return {key: _encode(item) for key, item in value.items()}
     if isinstance(value, datetime):
         return {DATETIME_TAG: value.astimezone(timezone.utc).strftime(DATETIME_FORMAT)}
     if isinstance(value, GeoPoint):
@@ -57,6 +67,19 @@ def _encode(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_encode(item) for item in value]
     return value
+
+
+def _plain(data: Mapping[str, Any]) -> bool:
+    """Whether a document holds only maps, strings, finite numbers, booleans and nulls, under
+    non-empty text keys (what JSON stores as it is): the bulk path's one check."""
+    for key, value in data.items():
+        kind = type(value)
+        if kind is dict:
+            if not _plain(value):
+                return False
+        elif kind not in _PLAIN or (kind is float and not math.isfinite(value)) or type(key) is not str or not key:
+            return False
+    return True
 
 
 def _decode_object(obj: dict[str, Any]) -> Any:
@@ -72,14 +95,21 @@ def dumps(data: Mapping[str, Any]) -> str:
     return json.dumps(_encode(data), separators=(",", ":"), allow_nan=False)
 
 
+_TAGGED = json.JSONDecoder(object_hook=_decode_object)  # made once (json.loads with a hook makes one a call)
+
+
 def loads(text: str) -> dict[str, Any]:
-    return json.loads(text, object_hook=_decode_object)
+    # Most documents (a star's) hold no tagged value: decoded without a Python call per map.
+    return _TAGGED.decode(text) if '"__' in text else json.loads(text)
 
 
 def merge(existing: Mapping[str, Any] | None, update: Mapping[str, Any], deep: bool) -> dict[str, Any]:
     """Firestore's set semantics: maps merged deeply with ``merge``, Increments resolved."""
     result = dict(existing or {}) if deep else {}
     for key, value in update.items():
+        if type(value) in _PLAIN:
+            result[key] = value
+            continue
         current = (existing or {}).get(key)
         if isinstance(value, Increment):
             base = current if isinstance(current, (int, float)) and not isinstance(current, bool) else 0
@@ -91,6 +121,9 @@ def merge(existing: Mapping[str, Any] | None, update: Mapping[str, Any], deep: b
         else:
             result[key] = value
     return result
+
+
+merge_into = merge  # set_many's ``merge`` argument hides the function there
 
 
 def _json_path(field: str) -> str:
@@ -124,7 +157,23 @@ class _Query:
     def add(self, field: str, op: str, value: Any) -> None:
         if op == "in":
             parts = []
+            # Numbers and strings as one ``expression IN (...)`` each, which SQLite answers
+            # from the expression index (an OR of equalities it would answer by a scan).
+            # The type guard parses each row's document again, so it is left out where no other
+            # type can match: SQLite never finds text equal to a number, and JSON true and false
+            # come out of json_extract as 1 and 0, so only a 0 or 1 needs the guard.
+            for kinds, guard in (((int, float), _TYPE_GUARDS[int]), ((str,), _TYPE_GUARDS[str])):
+                same = [item for item in value if type(item) in kinds]
+                if same:
+                    expression = self.value_expression(field, same[0])
+                    needs_guard = kinds != (str,) and any(item in (0, 1) for item in same)
+                    path = _sql_literal(_json_path(field))
+                    guarded = f"json_type(data, {path}) {guard} AND " if needs_guard else ""
+                    parts.append(f"({guarded}{expression} IN ({', '.join('?' * len(same))}))")
+                    self.params.extend(same)
             for item in value:
+                if type(item) in (int, float, str):
+                    continue
                 sub = _Query()
                 sub.add(field, "==", item)
                 parts.append("(" + " AND ".join(sub.conditions) + ")")
@@ -250,6 +299,29 @@ class SQLiteDocuments(DocumentStore):
         with self.db.transaction() as connection:
             self._write(connection, collection, doc_id, data, merge)
 
+    def set_many(self, collection: str, documents: Sequence[tuple[str, Mapping[str, Any]]], *,
+                 merge: bool = True) -> None:
+        documents = list(documents)
+        check_batch(collection, documents)
+        rows = []
+        for doc_id, data in documents:
+            self._check_id(doc_id)
+            if merge or not _plain(data):
+                check_value(data, f"{collection}/{doc_id}")
+            if not merge:  # a bulk load's documents are plain JSON: written as they are, checked in one pass
+                rows.append((doc_id, json.dumps(data, separators=(",", ":")) if _plain(data)
+                             else dumps(merge_into(None, data, deep=False))))
+        with self.db.transaction() as connection:
+            if merge:
+                for doc_id, data in documents:
+                    self._write(connection, collection, doc_id, data, True)
+                return
+            # Replacing needs no read: one statement for the whole batch.
+            table = self._ensure_table(connection, collection)
+            connection.executemany(
+                f"INSERT INTO {table} (id, data) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                rows)
+
     def delete(self, collection: str, doc_id: str) -> None:
         self._check_id(doc_id)
         with self.db.transaction() as connection:
@@ -299,18 +371,26 @@ class SQLiteDocuments(DocumentStore):
         order_by: Sequence[Order] = (),
         limit: int | None = None,
         offset: int = 0,
+        select: Sequence[str] | None = None,
     ) -> list[Document]:
         connection = self.db.connection()
         query, clause, ordering = self._compile(collection, where, order_by)
         if not self._table_exists(connection, collection):
             return []
         self._ensure_indexes(connection, collection, query.indexed)
-        sql = f"SELECT id, data FROM {self._table(collection)}{clause}{ordering}"
+        columns = "data"
+        if select is not None:
+            # json_extract with several paths answers a JSON array (a path given twice: one field still makes one).
+            paths = [_sql_literal(_json_path(field)) for field in select] * (2 if len(select) == 1 else 1)
+            columns = f"json_extract(data, {', '.join(paths)}) AS data" if select else "'[]' AS data"
+        sql = f"SELECT id, {columns} FROM {self._table(collection)}{clause}{ordering}"
         params = list(query.params)
         if limit is not None or offset:
             sql += " LIMIT ? OFFSET ?"
             params += [-1 if limit is None else int(limit), int(offset)]
         rows = connection.execute(sql, params).fetchall()
+        if select is not None:
+            return [Document(row["id"], projection(dict(zip(select, loads(row["data"]))))) for row in rows]
         return [Document(row["id"], loads(row["data"])) for row in rows]
 
     def count(self, collection: str, where: Sequence[Filter] = ()) -> int:

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 T = TypeVar("T")
 
 OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "in", "array_contains")
+BATCH_LIMIT = 500  # Firestore's most writes in one batch
 
 
 @dataclass(frozen=True)
@@ -90,18 +91,45 @@ class DocumentStore(abc.ABC):
         order_by: Sequence[Order] = (),
         limit: int | None = None,
         offset: int = 0,
+        select: Sequence[str] | None = None,
     ) -> list[Document]:
-        """Documents matching every filter, ordered, at most ``limit``."""
+        """Documents matching every filter, ordered, at most ``limit``.
+
+        With ``select`` (field paths, dotted into maps), each document holds only those
+        fields, and only where they are set and not null (:func:`projection`): what a reader
+        of many large documents needs, without reading or decoding the rest."""
 
     @abc.abstractmethod
     def count(self, collection: str, where: Sequence[Filter] = ()) -> int: ...
+
+    @abc.abstractmethod
+    def set_many(self, collection: str, documents: Sequence[tuple[str, Mapping[str, Any]]], *,
+                 merge: bool = True) -> None:
+        """Write up to :data:`BATCH_LIMIT` documents ``(doc_id, data)`` in one batch: all or none.
+
+        For bulk loads (the star catalog): one round trip, not one per document. A load of
+        more is split into batches by the caller, who knows how to resume after a failure.
+        """
 
     def increment(self, collection: str, doc_id: str, field: str, amount: int | float = 1) -> None:
         self.set(collection, doc_id, {field: Increment(amount)}, merge=True)
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def check_value(value: Any, where: str = "value") -> None:
     """Refuse what one adapter could store and the other could not."""
+    if type(value) in _PLAIN:  # the common case first: typing's isinstance checks are slow
+        if type(value) is float and not math.isfinite(value):
+            raise ValueError(f"{where}: {value} is not a finite number")
+        return
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(key) is not str or not key:
+                raise ValueError(f"{where}: field names must be non-empty strings")
+            check_value(item, f"{where}.{key}")
+        return
     if value is None or isinstance(value, (bool, str, GeoPoint, Increment)):
         return
     if isinstance(value, (int, float)):
@@ -125,6 +153,38 @@ def check_value(value: Any, where: str = "value") -> None:
             check_value(item, f"{where}[{index}]")
         return
     raise ValueError(f"{where}: {type(value).__name__} cannot be stored in a document")
+
+
+def projection(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1, "c": None}`` -> ``{"a": {"b": 1}}``: selected fields as a document holds them."""
+    document: dict[str, Any] = {}
+    for path, value in values.items():
+        if value is None:
+            continue
+        *parents, name = path.split(".")
+        target = document
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[name] = value
+    return document
+
+
+def field_value(data: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path, or None."""
+    for name in path.split("."):
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(name)
+    return data
+
+
+def check_batch(collection: str, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """What :meth:`DocumentStore.set_many` refuses of a batch as a whole, the same on every
+    adapter (each document is then checked by :func:`check_value`, or as strictly)."""
+    if len(documents) > BATCH_LIMIT:
+        raise ValueError(f"a batch holds at most {BATCH_LIMIT} writes, not {len(documents)}")
+    if len({doc_id for doc_id, _ in documents}) != len(documents):
+        raise ValueError("a batch may write each document only once")
 
 
 def check_filters(where: Iterable[Filter]) -> None:

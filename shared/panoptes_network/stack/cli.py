@@ -10,6 +10,7 @@
     panoptes-network redrive   publish dead-lettered messages again
     panoptes-network reconcile find (and --fix) frames that fell between the bucket and the documents
     panoptes-network demo      generate demo frames and send them through the pipeline
+    panoptes-network catalog load   fill the stars collection (the bundled Gaia catalog, or --tic FILE.csv)
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def command_up(args) -> int:
         where = f"project {settings.project}" + (" on the emulators" if using_emulators() else " on Google Cloud")
     # Recorded so that drain, status and demo find this stack without being told.
     serving = running.record(settings, server.url, args.public_url or server.url)
+    if not args.no_catalog:
+        _load_catalog_once(settings)
     print(f"PANOPTES Network is up ({settings.backend} backend, {where}):", flush=True)
     print_urls(server.url)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
@@ -94,6 +97,51 @@ def command_up(args) -> int:
 
 def _stop_on_sigterm(signum, frame):
     raise KeyboardInterrupt  # stop as on Ctrl-C: close the server, stop the workers
+
+
+def _load_catalog_once(settings) -> None:
+    """The bundled star catalog on the first start of the local backend (seconds); on gcp a hint."""
+    from panoptes_network import runtime, stars
+
+    documents = runtime.documents(settings)
+    if settings.backend != "local":
+        if not (stars.load_state(documents, stars.bundled_source()) or {}).get("complete"):
+            print("No star catalog loaded yet: `panoptes-network catalog load` fills the stars collection.", flush=True)
+        return
+    result = _load_catalog(documents, stars.bundled_source(), again=False)
+    if not result.already_loaded:
+        print(f"star catalog: {result.total} stars loaded into {stars.COLLECTION}", flush=True)
+
+
+def _load_catalog(documents, source, again: bool):
+    from tqdm import tqdm
+
+    from panoptes_network import stars
+
+    bar = tqdm(total=source.total, unit="star", unit_scale=True, desc=f"stars: {source.description}",
+               disable=None)
+    try:
+        return stars.load(documents, source, again=again,
+                          progress=lambda done, total: bar.update(done - bar.n))
+    finally:
+        bar.close()
+
+
+def command_catalog(args) -> int:
+    from panoptes_network import runtime, stars
+
+    settings = _settings()
+    try:
+        source = stars.tic_source(Path(args.tic)) if args.tic else stars.bundled_source()
+    except stars.CatalogError as error:
+        raise CommandError(str(error)) from None
+    result = _load_catalog(runtime.documents(settings), source, again=args.again)
+    if result.already_loaded:
+        print(f"{source.description}: already loaded ({result.total} stars); --again loads it again")
+    else:
+        resumed = f", resumed after {result.resumed_from}" if result.resumed_from else ""
+        print(f"{source.description}: {result.written} stars written into {stars.COLLECTION}{resumed}")
+    return 0
 
 
 def _offer_demo(settings, args) -> None:
@@ -512,6 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-demo-prompt", action="store_true", help="never ask to generate demo data")
     up.add_argument("--log-format", choices=log.FORMATS,
                     help="one JSON line per event, or one short human line (default: text at a terminal, else json)")
+    up.add_argument("--no-catalog", action="store_true", help="skip loading the bundled star catalog on a first start")
     up.set_defaults(run=command_up)
 
     demo = commands.add_parser("demo", parents=[common, _draining(timeout=900.0)], help="generate demo frames and run them through the pipeline")
@@ -567,6 +616,14 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--min-age", type=float, default=900.0,
                            help="seconds: younger files may be in flight, not gaps (default 900)")
     reconcile.set_defaults(run=command_reconcile)
+    catalog = commands.add_parser("catalog", help="the star catalog").add_subparsers(
+        dest="catalog_command", required=True, metavar="COMMAND")
+    catalog_load = catalog.add_parser("load", parents=[common], help="fill the stars collection (resumes a "
+                                                                     "load that stopped)")
+    catalog_load.add_argument("--tic", metavar="FILE.csv", help="a TIC export as MAST writes it (default: the "
+                                                                "bundled Gaia DR3 catalog)")
+    catalog_load.add_argument("--again", action="store_true", help="load it again even if it was loaded")
+    catalog_load.set_defaults(run=command_catalog)
 
     emulators = commands.add_parser("emulators", help="start the Firestore, Pub/Sub and Storage emulators")
     emulators.add_argument("--project", default="panoptes-local")
