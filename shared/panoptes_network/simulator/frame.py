@@ -173,15 +173,15 @@ def hot_pixels(camera_id: str, width: int, height: int) -> tuple[np.ndarray, np.
     return np.stack([xs[inside], ys[inside]], axis=1), rates[inside]
 
 
-def _bilinear_weights(points: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """(len(points), len(grid)) weights that interpolate linearly between grid nodes."""
-    index = np.clip(np.searchsorted(grid, points, side="right") - 1, 0, len(grid) - 2)
-    t = (points - grid[index]) / (grid[index + 1] - grid[index])
-    weights = np.zeros((len(points), len(grid)), np.float32)
-    rows = np.arange(len(points))
-    weights[rows, index] = 1 - t
-    weights[rows, index + 1] = t
-    return weights
+def _bilinear(grid: np.ndarray, grid_y: np.ndarray, grid_x: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``grid`` (values at grid_y x grid_x) interpolated bilinearly at rows x columns, float32
+    (separably, without BLAS: its threads spin on a busy machine)."""
+    along_x = np.stack([np.interp(columns, grid_x, line) for line in grid]).astype(np.float32)  # (grid rows, columns)
+    below = np.clip(np.searchsorted(grid_y, rows, side="right") - 1, 0, len(grid_y) - 2)
+    t = ((rows - grid_y[below]) / (grid_y[below + 1] - grid_y[below])).astype(np.float32)[:, None]
+    result = along_x[below] * (1 - t)
+    result += along_x[below + 1] * t
+    return result
 
 
 def _sky(spec: FrameSpec, wcs, site: Site, sky_conditions: Conditions, altitude_correction: float,
@@ -200,11 +200,11 @@ def _sky(spec: FrameSpec, wcs, site: Site, sky_conditions: Conditions, altitude_
     grids = [per_pixel * (dark * atmosphere.DARK_SKY_RGB[c] + moon * atmosphere.MOONLIGHT_RGB[c]) for c in range(3)]
     sky = np.empty((spec.height, spec.width), np.float32)
     for row_parity in (0, 1):
-        wy = _bilinear_weights(np.arange(row_parity, spec.height, 2, dtype=float), gy)
         for column_parity in (0, 1):
             channel = camera.CHANNEL_OF[row_parity, column_parity]
-            wx = _bilinear_weights(np.arange(column_parity, spec.width, 2, dtype=float), gx)
-            sky[row_parity::2, column_parity::2] = wy @ (grids[channel].astype(np.float32) @ wx.T)
+            sky[row_parity::2, column_parity::2] = _bilinear(
+                grids[channel], gy, gx, np.arange(row_parity, spec.height, 2, dtype=float),
+                np.arange(column_parity, spec.width, 2, dtype=float))
     return sky
 
 
@@ -268,7 +268,8 @@ def _render_elliptical(image: np.ndarray, x, y, channel_electrons: np.ndarray, w
     if count == 0:
         return fractions, peaks
     major, minor, angle = camera.psf_shape(x, y, width, height)
-    for radius, part in _stamp_batches(x, y, major, stamp_sigmas):
+    halo_sigma = camera.PSF_HALO_SCALE * major
+    for radius, part in _stamp_batches(x, y, np.maximum(stamp_sigmas * major, 3 * halo_sigma), 1.0):
         px, py = _stamp_grid(x[part], y[part], radius)
         dx = (px - x[part, None]).astype(np.float32)[:, None, :]
         dy = (py - y[part, None]).astype(np.float32)[:, :, None]
@@ -278,7 +279,9 @@ def _render_elliptical(image: np.ndarray, x, y, channel_electrons: np.ndarray, w
         qc = (sin**2 * inv_a + cos**2 * inv_b).astype(np.float32)[:, None, None]
         qb = (2 * sin * cos * (inv_a - inv_b)).astype(np.float32)[:, None, None]
         psf = np.exp(-(qa * dx * dx + qb * dx * dy + qc * dy * dy))  # (n, rows, columns)
-        psf /= psf.sum(axis=(1, 2), keepdims=True)
+        psf *= (1 - camera.PSF_HALO_FRACTION) / psf.sum(axis=(1, 2), keepdims=True)
+        halo = np.exp(-(dx * dx + dy * dy) * (0.5 / halo_sigma[part] ** 2).astype(np.float32)[:, None, None])
+        psf += halo * (camera.PSF_HALO_FRACTION / halo.sum(axis=(1, 2), keepdims=True))
         even_row, even_column = _colour_planes(px, py)
         red = even_row[:, :, None] & even_column[:, None, :]
         blue = ~even_row[:, :, None] & ~even_column[:, None, :]
@@ -339,11 +342,10 @@ def simulate_frame(spec: FrameSpec) -> SimulatedFrame:
                            spec.drift_px)
     rng = np.random.default_rng([spec.seed, 0xF4A3E])
 
-    # Stars in the footprint (a cone over the frame's corners, with room for their stamps).
-    corners_x = np.array([0, spec.width - 1, 0, spec.width - 1, (spec.width - 1) / 2])
-    corners_y = np.array([0, 0, spec.height - 1, spec.height - 1, (spec.height - 1) / 2])
-    corner_ra, corner_dec = wcs.all_pix2world(corners_x, corners_y, 0)
-    radius = float(_separation(corner_ra[:4], corner_dec[:4], corner_ra[4], corner_dec[4]).max()) + 0.1
+    # Stars in the footprint: a cone from the field's centre over its corners, with room
+    # for distortion, drift and stamps (from the geometry alone, so the frames of a
+    # sequence share the star lists cached in ``stars``).
+    radius = float(np.hypot(spec.width, spec.height)) / 2 * camera.PIXEL_SCALE_DEG * 1.01 + 0.15
     year = 2000.0 + (spec.mid_exposure - datetime(2000, 1, 1, 12, tzinfo=timezone.utc)).total_seconds() / (365.25 * 86400)
     catalog = catalog_stars(spec.ra, spec.dec, radius, year)
     faint = faint_stars(spec.ra, spec.dec, radius, spec.faint_limit)
