@@ -79,8 +79,8 @@ class FrameSpec:
     def __post_init__(self):
         if self.time.tzinfo is None:
             raise ValueError("FrameSpec.time must be timezone-aware (UTC)")
-        if not (0 < self.width <= camera.FULL_WIDTH and 0 < self.height <= camera.FULL_HEIGHT):
-            raise ValueError(f"a frame is at most {camera.FULL_WIDTH} x {camera.FULL_HEIGHT} px")
+        if not (8 <= self.width <= camera.FULL_WIDTH and 8 <= self.height <= camera.FULL_HEIGHT):
+            raise ValueError(f"a frame is 8 x 8 to {camera.FULL_WIDTH} x {camera.FULL_HEIGHT} px")
         if not 0 <= self.cloud < 1:
             raise ValueError("cloud is the fraction of light lost: 0 <= cloud < 1")
         if self.exptime <= 0:
@@ -97,7 +97,9 @@ class Truth:
 
     wcs: Any  # astropy.wcs.WCS, TAN-SIP, 0-based pixels
     stars: Any  # astropy Table, one row per star on the frame (see ``STAR_COLUMNS``)
-    expected: np.ndarray  # (height, width) float32: each pixel's expected electrons (sky + stars + hot)
+    # (height, width) float32: each pixel's expected electrons (sky + stars + hot pixels),
+    # the mean of the noise draw: stars at their drawn scintillation (the ``scintillation`` column).
+    expected: np.ndarray
     sky: np.ndarray  # (height, width) float32: the sky's share of ``expected``
     hot_pixels: np.ndarray  # (n, 2) int: x, y of hot pixels on this frame
     transparency: float
@@ -110,7 +112,7 @@ class Truth:
 
 
 STAR_COLUMNS = {
-    "id": "Gaia DR3 source id (negative: a faint field star below the catalog)",
+    "id": "Gaia DR3 source id; -HIP for a Hipparcos-only star; <= -1e10 a faint field star",
     "ra": "deg, ICRS, at the frame's epoch", "dec": "deg",
     "x": "px, 0-based column (astropy origin 0)", "y": "px, 0-based row",
     "mag": "Gaia G", "bp_rp": "drawn Gaia BP-RP colour", "airmass": "at the star",
@@ -120,6 +122,7 @@ STAR_COLUMNS = {
     "scintillation": "the flux factor drawn for scintillation (1 + sigma_s N(0,1))",
     "peak_electrons": "expected electrons in the star's brightest pixel (star only)",
     "saturated": "star + sky in its brightest pixel reaches saturation",
+    "sky_r": "expected sky e-/px in r pixels at the star", "sky_g": "same, g pixels", "sky_b": "same, b pixels",
     "catalog": "from the bundled catalog (False: a faint field star)",
 }
 
@@ -206,6 +209,14 @@ def _sky(spec: FrameSpec, wcs, site: Site, sky_conditions: Conditions, altitude_
                 grids[channel], gy, gx, np.arange(row_parity, spec.height, 2, dtype=float),
                 np.arange(column_parity, spec.width, 2, dtype=float))
     return sky
+
+
+def _sky_at(sky: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(n, 3): the sky of the r, g and b pixels of the 2x2 Bayer cell under each star."""
+    height, width = sky.shape
+    row = np.clip(np.floor(np.asarray(y) / 2).astype(int) * 2, 0, (height - 2) // 2 * 2)
+    column = np.clip(np.floor(np.asarray(x) / 2).astype(int) * 2, 0, (width - 2) // 2 * 2)
+    return np.stack([sky[row, column], sky[row, column + 1], sky[row + 1, column + 1]], axis=1).astype(float)
 
 
 def _separation(ra1, dec1, ra2, dec2):
@@ -391,11 +402,13 @@ def simulate_frame(spec: FrameSpec) -> SimulatedFrame:
     data = digitise(image, rng)
 
     per_channel = electrons * fractions
-    saturated = (peaks + sky.max()) / camera.GAIN + camera.BIAS_ADU >= camera.SATURATION_ADU
+    sky_at_star = _sky_at(sky, x, y)
+    saturated = (peaks + sky_at_star.max(axis=1)) / camera.GAIN + camera.BIAS_ADU >= camera.SATURATION_ADU
     table = Table({"id": stars.id, "ra": stars.ra, "dec": stars.dec, "x": x, "y": y, "mag": stars.mag,
                    "bp_rp": stars.bp_rp, "airmass": star_airmass, "electrons_r": per_channel[:, 0],
                    "electrons_g": per_channel[:, 1], "electrons_b": per_channel[:, 2], "signal": signal,
                    "scintillation": scintillation, "peak_electrons": peaks, "saturated": saturated,
+                   "sky_r": sky_at_star[:, 0], "sky_g": sky_at_star[:, 1], "sky_b": sky_at_star[:, 2],
                    "catalog": is_catalog})
     for name, description in STAR_COLUMNS.items():
         table[name].description = description
