@@ -186,3 +186,24 @@ def test_aperture_scatter_over_seeds_is_the_noise_models():
     assert abs(np.mean(ratios) - 1) < 5 * np.sqrt(2 / len(ratios))
     assert abs(np.mean(bright) - 1) < 5 * np.sqrt(2 / len(bright))
     assert np.mean(bright_without_scintillation) - 1 > 4 * np.sqrt(2 / len(bright))
+
+
+def test_bad_specs_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        FrameSpec(ra=0, dec=0, time=datetime(2024, 3, 10, 12))
+    with pytest.raises(ValueError, match="cloud"):
+        FrameSpec(ra=0, dec=0, time=WHEN, cloud=1.0)
+    with pytest.raises(ValueError, match="below PAN001's horizon"):
+        simulate_frame(FrameSpec(ra=FIELD[0], dec=FIELD[1], time=WHEN + timedelta(hours=12), width=64, height=64))
+
+
+def test_stamps_off_the_frame_add_only_their_pixels_on_it():
+    from panoptes_network.simulator.frame import _accumulate, _stamp_grid
+
+    image = np.zeros((20, 30), np.float32)
+    px, py = _stamp_grid(np.array([-10.0, 28.6]), np.array([-9.0, 5.2]), 2)  # one wholly off, one half off
+    values = np.ones((2, 5, 5), np.float32)
+    _accumulate(image[:, :], px[:1], py[:1], values[:1])
+    assert not image.any()
+    _accumulate(image, px, py, values)
+    assert image.sum() == 15 and image[3:8, 27:30].sum() == 15  # columns 27-29 of 27-31 are on the frame
