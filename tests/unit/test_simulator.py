@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from astropy.io import fits as astropy_fits
 
-from panoptes_network.simulator import FrameSpec, Transit, camera, noise, simulate_frame
+from panoptes_network.simulator import FrameSpec, Transit, Variable, camera, noise, simulate_frame
 from panoptes_network.simulator.frame import _separation
 from panoptes_network.simulator.night import sequence_specs
 
@@ -138,6 +138,8 @@ def test_transit_shape_box_and_trapezoid():
     assert trapezoid.factor(at(-0.75)) == pytest.approx(0.99)  # halfway through the 30 min ingress
     assert box.factor(at(-0.75)) == pytest.approx(0.98)
     assert trapezoid.factor(at(1.01)) == box.factor(at(-1.01)) == 1.0
+    variable = Variable(2, epoch, period_days=0.5, amplitude=0.03)
+    assert variable.factor(epoch + timedelta(days=10.125)) == pytest.approx(1.03)  # a quarter period after
 
 
 def test_a_sequence_drifts_a_few_pixels_and_clouds_vary():
@@ -149,6 +151,34 @@ def test_a_sequence_drifts_a_few_pixels_and_clouds_vary():
     transparency = [1 - spec.cloud for spec in specs]
     assert min(transparency) >= 0.7 and max(transparency) - min(transparency) > 0.15
     assert all(spec.conditions.airmass >= 1 for spec in specs)
+    first, last = simulate_frame(specs[0]), simulate_frame(specs[-1])
+    stars = first.truth.stars[first.truth.stars["catalog"]]
+    moved = last.truth.stars[np.isin(last.truth.stars["id"], stars["id"])]
+    shift = np.subtract(specs[-1].drift_px, specs[0].drift_px)
+    assert np.allclose(moved["x"] - stars["x"], shift[0], atol=0.01)
+    assert np.allclose(moved["y"] - stars["y"], shift[1], atol=0.01)
+
+
+def test_the_psf_widens_and_stretches_along_the_radius_toward_the_corners():
+    """One star rendered at the centre and one near a corner of a full frame: second
+    moments of the noise-free light within 6-7 px (the core), along the radius and across it."""
+    from panoptes_network.simulator.frame import _render_elliptical
+
+    image = np.zeros((camera.FULL_HEIGHT, camera.FULL_WIDTH), np.float32)
+    x, y = np.array([2603.5, 5150.0]), np.array([1737.5, 3420.0])
+    _render_elliptical(image, x, y, np.full((2, 3), 1e5), camera.FULL_WIDTH, camera.FULL_HEIGHT, 4.5)
+    spreads = []
+    for star_x, star_y in zip(x, y):
+        rows, columns = np.mgrid[int(star_y) - 6 : int(star_y) + 8, int(star_x) - 6 : int(star_x) + 8]
+        light = image[rows, columns] / image[rows, columns].sum()
+        radial = np.array([star_x - (camera.FULL_WIDTH - 1) / 2, star_y - (camera.FULL_HEIGHT - 1) / 2])
+        radial = radial / np.hypot(*radial) if np.hypot(*radial) > 1 else np.array([1.0, 0.0])
+        along = (columns - star_x) * radial[0] + (rows - star_y) * radial[1]
+        across = -(columns - star_x) * radial[1] + (rows - star_y) * radial[0]
+        spreads.append((np.sqrt((light * along**2).sum()), np.sqrt((light * across**2).sum())))
+    (centre_along, centre_across), (corner_along, corner_across) = spreads
+    assert centre_along == pytest.approx(centre_across, rel=0.02)
+    assert corner_across > 1.1 * centre_across and corner_along > 1.1 * corner_across
 
 
 def test_aperture_scatter_over_seeds_is_the_noise_models():
@@ -207,3 +237,24 @@ def test_stamps_off_the_frame_add_only_their_pixels_on_it():
     assert not image.any()
     _accumulate(image, px, py, values)
     assert image.sum() == 15 and image[3:8, 27:30].sum() == 15  # columns 27-29 of 27-31 are on the frame
+
+
+def test_hot_pixels_belong_to_the_camera_and_a_cut_out_crops_them():
+    from panoptes_network.simulator.frame import hot_pixels
+
+    full, rates = hot_pixels("14d3bd", camera.FULL_WIDTH, camera.FULL_HEIGHT)
+    assert 10 <= len(full) <= 100 and np.all(rates * 120 > 300)
+    assert np.array_equal(hot_pixels("14d3bd", camera.FULL_WIDTH, camera.FULL_HEIGHT)[0], full)
+    assert not np.array_equal(hot_pixels("ee04d1", camera.FULL_WIDTH, camera.FULL_HEIGHT)[0], full)
+    cut, _ = hot_pixels("14d3bd", 2000, 1000)
+    origin = np.array([(camera.FULL_WIDTH - 2000) // 2, (camera.FULL_HEIGHT - 1000) // 2])
+    inside = np.all((full >= origin) & (full < origin + [2000, 1000]), axis=1)
+    assert np.array_equal(cut, full[inside] - origin)
+
+
+def test_a_named_host_star_is_found_for_its_transit():
+    from panoptes_network.simulator.stars import nearest_catalog_star
+
+    hd189733 = nearest_catalog_star(300.1821, 22.7097)  # HD 189733, G = 7.4
+    assert hd189733 is not None and hd189733 > 0
+    assert nearest_catalog_star(300.1821 + 0.1, 22.7097, within_arcsec=5) is None

@@ -100,6 +100,17 @@ def _catalog_stars(ra: float, dec: float, radius_deg: float, year: float) -> Sta
     return Stars(ids, ra_now, np.clip(dec_now, -90, 90), found["mag"].astype(float), colours(ids))
 
 
+def nearest_catalog_star(ra: float, dec: float, within_arcsec: float = 30.0, year: float = CATALOG_EPOCH_YEAR) -> int | None:
+    """The id (as in the truth table) of the catalog star nearest (ra, dec), if one is
+    within ``within_arcsec``: how to put a transit on a named host star."""
+    near = catalog_stars(ra, dec, within_arcsec / 3600, year)
+    if not len(near):
+        return None
+    cos = np.sin(np.radians(dec)) * np.sin(np.radians(near.dec)) + np.cos(np.radians(dec)) * np.cos(
+        np.radians(near.dec)) * np.cos(np.radians(near.ra - ra))
+    return int(near.id[int(np.argmax(cos))])
+
+
 def _hash_uniform(ids: np.ndarray, salt: int) -> np.ndarray:
     """A uniform in [0, 1) per id, from splitmix64: the same id always gives the same number."""
     z = np.asarray(ids).astype(np.int64).view(np.uint64) + np.uint64(salt & 0xFFFFFFFFFFFFFFFF)
