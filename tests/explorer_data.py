@@ -40,7 +40,8 @@ def generated_sequences(count: int = 4) -> list[demo.Sequence]:
 
 def generated_frames(sequences: list[demo.Sequence]) -> list[tuple[str, bytes]]:
     with demo._offline_astropy():
-        return [demo.frame(sequence, index, 0, FRAME_SHAPE) for sequence in sequences for index in range(sequence.frames)]
+        return [demo.frame(sequence, index, 0, FRAME_SHAPE)
+                for sequence in sequences for index in range(sequence.frames)]
 
 
 def sequence_id(sequence: demo.Sequence) -> str:

@@ -202,7 +202,8 @@ def frame_spec(sequence: Sequence, index: int, camera_index: int, shape: tuple[i
     )
 
 
-def simulated(sequence: Sequence, index: int, camera_index: int, shape: tuple[int, int] = FRAME_SHAPE) -> SimulatedFrame:
+def simulated(sequence: Sequence, index: int, camera_index: int,
+              shape: tuple[int, int] = FRAME_SHAPE) -> SimulatedFrame:
     return simulate_frame(frame_spec(sequence, index, camera_index, shape))
 
 

@@ -67,7 +67,8 @@ def truth_wcs(ra: float, dec: float, rotation_deg: float, width: int, height: in
     is the centre of every centred cut-out) points at ``ra``, ``dec``.
 
     At ``rotation_deg`` 0 north is up (+y) and east is left (-x), the sky's parity, as in
-    the real solved frame; a camera turned on its mount turns the CD matrix by that angle. ``shift_px`` moves the whole field on the sensor (tracking drift): a star at
+    the real solved frame; a camera turned on its mount turns the CD matrix by that angle.
+    ``shift_px`` moves the whole field on the sensor (tracking drift): a star at
     pixel ``p`` lands at ``p + shift``.
     """
     from astropy.wcs import WCS

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import io
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -33,7 +33,8 @@ import numpy as np
 from panoptes_network.simulator import atmosphere, camera, noise
 from panoptes_network.simulator.observatory import Conditions, Site, altitude, airmass, conditions, site_for
 from panoptes_network.simulator.signals import signal_factors
-from panoptes_network.simulator.stars import FAINT_LIMIT, ZERO_POINT_G, Stars, catalog_stars, channel_ratios, faint_stars
+from panoptes_network.simulator.stars import (FAINT_LIMIT, ZERO_POINT_G, Stars, catalog_stars, channel_ratios,
+                                              faint_stars)
 
 HOT_PIXELS_PER_MEGAPIXEL = 2.0
 SKY_GRID = (9, 13)  # rows, columns of the coarse sky grid over a frame
@@ -311,7 +312,8 @@ def _render_elliptical(image: np.ndarray, x, y, channel_electrons: np.ndarray, w
         fractions[part, 2] = np.where(blue, psf, 0).sum(axis=(1, 2))
         fractions[part, 1] = 1 - fractions[part, 0] - fractions[part, 2]
         e = channel_electrons[part].astype(np.float32)
-        weight = e[:, 1, None, None] + (e[:, 0] - e[:, 1])[:, None, None] * red + (e[:, 2] - e[:, 1])[:, None, None] * blue
+        weight = (e[:, 1, None, None] + (e[:, 0] - e[:, 1])[:, None, None] * red
+                  + (e[:, 2] - e[:, 1])[:, None, None] * blue)
         values = psf * weight
         peaks[part] = values.max(axis=(1, 2))
         _accumulate(image, px, py, values)
@@ -371,7 +373,8 @@ def simulate_frame(spec: FrameSpec) -> SimulatedFrame:
     # for distortion, drift and stamps (from the geometry alone, so the frames of a
     # sequence share the star lists cached in ``stars``).
     radius = float(np.hypot(spec.width, spec.height)) / 2 * camera.PIXEL_SCALE_DEG * 1.01 + 0.15
-    year = 2000.0 + (spec.mid_exposure - datetime(2000, 1, 1, 12, tzinfo=timezone.utc)).total_seconds() / (365.25 * 86400)
+    j2000 = datetime(2000, 1, 1, 12, tzinfo=timezone.utc)
+    year = 2000.0 + (spec.mid_exposure - j2000).total_seconds() / (365.25 * 86400)
     catalog = catalog_stars(spec.ra, spec.dec, radius, year)
     faint = faint_stars(spec.ra, spec.dec, radius, spec.faint_limit)
     stars = Stars.join([catalog, faint])
@@ -402,7 +405,8 @@ def simulate_frame(spec: FrameSpec) -> SimulatedFrame:
     for chosen, render, sigmas in ((is_catalog, _render_elliptical, BRIGHT_STAMP_SIGMAS),
                                    (~is_catalog, _render_round, FAINT_STAMP_SIGMAS)):
         index = np.flatnonzero(chosen)
-        fractions[index], peaks[index] = render(image, x[index], y[index], electrons[index] * scintillation[index, None],
+        fractions[index], peaks[index] = render(image, x[index], y[index],
+                                                electrons[index] * scintillation[index, None],
                                                 spec.width, spec.height, sigmas)
     peaks /= scintillation  # the truth is the expectation; the draw is its own column
 
@@ -430,7 +434,8 @@ def simulate_frame(spec: FrameSpec) -> SimulatedFrame:
                          time=spec.time, exptime=spec.exptime, field=spec.field_name, mount_ra=mount[0],
                          mount_dec=mount[1], conditions=frame_conditions, seed=[spec.seed, 0x4EAD])
     truth = Truth(wcs=wcs, stars=table, expected=image, sky=sky, hot_pixels=hot_xy, transparency=transparency,
-                  airmass=centre_airmass, scintillation=float(noise.scintillation(spec.exptime, centre_airmass, site.elevation)),
+                  airmass=centre_airmass,
+                  scintillation=float(noise.scintillation(spec.exptime, centre_airmass, site.elevation)),
                   mount=mount, conditions=frame_conditions, site=site, extinction=k)
     return SimulatedFrame(spec, data, header, truth)
 

@@ -102,7 +102,11 @@ def aperture_noise(star_electrons, aperture_pixels, sky_electrons_per_pixel, exp
     n = np.asarray(aperture_pixels, float)
     sky = np.asarray(sky_electrons_per_pixel, float)
     per_pixel_read = READ_NOISE**2 + DIGITISATION_VARIANCE
-    background = 0.0 * n if background_pixels is None else n**2 / np.asarray(background_pixels, float) * (sky + per_pixel_read)
+    if background_pixels is None:
+        background = 0.0 * n
+    else:
+        background = n**2 / np.asarray(background_pixels, float) * (sky + per_pixel_read)
     sigma_s = scintillation(exptime, airmass, elevation_m, diameter_m)
-    return ApertureNoise(photon=flux, sky=n * sky, read=n * per_pixel_read, scintillation=np.expm1(sigma_s**2) * flux**2,
+    return ApertureNoise(photon=flux, sky=n * sky, read=n * per_pixel_read,
+                         scintillation=np.expm1(sigma_s**2) * flux**2,
                          background=background, signal=flux)

@@ -63,7 +63,8 @@ class Stars:
 
     @staticmethod
     def join(parts: list["Stars"]) -> "Stars":
-        return Stars(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("id", "ra", "dec", "mag", "bp_rp")))
+        columns = ("id", "ra", "dec", "mag", "bp_rp")
+        return Stars(*(np.concatenate([getattr(part, name) for part in parts]) for name in columns))
 
 
 @lru_cache(maxsize=1)
@@ -100,7 +101,8 @@ def _catalog_stars(ra: float, dec: float, radius_deg: float, year: float) -> Sta
     return Stars(ids, ra_now, np.clip(dec_now, -90, 90), found["mag"].astype(float), colours(ids))
 
 
-def nearest_catalog_star(ra: float, dec: float, within_arcsec: float = 30.0, year: float = CATALOG_EPOCH_YEAR) -> int | None:
+def nearest_catalog_star(ra: float, dec: float, within_arcsec: float = 30.0,
+                         year: float = CATALOG_EPOCH_YEAR) -> int | None:
     """The id (as in the truth table) of the catalog star nearest (ra, dec), if one is
     within ``within_arcsec``: how to put a transit on a named host star."""
     near = catalog_stars(ra, dec, within_arcsec / 3600, year)

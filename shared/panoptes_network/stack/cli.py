@@ -396,7 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--nights", type=int, default=3, help="nights of observing at each site (default 3)")
     demo.add_argument("--seed", type=int, help="for a different (but repeatable) demo data set")
     demo.add_argument("--no-drain", action="store_true", help="upload only; a running `up` delivers them")
-    demo.add_argument("--full-size", action="store_true", help="whole 5208x3476 frames (36 MB each) instead of cut-outs")
+    demo.add_argument("--full-size", action="store_true",
+                      help="whole 5208x3476 frames (36 MB each) instead of cut-outs")
     demo.add_argument("--frame-shape", type=_frame_shape, metavar="ROWSxCOLUMNS",
                       help="cut-outs of this many pixels (default 560x840, 2.4x1.6 deg)")
     demo.set_defaults(run=command_demo)
