@@ -99,7 +99,7 @@ def _offer_demo(settings, args) -> None:
     if not sys.stdin.isatty() or args.no_demo_prompt:
         print(hint, flush=True)
         return
-    answer = input("No observations yet. Generate demo data (3 units, 3 nights, about 300 small frames)? [y/N] ")
+    answer = input("No observations yet. Generate demo data (3 units, 3 nights, about 400 frames, 250 MB)? [y/N] ")
     if answer.strip().lower() not in ("y", "yes"):
         print(hint, flush=True)
         return
