@@ -113,6 +113,10 @@ def _sep_figures(pixels: np.ndarray) -> dict:
 def realism() -> str:
     from astropy.io import fits
 
+    try:
+        import sep  # noqa: F401  (the source extractor the plate-solve service uses)
+    except ImportError:
+        return "Not measured: `sep` is not installed here."
     from panoptes_network.simulator import simulate_frame
 
     real = fits.getdata(POCS / "unsolved.fits").astype(float)
