@@ -156,7 +156,7 @@ def _offer_demo(settings, args) -> None:
     if not sys.stdin.isatty() or args.no_demo_prompt:
         print(hint, flush=True)
         return
-    answer = input("No observations yet. Generate demo data (3 units, 3 nights, about 300 small frames)? [y/N] ")
+    answer = input("No observations yet. Generate demo data (3 units, 3 nights, about 400 frames, 250 MB)? [y/N] ")
     if answer.strip().lower() not in ("y", "yes"):
         print(hint, flush=True)
         return
@@ -164,7 +164,8 @@ def _offer_demo(settings, args) -> None:
     threading.Thread(target=_upload_demo, args=(settings, 3, None), daemon=True).start()
 
 
-def _upload_demo(settings, nights: int, seed: int | None) -> int:
+def _upload_demo(settings, nights: int, seed: int | None, full_size: bool = False,
+                 shape: tuple[int, int] | None = None) -> int:
     from tqdm import tqdm
 
     from panoptes_network import demo, runtime
@@ -177,11 +178,22 @@ def _upload_demo(settings, nights: int, seed: int | None) -> int:
         progress.update(1)
 
     result = demo.generate(lambda path, data: raw.write(path, data, content_type="application/fits"),
-                           nights=nights, seed=2016 if seed is None else seed, progress=advance)
+                           nights=nights, seed=2016 if seed is None else seed, progress=advance,
+                           full_size=full_size, shape=shape)
     progress.close()
     print(f"demo: {result.frames} frames of {result.sequences} sequences from {', '.join(result.units)}, "
           f"nights {result.first_night} to {result.last_night}, uploaded to gs://{settings.raw_bucket}", flush=True)
     return result.frames
+
+
+def _frame_shape(text: str) -> tuple[int, int]:
+    try:
+        rows, columns = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ROWSxCOLUMNS, e.g. 560x840, not {text!r}") from None
+    if not (8 <= rows <= 3476 and 8 <= columns <= 5208):
+        raise argparse.ArgumentTypeError("a frame is 8x8 to 3476x5208 pixels")
+    return rows, columns
 
 
 def command_demo(args) -> int:
@@ -190,7 +202,7 @@ def command_demo(args) -> int:
     settings = _settings()
     if settings.backend == "gcp" and not args.no_drain:
         _stack_url(settings, args)  # before uploading: say now if nothing will deliver them
-    _upload_demo(settings, args.nights, args.seed)
+    _upload_demo(settings, args.nights, args.seed, args.full_size, args.frame_shape)
     if args.no_drain:
         return 0
     return command_drain(args)
@@ -567,6 +579,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--nights", type=int, default=3, help="nights of observing at each site (default 3)")
     demo.add_argument("--seed", type=int, help="for a different (but repeatable) demo data set")
     demo.add_argument("--no-drain", action="store_true", help="upload only; a running `up` delivers them")
+    demo.add_argument("--full-size", action="store_true",
+                      help="whole 5208x3476 frames (36 MB each) instead of cut-outs")
+    demo.add_argument("--frame-shape", type=_frame_shape, metavar="ROWSxCOLUMNS",
+                      help="cut-outs of this many pixels (default 560x840, 2.4x1.6 deg)")
     demo.set_defaults(run=command_demo)
 
     upload = commands.add_parser("upload", parents=[common], help="put files into the raw bucket")
