@@ -27,6 +27,7 @@ SATURATION_ADU = 11530.0
 DETECTION_SIGMA = 5.0
 MAX_STARS = 2500  # the brightest detections kept; a full frame has a few thousand to G ~ 10
 EDGE_SUPERPIXELS = 3
+MIN_SIZE_PIXELS = 128  # 0.37 degrees: too few catalog stars to match below this
 MIN_STARS = 8  # fewer matched stars than this is no solution
 MAX_RMS_PIXELS = 1.0  # a refined solution worse than this is a wrong match, not a solution
 MATCH_RADII_PIXELS = (12.0, 5.0, 2.5, 2.0)  # each refinement pass matches closer
@@ -69,11 +70,12 @@ class Read(Stage):
             raise CorruptFrame(f"not a readable FITS image: {error}") from None
         if frame.data is None:
             raise CorruptFrame("no two-dimensional image in the file")
-        if min(frame.data.shape) < 64:
-            raise CorruptFrame(f"image {frame.data.shape[1]}x{frame.data.shape[0]} is too small to solve")
         ra, dec = _header_number(frame.header, "RA-MNT"), _header_number(frame.header, "DEC-MNT")
         if ra is not None and dec is not None and -90 <= dec <= 90:
             frame.pointing = (ra % 360.0, dec)
+        if min(frame.data.shape) < MIN_SIZE_PIXELS:
+            frame.unsolved(f"image {frame.data.shape[1]}x{frame.data.shape[0]} is too small to solve "
+                           f"(under {MIN_SIZE_PIXELS} pixels a side)")
 
 
 class Calibrate(Stage):
@@ -162,7 +164,8 @@ class Solve(Stage):
             if solution is not None:
                 frame.engine_solution = solution
                 return
-            reasons.append(f"{engine.name}: no solution from {len(frame.stars)} detected stars")
+            reasons.append(f"{engine.name}: no solution from {len(frame.stars)} detected stars in a "
+                           f"{frame.shape[1] * self.pixel_scale_arcsec / 3600:.2g} degree field")
         frame.unsolved("; ".join(reasons))
 
 
