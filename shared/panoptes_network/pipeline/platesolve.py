@@ -58,9 +58,9 @@ def cache_dir(settings: Settings) -> Path | None:
 
 def wcs_file(frame: Frame) -> bytes:
     header = frame.wcs_header()
-    header["PLTSOLVD"] = (True, "plate-solved by the PANOPTES plate-solve service")
+    header["PLTSOLVD"] = (True, "solved by the PANOPTES plate-solve service")
     header["SOLVENG"] = (frame.engine_solution.engine, "engine of the first solution")
-    header["SOLVNSTR"] = (frame.matched, "catalog stars the WCS is fitted to")
+    header["SOLVNSTR"] = (frame.matched, "Gaia stars the WCS is fitted to")
     header["SOLVRMS"] = (round(frame.rms_arcsec, 3), "[arcsec] rms of their residuals")
     buffer = io.BytesIO()
     astropy_fits.PrimaryHDU(header=header).writeto(buffer)
