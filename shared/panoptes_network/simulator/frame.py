@@ -1,0 +1,428 @@
+"""One frame: a :class:`FrameSpec` in, a :class:`SimulatedFrame` (pixels, header, truth) out.
+
+The steps, in order (each in the module it names):
+
+1. The truth WCS (``camera.truth_wcs``): TAN-SIP about the spec's centre, shifted by the
+   tracking drift.
+2. The stars (``stars``): bundled catalog stars in the footprint at the frame's epoch,
+   plus seeded faint field stars, each placed with ``all_world2pix`` (0-based).
+3. Their light: zero point and colour per channel, extinction at each star's own airmass
+   (``atmosphere``), the frame's transparency (``1 - cloud``), injected signals
+   (``signals``) and a scintillation draw (``noise``).
+4. Rendering: each star on a small stamp of its PSF (``camera.psf_shape``), normalised
+   to 1, every pixel weighted by the star's electrons in that pixel's Bayer colour, all
+   stamps added at once.
+5. The sky (``atmosphere``) on a coarse grid, interpolated; hot pixels.
+6. Noise and digitisation (``noise``), clipped at saturation, as uint16.
+
+Everything random comes from ``numpy.random.default_rng`` seeded by the spec's seed
+(per frame), the star ids (colours), the HEALPix cell (faint stars) or the camera id
+(hot pixels), so the same spec renders the same frame, byte for byte.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+
+from panoptes_network.simulator import atmosphere, camera, noise
+from panoptes_network.simulator.observatory import Conditions, Site, altitude, airmass, conditions, site_for
+from panoptes_network.simulator.signals import signal_factors
+from panoptes_network.simulator.stars import FAINT_LIMIT, ZERO_POINT_G, Stars, catalog_stars, channel_ratios, faint_stars
+
+HOT_PIXELS_PER_MEGAPIXEL = 2.0
+SKY_GRID = (9, 13)  # rows, columns of the coarse sky grid over a frame
+BRIGHT_STAMP_SIGMAS = 4.5  # stamp half-size for catalog stars, in PSF sigmas
+FAINT_STAMP_SIGMAS = 3.0  # and for faint field stars (their light beyond is under the noise)
+STAMP_BATCH = 4000
+TILE = 400  # px: stars are rendered a tile at a time
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """What to render. ``ra``/``dec`` are the true centre of the field (degrees);
+    ``time`` the exposure's start (aware UTC, DATE-OBS); ``cloud`` the fraction of light
+    the clouds take (0 clear, 0.3 thin cloud); ``drift_px`` how far tracking has moved
+    the field on the sensor (x, y). The header's mount position is ``mount`` if given,
+    else the centre offset by ``mount_offset_deg`` (None: a seeded 0.5-2 deg) in a seeded
+    direction. ``conditions`` (from :func:`observatory.conditions` for the mount
+    position) may be given to skip astropy, as the sequence helper does."""
+
+    ra: float
+    dec: float
+    time: datetime
+    rotation_deg: float = 0.0
+    width: int = camera.FULL_WIDTH
+    height: int = camera.FULL_HEIGHT
+    seed: int = 1
+    exptime: float = 120.0
+    unit_id: str = "PAN001"
+    camera_id: str = "14d3bd"
+    sequence_time: datetime | None = None
+    field_name: str = ""
+    cloud: float = 0.0
+    mount_offset_deg: float | None = None
+    mount: tuple[float, float] | None = None
+    drift_px: tuple[float, float] = (0.0, 0.0)
+    signals: tuple = ()
+    faint_limit: float = FAINT_LIMIT
+    hot_pixels: bool = True
+    distortion_k: float = camera.DISTORTION_K
+    site: Site | None = None
+    conditions: Conditions | None = None
+
+    def __post_init__(self):
+        if self.time.tzinfo is None:
+            raise ValueError("FrameSpec.time must be timezone-aware (UTC)")
+        if not (0 < self.width <= camera.FULL_WIDTH and 0 < self.height <= camera.FULL_HEIGHT):
+            raise ValueError(f"a frame is at most {camera.FULL_WIDTH} x {camera.FULL_HEIGHT} px")
+        if not 0 <= self.cloud < 1:
+            raise ValueError("cloud is the fraction of light lost: 0 <= cloud < 1")
+        if self.exptime <= 0:
+            raise ValueError("exptime must be positive")
+
+    @property
+    def mid_exposure(self) -> datetime:
+        return self.time + timedelta(seconds=self.exptime / 2)
+
+
+@dataclass
+class Truth:
+    """What the simulator knows and a unit never writes: for tests, never in the frame."""
+
+    wcs: Any  # astropy.wcs.WCS, TAN-SIP, 0-based pixels
+    stars: Any  # astropy Table, one row per star on the frame (see ``STAR_COLUMNS``)
+    expected: np.ndarray  # (height, width) float32: each pixel's expected electrons (sky + stars + hot)
+    sky: np.ndarray  # (height, width) float32: the sky's share of ``expected``
+    hot_pixels: np.ndarray  # (n, 2) int: x, y of hot pixels on this frame
+    transparency: float
+    airmass: float  # at the true centre
+    scintillation: float  # Young's fractional rms at the true centre's airmass
+    mount: tuple[float, float]
+    conditions: Conditions
+    site: Site
+    extinction: np.ndarray  # k, mag/airmass, for r, g, b
+
+
+STAR_COLUMNS = {
+    "id": "Gaia DR3 source id (negative: a faint field star below the catalog)",
+    "ra": "deg, ICRS, at the frame's epoch", "dec": "deg",
+    "x": "px, 0-based column (astropy origin 0)", "y": "px, 0-based row",
+    "mag": "Gaia G", "bp_rp": "drawn Gaia BP-RP colour", "airmass": "at the star",
+    "electrons_r": "expected e- in the star's r pixels (extinction, cloud, signal; no scintillation)",
+    "electrons_g": "same, both g pixels of each 2x2", "electrons_b": "same, b pixels",
+    "signal": "injected flux factor (transits, variables) at mid-exposure",
+    "scintillation": "the flux factor drawn for scintillation (1 + sigma_s N(0,1))",
+    "peak_electrons": "expected electrons in the star's brightest pixel (star only)",
+    "saturated": "star + sky in its brightest pixel reaches saturation",
+    "catalog": "from the bundled catalog (False: a faint field star)",
+}
+
+
+@dataclass
+class SimulatedFrame:
+    spec: FrameSpec
+    data: np.ndarray  # uint16 (height, width) RGGB
+    header: Any  # astropy Header, as a unit writes it (no WCS)
+    truth: Truth
+
+    def to_fits_bytes(self) -> bytes:
+        """The FITS file a unit uploads: one primary HDU, uint16 (BZERO 32768), as POCS writes it."""
+        from astropy.io import fits as astropy_fits
+
+        out = io.BytesIO()
+        hdu = astropy_fits.PrimaryHDU(self.data, self.header)
+        hdu.header.set("EXTEND", True, after="NAXIS2")  # as the POCS frames have it
+        hdu.writeto(out)
+        return out.getvalue()
+
+
+def _destination(ra: float, dec: float, bearing_rad: float, distance_deg: float) -> tuple[float, float]:
+    """The point ``distance_deg`` from (ra, dec) along ``bearing`` (from north through east)."""
+    lat1, lon1, d = np.radians(dec), np.radians(ra), np.radians(distance_deg)
+    lat2 = np.arcsin(np.sin(lat1) * np.cos(d) + np.cos(lat1) * np.sin(d) * np.cos(bearing_rad))
+    lon2 = lon1 + np.arctan2(np.sin(bearing_rad) * np.sin(d) * np.cos(lat1), np.cos(d) - np.sin(lat1) * np.sin(lat2))
+    return float(np.degrees(lon2) % 360), float(np.degrees(lat2))
+
+
+def mount_position(spec: FrameSpec) -> tuple[float, float]:
+    if spec.mount is not None:
+        return spec.mount
+    rng = np.random.default_rng([spec.seed, 0x40A7])
+    offset = spec.mount_offset_deg if spec.mount_offset_deg is not None else float(rng.uniform(0.5, 2.0))
+    return _destination(spec.ra, spec.dec, float(rng.uniform(0, 2 * np.pi)), offset)
+
+
+def _stable_seed(text: str) -> int:
+    return zlib.crc32(text.encode())
+
+
+def hot_pixels(camera_id: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """(xy, electrons per second) of the camera's hot pixels inside a centred cut-out."""
+    rng = np.random.default_rng([_stable_seed(camera_id), 0x407])
+    count = int(round(HOT_PIXELS_PER_MEGAPIXEL * camera.FULL_WIDTH * camera.FULL_HEIGHT / 1e6))
+    xs = rng.integers(0, camera.FULL_WIDTH, count) - (camera.FULL_WIDTH - width) // 2
+    ys = rng.integers(0, camera.FULL_HEIGHT, count) - (camera.FULL_HEIGHT - height) // 2
+    rates = 10 ** rng.uniform(0.5, 2.5, count)  # 3-300 e-/s: from a faint speck to saturated in 120 s
+    inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+    return np.stack([xs[inside], ys[inside]], axis=1), rates[inside]
+
+
+def _bilinear_weights(points: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """(len(points), len(grid)) weights that interpolate linearly between grid nodes."""
+    index = np.clip(np.searchsorted(grid, points, side="right") - 1, 0, len(grid) - 2)
+    t = (points - grid[index]) / (grid[index + 1] - grid[index])
+    weights = np.zeros((len(points), len(grid)), np.float32)
+    rows = np.arange(len(points))
+    weights[rows, index] = 1 - t
+    weights[rows, index + 1] = t
+    return weights
+
+
+def _sky(spec: FrameSpec, wcs, site: Site, sky_conditions: Conditions, altitude_correction: float,
+         extinction_k: np.ndarray) -> np.ndarray:
+    """Expected sky electrons per pixel, (height, width) float32, each pixel in its own colour."""
+    gy = np.linspace(0, spec.height - 1, SKY_GRID[0])
+    gx = np.linspace(0, spec.width - 1, SKY_GRID[1])
+    mesh_x, mesh_y = np.meshgrid(gx, gy)
+    ra, dec = wcs.all_pix2world(mesh_x, mesh_y, 0)
+    alt = altitude(site, sky_conditions.lst_deg, ra, dec) + altitude_correction
+    moon_alt = sky_conditions.moon_altitude
+    separation = _separation(ra, dec, sky_conditions.moon_ra, sky_conditions.moon_dec)
+    dark, moon = atmosphere.sky_nanolamberts(alt, separation, moon_alt, sky_conditions.moon_fraction)
+    # V = 22.5 - 2.5 log10(B / 34.08): a brightness in nL is 10**(-0.4 V) * 34.08e9 per arcsec^2.
+    per_pixel = ZERO_POINT_G * spec.exptime * camera.PIXEL_SCALE_ARCSEC**2 / 34.08e9
+    grids = [per_pixel * (dark * atmosphere.DARK_SKY_RGB[c] + moon * atmosphere.MOONLIGHT_RGB[c]) for c in range(3)]
+    sky = np.empty((spec.height, spec.width), np.float32)
+    for row_parity in (0, 1):
+        wy = _bilinear_weights(np.arange(row_parity, spec.height, 2, dtype=float), gy)
+        for column_parity in (0, 1):
+            channel = camera.CHANNEL_OF[row_parity, column_parity]
+            wx = _bilinear_weights(np.arange(column_parity, spec.width, 2, dtype=float), gx)
+            sky[row_parity::2, column_parity::2] = wy @ (grids[channel].astype(np.float32) @ wx.T)
+    return sky
+
+
+def _separation(ra1, dec1, ra2, dec2):
+    ra1, dec1, ra2, dec2 = (np.radians(np.asarray(v, float)) for v in (ra1, dec1, ra2, dec2))
+    cos = np.sin(dec1) * np.sin(dec2) + np.cos(dec1) * np.cos(dec2) * np.cos(ra1 - ra2)
+    return np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+
+def _stamp_grid(x, y, radius: int):
+    """Pixel columns and rows (n, s) of stamps of half-size ``radius`` centred on each star."""
+    offsets = np.arange(-radius, radius + 1)
+    return np.rint(x).astype(np.int64)[:, None] + offsets, np.rint(y).astype(np.int64)[:, None] + offsets
+
+
+def _accumulate(image: np.ndarray, px: np.ndarray, py: np.ndarray, values: np.ndarray):
+    """Add (n, s, s) stamp ``values`` at columns ``px`` and rows ``py`` (n, s) into ``image``.
+
+    A batch's stars share a tile of the frame, so one ``bincount`` over the tile's
+    bounding box sums them (overlapping stamps add, unlike fancy-index assignment).
+    Stamp pixels off the frame are clipped onto its edge with zero weight."""
+    height, width = image.shape
+    off = ((px < 0) | (px >= width))[:, None, :] | ((py < 0) | (py >= height))[:, :, None]
+    if off.any():
+        values = np.where(off, np.float32(0), values)
+    rows, columns = np.clip(py, 0, height - 1), np.clip(px, 0, width - 1)
+    top, left = int(rows.min()), int(columns.min())
+    box_height, box_width = int(rows.max()) + 1 - top, int(columns.max()) + 1 - left
+    local = ((rows - top) * box_width).astype(np.int32)[:, :, None] + (columns - left).astype(np.int32)[:, None, :]
+    box = np.bincount(local.ravel(), values.ravel().astype(np.float64), minlength=box_height * box_width)
+    image[top : top + box_height, left : left + box_width] += box.reshape(box_height, box_width).astype(np.float32)
+
+
+def _stamp_batches(x: np.ndarray, y: np.ndarray, sigma: np.ndarray, stamp_sigmas: float):
+    """(stamp half-size, star indices): stars batched by tile of the frame, each batch's
+    stamps as big as its widest PSF needs (the PSF varies slowly over a tile)."""
+    tile = np.floor(y / TILE).astype(np.int64) * 1_000 + np.floor(x / TILE).astype(np.int64)
+    order = np.argsort(tile, kind="stable")
+    starts = np.flatnonzero(np.diff(tile[order], prepend=tile[order][0] - 1))
+    for begin, end in zip(starts, np.append(starts[1:], len(order))):
+        for first in range(begin, end, STAMP_BATCH):
+            index = order[first : min(end, first + STAMP_BATCH)]
+            yield int(np.ceil(stamp_sigmas * sigma[index].max())), index
+
+
+def _colour_planes(px: np.ndarray, py: np.ndarray):
+    """Indicators (n, s) of even/odd rows and columns: r pixels are even-even, b odd-odd."""
+    return (py % 2 == 0), (px % 2 == 0)
+
+
+def _render_elliptical(image: np.ndarray, x, y, channel_electrons: np.ndarray, width: int, height: int,
+                       stamp_sigmas: float) -> tuple[np.ndarray, np.ndarray]:
+    """Add each star's elliptical PSF stamp, weighted per Bayer colour, into ``image``.
+
+    ``channel_electrons`` (n, 3): a star's electrons in an all-r, all-g, all-b detector.
+    Returns the fraction of each star's PSF on r, g and b pixels (n, 3), so its electrons
+    per channel are ``channel_electrons * fraction``, and each star's peak pixel electrons.
+    """
+    count = len(x)
+    fractions, peaks = np.zeros((count, 3)), np.zeros(count)
+    if count == 0:
+        return fractions, peaks
+    major, minor, angle = camera.psf_shape(x, y, width, height)
+    for radius, part in _stamp_batches(x, y, major, stamp_sigmas):
+        px, py = _stamp_grid(x[part], y[part], radius)
+        dx = (px - x[part, None]).astype(np.float32)[:, None, :]
+        dy = (py - y[part, None]).astype(np.float32)[:, :, None]
+        cos, sin = np.cos(angle[part]), np.sin(angle[part])
+        inv_a, inv_b = 0.5 / major[part] ** 2, 0.5 / minor[part] ** 2
+        qa = (cos**2 * inv_a + sin**2 * inv_b).astype(np.float32)[:, None, None]
+        qc = (sin**2 * inv_a + cos**2 * inv_b).astype(np.float32)[:, None, None]
+        qb = (2 * sin * cos * (inv_a - inv_b)).astype(np.float32)[:, None, None]
+        psf = np.exp(-(qa * dx * dx + qb * dx * dy + qc * dy * dy))  # (n, rows, columns)
+        psf /= psf.sum(axis=(1, 2), keepdims=True)
+        even_row, even_column = _colour_planes(px, py)
+        red = even_row[:, :, None] & even_column[:, None, :]
+        blue = ~even_row[:, :, None] & ~even_column[:, None, :]
+        fractions[part, 0] = np.where(red, psf, 0).sum(axis=(1, 2))
+        fractions[part, 2] = np.where(blue, psf, 0).sum(axis=(1, 2))
+        fractions[part, 1] = 1 - fractions[part, 0] - fractions[part, 2]
+        e = channel_electrons[part].astype(np.float32)
+        weight = e[:, 1, None, None] + (e[:, 0] - e[:, 1])[:, None, None] * red + (e[:, 2] - e[:, 1])[:, None, None] * blue
+        values = psf * weight
+        peaks[part] = values.max(axis=(1, 2))
+        _accumulate(image, px, py, values)
+    return fractions, peaks
+
+
+def _render_round(image: np.ndarray, x, y, channel_electrons: np.ndarray, width: int, height: int,
+                  stamp_sigmas: float) -> tuple[np.ndarray, np.ndarray]:
+    """As :func:`_render_elliptical` for faint stars, with a round PSF of the local mean
+    width: separable, so the colour fractions are products of 1-D sums (much faster)."""
+    count = len(x)
+    fractions, peaks = np.zeros((count, 3)), np.zeros(count)
+    if count == 0:
+        return fractions, peaks
+    major, minor, _ = camera.psf_shape(x, y, width, height)
+    sigma = np.sqrt(major * minor)
+    for radius, part in _stamp_batches(x, y, sigma, stamp_sigmas):
+        px, py = _stamp_grid(x[part], y[part], radius)
+        inv = (0.5 / sigma[part] ** 2)[:, None]
+        gx = np.exp(-inv * (px - x[part, None]) ** 2)
+        gy = np.exp(-inv * (py - y[part, None]) ** 2)
+        gx /= gx.sum(axis=1, keepdims=True)
+        gy /= gy.sum(axis=1, keepdims=True)
+        even_row, even_column = _colour_planes(px, py)
+        row_even, column_even = (gy * even_row).sum(axis=1), (gx * even_column).sum(axis=1)
+        fractions[part, 0] = row_even * column_even
+        fractions[part, 2] = (1 - row_even) * (1 - column_even)
+        fractions[part, 1] = 1 - fractions[part, 0] - fractions[part, 2]
+        e = channel_electrons[part]
+        gx32, gy32 = gx.astype(np.float32), gy.astype(np.float32)
+        values = e[:, 1, None, None].astype(np.float32) * gy32[:, :, None] * gx32[:, None, :]
+        values += ((e[:, 0] - e[:, 1])[:, None, None].astype(np.float32) * (gy32 * even_row)[:, :, None]
+                   * (gx32 * even_column)[:, None, :])
+        values += ((e[:, 2] - e[:, 1])[:, None, None].astype(np.float32) * (gy32 * ~even_row)[:, :, None]
+                   * (gx32 * ~even_column)[:, None, :])
+        peaks[part] = values.max(axis=(1, 2))
+        _accumulate(image, px, py, values)
+    return fractions, peaks
+
+
+def simulate_frame(spec: FrameSpec) -> SimulatedFrame:
+    from astropy.table import Table
+
+    from panoptes_network.simulator.header import pocs_header
+
+    site = spec.site or site_for(spec.unit_id)
+    mount = mount_position(spec)
+    frame_conditions = spec.conditions or conditions(site, [spec.time], *mount)[0]
+    wcs = camera.truth_wcs(spec.ra, spec.dec, spec.rotation_deg, spec.width, spec.height, spec.distortion_k,
+                           spec.drift_px)
+    rng = np.random.default_rng([spec.seed, 0xF4A3E])
+
+    # Stars in the footprint (a cone over the frame's corners, with room for their stamps).
+    corners_x = np.array([0, spec.width - 1, 0, spec.width - 1, (spec.width - 1) / 2])
+    corners_y = np.array([0, 0, spec.height - 1, spec.height - 1, (spec.height - 1) / 2])
+    corner_ra, corner_dec = wcs.all_pix2world(corners_x, corners_y, 0)
+    radius = float(_separation(corner_ra[:4], corner_dec[:4], corner_ra[4], corner_dec[4]).max()) + 0.1
+    year = 2000.0 + (spec.mid_exposure - datetime(2000, 1, 1, 12, tzinfo=timezone.utc)).total_seconds() / (365.25 * 86400)
+    catalog = catalog_stars(spec.ra, spec.dec, radius, year)
+    faint = faint_stars(spec.ra, spec.dec, radius, spec.faint_limit)
+    stars = Stars.join([catalog, faint])
+    x, y = camera.world_to_pixel(wcs, stars.ra, stars.dec)
+    margin = 15
+    keep = (x > -margin) & (x < spec.width - 1 + margin) & (y > -margin) & (y < spec.height - 1 + margin)
+    is_catalog = np.concatenate([np.ones(len(catalog), bool), np.zeros(len(faint), bool)])[keep]
+    stars, x, y = stars.take(keep), x[keep], y[keep]
+
+    # Their light: extinction at each star's airmass (astropy's altitude of the mount
+    # corrects the plain spherical trigonometry for precession and aberration).
+    correction = frame_conditions.altitude - float(altitude(site, frame_conditions.lst_deg, *mount))
+    star_airmass = airmass(altitude(site, frame_conditions.lst_deg, stars.ra, stars.dec) + correction)
+    centre_airmass = float(airmass(altitude(site, frame_conditions.lst_deg, spec.ra, spec.dec) + correction))
+    k = atmosphere.extinction(site.elevation)
+    transparency = 1.0 - spec.cloud
+    signal = signal_factors(spec.signals, stars.id, spec.mid_exposure)
+    sigma_s = noise.scintillation(spec.exptime, star_airmass, site.elevation)
+    scintillation = 1 + sigma_s * rng.standard_normal(len(stars))
+    above = ZERO_POINT_G * spec.exptime * 10 ** (-0.4 * stars.mag)
+    electrons = (above[:, None] * channel_ratios(stars.bp_rp) * 10 ** (-0.4 * k[None, :] * star_airmass[:, None])
+                 * (transparency * signal)[:, None])
+
+    # Render: catalog stars on big stamps, faint ones on small stamps.
+    image = np.zeros((spec.height, spec.width), np.float32)
+    fractions = np.zeros((len(stars), 3))
+    peaks = np.zeros(len(stars))
+    for chosen, render, sigmas in ((is_catalog, _render_elliptical, BRIGHT_STAMP_SIGMAS),
+                                   (~is_catalog, _render_round, FAINT_STAMP_SIGMAS)):
+        index = np.flatnonzero(chosen)
+        fractions[index], peaks[index] = render(image, x[index], y[index], electrons[index] * scintillation[index, None],
+                                                spec.width, spec.height, sigmas)
+    peaks /= scintillation  # the truth is the expectation; the draw is its own column
+
+    sky = _sky(spec, wcs, site, frame_conditions, correction, k)
+    image += sky
+    hot_xy = np.empty((0, 2), int)
+    if spec.hot_pixels:
+        hot_xy, rates = hot_pixels(spec.camera_id, spec.width, spec.height)
+        np.add.at(image, (hot_xy[:, 1], hot_xy[:, 0]), (rates * spec.exptime).astype(np.float32))
+
+    data = digitise(image, rng)
+
+    per_channel = electrons * fractions
+    saturated = (peaks + sky.max()) / camera.GAIN + camera.BIAS_ADU >= camera.SATURATION_ADU
+    table = Table({"id": stars.id, "ra": stars.ra, "dec": stars.dec, "x": x, "y": y, "mag": stars.mag,
+                   "bp_rp": stars.bp_rp, "airmass": star_airmass, "electrons_r": per_channel[:, 0],
+                   "electrons_g": per_channel[:, 1], "electrons_b": per_channel[:, 2], "signal": signal,
+                   "scintillation": scintillation, "peak_electrons": peaks, "saturated": saturated,
+                   "catalog": is_catalog})
+    for name, description in STAR_COLUMNS.items():
+        table[name].description = description
+    header = pocs_header(site=site, camera_id=spec.camera_id, sequence_time=spec.sequence_time or spec.time,
+                         time=spec.time, exptime=spec.exptime, field=spec.field_name, mount_ra=mount[0],
+                         mount_dec=mount[1], conditions=frame_conditions, seed=[spec.seed, 0x4EAD])
+    truth = Truth(wcs=wcs, stars=table, expected=image, sky=sky, hot_pixels=hot_xy, transparency=transparency,
+                  airmass=centre_airmass, scintillation=float(noise.scintillation(spec.exptime, centre_airmass, site.elevation)),
+                  mount=mount, conditions=frame_conditions, site=site, extinction=k)
+    return SimulatedFrame(spec, data, header, truth)
+
+
+def digitise(expected_electrons: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Noise and the ADC, exactly as :mod:`noise` states: uint16 ADU, clipped at saturation.
+
+    In place on float32 for speed: ``lam + sqrt(lam + RN^2) z``, then ``floor(x + 0.5)``
+    (rounding) once clipped to 0..saturation."""
+    expected = expected_electrons.astype(np.float32, copy=False)
+    electrons = rng.standard_normal(expected.shape, dtype=np.float32)
+    spread = expected + np.float32(camera.READ_NOISE**2)
+    np.sqrt(spread, out=spread)
+    electrons *= spread
+    del spread
+    electrons += expected
+    if float(expected.min()) < noise.POISSON_GAUSSIAN_ABOVE:
+        low = expected < noise.POISSON_GAUSSIAN_ABOVE
+        lam = expected[low]
+        electrons[low] = rng.poisson(lam) + camera.READ_NOISE * rng.standard_normal(lam.shape, dtype=np.float32)
+    electrons *= np.float32(1 / camera.GAIN)
+    electrons += np.float32(camera.BIAS_ADU + 0.5)
+    np.clip(electrons, 0, camera.SATURATION_ADU, out=electrons)
+    return electrons.astype(np.uint16)

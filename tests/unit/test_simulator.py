@@ -1,0 +1,151 @@
+"""The sky simulator: stars land where the truth WCS puts them, the pixels' noise is the
+noise model's, a seed renders one frame only, and injected signals are in the truth."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from astropy.io import fits as astropy_fits
+
+from panoptes_network.simulator import FrameSpec, Transit, camera, noise, simulate_frame
+from panoptes_network.simulator.frame import _separation
+from panoptes_network.simulator.night import sequence_specs
+
+WHEN = datetime(2024, 3, 10, 12, 30, tzinfo=timezone.utc)  # Mauna Loa, 02:30 local, Moon down
+FIELD = (150.0, 20.0)  # near the meridian then, high latitude: a sparse field
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return simulate_frame(FrameSpec(ra=FIELD[0], dec=FIELD[1], time=WHEN, width=900, height=600, seed=7,
+                                    rotation_deg=30.0))
+
+
+def _electrons(frame) -> np.ndarray:
+    """The pixels back in electrons above the bias."""
+    return (frame.data.astype(float) - camera.BIAS_ADU) * camera.GAIN
+
+
+def test_truth_positions_are_astropys_world2pix(frame):
+    stars = frame.truth.stars
+    x, y = frame.truth.wcs.all_world2pix(stars["ra"], stars["dec"], 0)
+    assert len(stars) > 100
+    assert np.abs(x - stars["x"]).max() < 1e-6 and np.abs(y - stars["y"]).max() < 1e-6
+    # and the distortion is there: a few px at a full frame's corner
+    full = camera.truth_wcs(*FIELD, 0.0, camera.FULL_WIDTH, camera.FULL_HEIGHT)
+    ra, dec = full.all_pix2world([[0.0, 0.0]], 0)[0]
+    tan_only = np.array(full.wcs_world2pix([[ra, dec]], 0)[0])
+    assert 2.0 < np.hypot(*tan_only) < 5.0
+
+
+def test_stars_land_where_the_truth_wcs_puts_them(frame):
+    """The centroid of each isolated, unsaturated bright star's green pixels (sky from the
+    truth subtracted) sits on the truth x, y within 5 sigma of the centroid's own noise,
+    sigma from the noise model: var(x_c) = sum((x_i - x)^2 var_i) / F^2."""
+    stars = frame.truth.stars
+    electrons = _electrons(frame) - frame.truth.sky
+    variance = noise.pixel_variance(frame.truth.expected)
+    green = camera.channel_map(*frame.data.shape) == camera.G
+    half = 10
+    checked = 0
+    for star in stars[stars["catalog"] & ~stars["saturated"] & (stars["electrons_g"] > 20_000)]:
+        x0, y0 = int(round(star["x"])), int(round(star["y"]))
+        if not (half <= x0 < frame.data.shape[1] - half and half <= y0 < frame.data.shape[0] - half):
+            continue
+        others = stars[(np.abs(stars["x"] - star["x"]) < 2 * half) & (np.abs(stars["y"] - star["y"]) < 2 * half)]
+        if np.sum(others["electrons_g"]) > 1.001 * star["electrons_g"]:
+            continue  # a neighbour's light would pull the centroid
+        box = (slice(y0 - half, y0 + half + 1), slice(x0 - half, x0 + half + 1))
+        weight = np.where(green[box], electrons[box], 0.0)
+        rows, columns = np.mgrid[box]
+        flux = weight.sum()
+        x_c, y_c = (weight * columns).sum() / flux, (weight * rows).sum() / flux
+        sigma_x = np.sqrt((np.where(green[box], variance[box], 0) * (columns - star["x"]) ** 2).sum()) / flux
+        sigma_y = np.sqrt((np.where(green[box], variance[box], 0) * (rows - star["y"]) ** 2).sum()) / flux
+        assert abs(x_c - star["x"]) < 5 * sigma_x + 0.01, (star["id"], x_c, star["x"], sigma_x)
+        assert abs(y_c - star["y"]) < 5 * sigma_y + 0.01, (star["id"], y_c, star["y"], sigma_y)
+        checked += 1
+    assert checked >= 5
+
+
+def test_pixel_noise_is_the_noise_models(frame):
+    """chi^2 per pixel of (data - expected) over the model's variance is 1 within 5 of its
+    standard errors (sqrt(2/N)), over all unsaturated pixels; and a blank patch's variance
+    is sky + read + digitisation."""
+    saturated = frame.data >= camera.SATURATION_ADU
+    residual = _electrons(frame) - frame.truth.expected
+    chi2 = residual[~saturated] ** 2 / noise.pixel_variance(frame.truth.expected[~saturated])
+    assert abs(chi2.mean() - 1) < 5 * np.sqrt(2 / chi2.size)
+    assert abs(residual[~saturated].mean()) < 5 * np.sqrt(noise.pixel_variance(frame.truth.expected[~saturated]).mean() / chi2.size)
+
+    blank = (frame.truth.expected - frame.truth.sky < 0.01) & ~saturated
+    assert blank.sum() > 10_000
+    sky_model = noise.pixel_variance(frame.truth.sky[blank]).mean()
+    measured = residual[blank].var()
+    assert measured == pytest.approx(sky_model, rel=5 * np.sqrt(2 / blank.sum()))
+
+
+def test_same_seed_same_frame_and_a_new_seed_a_new_one(frame):
+    again = simulate_frame(frame.spec)
+    assert again.to_fits_bytes() == frame.to_fits_bytes()
+    other = simulate_frame(replace(frame.spec, seed=8))
+    assert not np.array_equal(other.data, frame.data)
+    # the sky does not depend on the seed: the same stars, with the same colours
+    assert list(other.truth.stars["id"]) == list(frame.truth.stars["id"])
+    assert np.array_equal(other.truth.stars["bp_rp"], frame.truth.stars["bp_rp"])
+
+
+def test_header_is_a_units_with_the_mount_off_the_truth(frame):
+    with astropy_fits.open(io.BytesIO(frame.to_fits_bytes())) as hdus:
+        header, data = hdus[0].header, hdus[0].data
+    assert data.dtype == np.uint16 and np.array_equal(data, frame.data)
+    assert header["BZERO"] == 32768 and header["EXPTIME"] == 120.0
+    assert not any(key.startswith(("CTYPE", "CRVAL", "CD1_", "A_")) for key in header)
+    offset = float(_separation(header["RA-MNT"], header["DEC-MNT"], *FIELD))
+    assert 0.5 <= offset <= 2.0
+    assert header["DATE-OBS"] == WHEN.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def test_an_injected_transit_is_in_the_truth_and_the_pixels(frame):
+    """The same frame with a 1% transit at full depth on one star: the truth's electrons
+    drop by exactly 1%, and so does the star's light in the pixels (the noise draws are
+    the same, so the difference is the signal plus a tiny change of noise scale)."""
+    stars = frame.truth.stars
+    target = stars[stars["catalog"] & ~stars["saturated"]][np.argmax(stars[stars["catalog"] & ~stars["saturated"]]["electrons_g"])]
+    transit = Transit(int(target["id"]), epoch=frame.spec.mid_exposure + timedelta(days=3 * 2.5), period_days=2.5,
+                      depth=0.01, duration_hours=2.0)
+    dimmed = simulate_frame(replace(frame.spec, signals=(transit,)))
+    row = dimmed.truth.stars[dimmed.truth.stars["id"] == target["id"]][0]
+    assert row["signal"] == pytest.approx(0.99)
+    for channel in ("electrons_r", "electrons_g", "electrons_b"):
+        assert row[channel] / target[channel] == pytest.approx(0.99, rel=1e-9)
+    box = (slice(int(target["y"]) - 12, int(target["y"]) + 13), slice(int(target["x"]) - 12, int(target["x"]) + 13))
+    lost = (_electrons(frame)[box] - _electrons(dimmed)[box]).sum()
+    star_total = target["electrons_r"] + target["electrons_g"] + target["electrons_b"]
+    assert lost == pytest.approx(0.01 * star_total * target["scintillation"], rel=0.1)
+
+
+def test_transit_shape_box_and_trapezoid():
+    epoch = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    trapezoid = Transit(1, epoch, period_days=3.0, depth=0.02, duration_hours=2.0, ingress_fraction=0.25)
+    box = replace(trapezoid, ingress_fraction=0.0)
+    at = lambda hours: epoch + timedelta(days=6.0, hours=hours)  # two periods later
+    assert trapezoid.factor(at(0)) == box.factor(at(0)) == pytest.approx(0.98)
+    assert trapezoid.factor(at(-0.75)) == pytest.approx(0.99)  # halfway through the 30 min ingress
+    assert box.factor(at(-0.75)) == pytest.approx(0.98)
+    assert trapezoid.factor(at(1.01)) == box.factor(at(-1.01)) == 1.0
+
+
+def test_a_sequence_drifts_a_few_pixels_and_clouds_vary():
+    specs = sequence_specs(*FIELD, WHEN, 40, seed=3, cloud=0.3, width=300, height=200)
+    assert [spec.time for spec in specs] == [WHEN + timedelta(seconds=135 * n) for n in range(40)]
+    assert len({spec.mount for spec in specs}) == 1
+    drift = np.hypot(*np.subtract(specs[-1].drift_px, specs[0].drift_px))
+    assert 0.5 < drift < 6
+    transparency = [1 - spec.cloud for spec in specs]
+    assert min(transparency) >= 0.7 and max(transparency) - min(transparency) > 0.15
+    assert all(spec.conditions.airmass >= 1 for spec in specs)
