@@ -24,7 +24,7 @@ from panoptes_network.solve.sip import fit_tan_sip, match
 
 BIAS_ADU = 2048.0  # the Canon bias the PANOPTES pipelines use
 SATURATION_ADU = 11530.0
-DETECTION_SIGMA = 5.0
+DETECTION_SIGMA = 10.0  # the catalog goes to G ~ 10: fainter detections cost time and match nothing
 MAX_STARS = 2500  # the brightest detections kept; a full frame has a few thousand to G ~ 10
 EDGE_SUPERPIXELS = 3
 MIN_SIZE_PIXELS = 128  # 0.37 degrees: too few catalog stars to match below this
