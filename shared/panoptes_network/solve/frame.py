@@ -50,6 +50,7 @@ class Frame:
     header: fits.Header | None = None
     data: np.ndarray | None = None  # the RGGB mosaic, native byte order
     image: np.ndarray | None = None  # calibrated 2x2 super-pixels (bias and background removed), float32
+    channels: dict | None = None  # the calibrated Bayer channels by their (dx, dy) place in a 2x2 cell
     background_rms: float | None = None  # per super-pixel, ADU
     stars: np.ndarray | None = None  # STARS
     pointing: tuple[float, float] | None = None  # the mount's RA-MNT/DEC-MNT, a hint only
