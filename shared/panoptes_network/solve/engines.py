@@ -61,17 +61,17 @@ def first_fit(x, y, ra, dec, shape) -> "WCS":  # noqa: F821 - astropy's
 TETRA3_FOV_RANGE_DEG = (12.0, 18.0)
 TETRA3_DATABASE_FILE = "tetra3rs-{0:g}-{1:g}deg-v{2}.bin"
 _tetra3_lock = threading.Lock()
-_tetra3_databases: dict[Path | None, object] = {}
+_tetra3_databases: list = []  # the one database of this process, once made
 
 
 def tetra3_database(cache_dir: Path | None = None):
-    """The tetra3rs database for 12-18 degree fields: built once per process, and kept in
-    ``cache_dir`` (when given) so the next process only loads it."""
+    """The tetra3rs database for 12-18 degree fields: made once per process (loaded from
+    ``cache_dir`` when it holds one, else built, and then kept there for the next process)."""
     import tetra3rs
 
     with _tetra3_lock:
-        if cache_dir in _tetra3_databases:
-            return _tetra3_databases[cache_dir]
+        if _tetra3_databases:
+            return _tetra3_databases[0]
         low, high = TETRA3_FOV_RANGE_DEG
         path = cache_dir / TETRA3_DATABASE_FILE.format(low, high, tetra3rs.__version__) if cache_dir else None
         database = None
@@ -89,7 +89,7 @@ def tetra3_database(cache_dir: Path | None = None):
                 partial = path.with_suffix(f".{os.getpid()}.part")
                 database.save_to_file(str(partial))
                 os.replace(partial, path)
-        _tetra3_databases[cache_dir] = database
+        _tetra3_databases.append(database)
         return database
 
 
