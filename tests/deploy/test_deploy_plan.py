@@ -387,3 +387,11 @@ def test_plate_solve_runs_on_two_vcpus_one_frame_at_a_time(scripts):
     environment = deployed_env(deployed)
     assert environment["PLATE_SOLVE_TOPIC"] == "plate-solve"
     assert environment["PROCESSED_BUCKET"] == "panoptes-processed-images"
+
+
+def test_record_image_may_publish_to_plate_solve_and_its_topic_exists_first(scripts):
+    present("record-image")
+    script = scripts("record-image")
+    roles = [c.flag("role") for c in script.find("gcloud", "projects", "add-iam-policy-binding", PROJECT)]
+    assert "roles/pubsub.publisher" in roles
+    assert script.find("gcloud", "pubsub", "topics", "create", DEFAULTS.plate_solve_topic)

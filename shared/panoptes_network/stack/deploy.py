@@ -92,9 +92,11 @@ DEPLOYMENTS: dict[str, Deployment] = {
     # the image; a full frame peaks under 1 GiB.
     "plate-solve": Deployment(CLOUD_RUN, PUSH, memory="2Gi", cpu=2, concurrency=1,
                               roles=("roles/storage.objectAdmin", "roles/datastore.user")),
-    # Reads a header with range requests, writes images/observations/units.
+    # Reads a header with range requests, writes images/observations/units, publishes frames
+    # without a WCS to plate-solve.
     "record-image": Deployment(FUNCTION, TOPIC, memory="1Gi", timeout_seconds=300,
-                               roles=("roles/storage.objectViewer", "roles/datastore.user")),
+                               roles=("roles/storage.objectViewer", "roles/datastore.user",
+                                      "roles/pubsub.publisher")),
     # Resolves names from shipped catalogs (or online): touches no project resource.
     "lookup-field": Deployment(FUNCTION, HTTP, public=True, memory="512Mi"),
     # Reads header bytes; the data explorer calls it for the observation pages.
