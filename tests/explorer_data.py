@@ -18,6 +18,7 @@ POCS_UPLOADS = (
 )
 GENERATED_NIGHTS = (date(2024, 6, 9), date(2024, 6, 10))
 FRAMES_PER_SEQUENCE = 2
+FRAME_SHAPE = (96, 144)  # small simulated cut-outs: the explorer tests read headers and previews
 
 
 def generated_sequences(count: int = 4) -> list[demo.Sequence]:
@@ -39,7 +40,8 @@ def generated_sequences(count: int = 4) -> list[demo.Sequence]:
 
 def generated_frames(sequences: list[demo.Sequence]) -> list[tuple[str, bytes]]:
     with demo._offline_astropy():
-        return [demo.frame(sequence, index, 0) for sequence in sequences for index in range(sequence.frames)]
+        return [demo.frame(sequence, index, 0, FRAME_SHAPE)
+                for sequence in sequences for index in range(sequence.frames)]
 
 
 def sequence_id(sequence: demo.Sequence) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from astropy.io import fits as astropy_fits
 
-from panoptes_network.simulator import FrameSpec, Transit, camera, noise, simulate_frame
+from panoptes_network.simulator import FrameSpec, Transit, Variable, camera, noise, simulate_frame
 from panoptes_network.simulator.frame import _separation
 from panoptes_network.simulator.night import sequence_specs
 
@@ -80,7 +80,8 @@ def test_pixel_noise_is_the_noise_models(frame):
     residual = _electrons(frame) - frame.truth.expected
     chi2 = residual[~saturated] ** 2 / noise.pixel_variance(frame.truth.expected[~saturated])
     assert abs(chi2.mean() - 1) < 5 * np.sqrt(2 / chi2.size)
-    assert abs(residual[~saturated].mean()) < 5 * np.sqrt(noise.pixel_variance(frame.truth.expected[~saturated]).mean() / chi2.size)
+    mean_variance = noise.pixel_variance(frame.truth.expected[~saturated]).mean()
+    assert abs(residual[~saturated].mean()) < 5 * np.sqrt(mean_variance / chi2.size)
 
     blank = (frame.truth.expected - frame.truth.sky < 0.01) & ~saturated
     assert blank.sum() > 10_000
@@ -115,7 +116,8 @@ def test_an_injected_transit_is_in_the_truth_and_the_pixels(frame):
     drop by exactly 1%, and so does the star's light in the pixels (the noise draws are
     the same, so the difference is the signal plus a tiny change of noise scale)."""
     stars = frame.truth.stars
-    target = stars[stars["catalog"] & ~stars["saturated"]][np.argmax(stars[stars["catalog"] & ~stars["saturated"]]["electrons_g"])]
+    candidates = stars[stars["catalog"] & ~stars["saturated"]]
+    target = candidates[np.argmax(candidates["electrons_g"])]
     transit = Transit(int(target["id"]), epoch=frame.spec.mid_exposure + timedelta(days=3 * 2.5), period_days=2.5,
                       depth=0.01, duration_hours=2.0)
     dimmed = simulate_frame(replace(frame.spec, signals=(transit,)))
@@ -138,6 +140,8 @@ def test_transit_shape_box_and_trapezoid():
     assert trapezoid.factor(at(-0.75)) == pytest.approx(0.99)  # halfway through the 30 min ingress
     assert box.factor(at(-0.75)) == pytest.approx(0.98)
     assert trapezoid.factor(at(1.01)) == box.factor(at(-1.01)) == 1.0
+    variable = Variable(2, epoch, period_days=0.5, amplitude=0.03)
+    assert variable.factor(epoch + timedelta(days=10.125)) == pytest.approx(1.03)  # a quarter period after
 
 
 def test_a_sequence_drifts_a_few_pixels_and_clouds_vary():
@@ -149,3 +153,110 @@ def test_a_sequence_drifts_a_few_pixels_and_clouds_vary():
     transparency = [1 - spec.cloud for spec in specs]
     assert min(transparency) >= 0.7 and max(transparency) - min(transparency) > 0.15
     assert all(spec.conditions.airmass >= 1 for spec in specs)
+    first, last = simulate_frame(specs[0]), simulate_frame(specs[-1])
+    stars = first.truth.stars[first.truth.stars["catalog"]]
+    moved = last.truth.stars[np.isin(last.truth.stars["id"], stars["id"])]
+    shift = np.subtract(specs[-1].drift_px, specs[0].drift_px)
+    assert np.allclose(moved["x"] - stars["x"], shift[0], atol=0.01)
+    assert np.allclose(moved["y"] - stars["y"], shift[1], atol=0.01)
+
+
+def test_the_psf_widens_and_stretches_along_the_radius_toward_the_corners():
+    """One star rendered at the centre and one near a corner of a full frame: second
+    moments of the noise-free light within 6-7 px (the core), along the radius and across it."""
+    from panoptes_network.simulator.frame import _render_elliptical
+
+    image = np.zeros((camera.FULL_HEIGHT, camera.FULL_WIDTH), np.float32)
+    x, y = np.array([2603.5, 5150.0]), np.array([1737.5, 3420.0])
+    _render_elliptical(image, x, y, np.full((2, 3), 1e5), camera.FULL_WIDTH, camera.FULL_HEIGHT, 4.5)
+    spreads = []
+    for star_x, star_y in zip(x, y):
+        rows, columns = np.mgrid[int(star_y) - 6 : int(star_y) + 8, int(star_x) - 6 : int(star_x) + 8]
+        light = image[rows, columns] / image[rows, columns].sum()
+        radial = np.array([star_x - (camera.FULL_WIDTH - 1) / 2, star_y - (camera.FULL_HEIGHT - 1) / 2])
+        radial = radial / np.hypot(*radial) if np.hypot(*radial) > 1 else np.array([1.0, 0.0])
+        along = (columns - star_x) * radial[0] + (rows - star_y) * radial[1]
+        across = -(columns - star_x) * radial[1] + (rows - star_y) * radial[0]
+        spreads.append((np.sqrt((light * along**2).sum()), np.sqrt((light * across**2).sum())))
+    (centre_along, centre_across), (corner_along, corner_across) = spreads
+    assert centre_along == pytest.approx(centre_across, rel=0.02)
+    assert corner_across > 1.1 * centre_across and corner_along > 1.1 * corner_across
+
+
+def test_aperture_scatter_over_seeds_is_the_noise_models():
+    """The same field rendered with 16 seeds: each isolated star's aperture sum (all its
+    pixels within 6 px, the true sky subtracted) scatters with the variance that
+    ``aperture_noise`` predicts (photon + sky + read + scintillation): over all the stars
+    and seeds, mean(residual^2 / variance) is 1 within 5 of its standard errors. The
+    bright stars, where scintillation is over 15% of the variance, pass on their own,
+    and would fail without the scintillation term."""
+    spec = FrameSpec(ra=FIELD[0], dec=FIELD[1], time=WHEN, width=1200, height=800, seed=0, hot_pixels=False)
+    renders = [simulate_frame(replace(spec, seed=seed)) for seed in range(16)]
+    first = renders[0]
+    stars = first.truth.stars
+    height, width = first.data.shape
+    ratios, bright, bright_without_scintillation = [], [], []
+    for star in stars[~stars["saturated"] & (stars["electrons_g"] > 3000)]:
+        if not (12 < star["x"] < width - 12 and 12 < star["y"] < height - 12):
+            continue
+        near = np.hypot(stars["x"] - star["x"], stars["y"] - star["y"]) < 20
+        if np.sum(stars["electrons_g"][near]) > 1.001 * star["electrons_g"]:
+            continue  # a neighbour's light (with its own scintillation) in the aperture
+        box = (slice(int(star["y"]) - 8, int(star["y"]) + 9), slice(int(star["x"]) - 8, int(star["x"]) + 9))
+        rows, columns = np.mgrid[box]
+        aperture = np.hypot(columns - star["x"], rows - star["y"]) <= 6
+        star_light = (first.truth.expected[box] - first.truth.sky[box])[aperture].sum() / star["scintillation"]
+        model = noise.aperture_noise(star_light, aperture.sum(), first.truth.sky[box][aperture].mean(), spec.exptime,
+                                     star["airmass"], first.truth.site.elevation)
+        sums = np.array([((_electrons(frame)[box] - frame.truth.sky[box])[aperture]).sum() for frame in renders])
+        ratio = (sums - star_light) ** 2 / model.variance
+        ratios.extend(ratio)
+        if model.scintillation > 0.15 * model.variance:
+            bright.extend(ratio)
+            bright_without_scintillation.extend((sums - star_light) ** 2 / (model.variance - model.scintillation))
+    assert len(ratios) >= 16 * 20 and len(bright) >= 16 * 3
+    assert abs(np.mean(ratios) - 1) < 5 * np.sqrt(2 / len(ratios))
+    assert abs(np.mean(bright) - 1) < 5 * np.sqrt(2 / len(bright))
+    assert np.mean(bright_without_scintillation) - 1 > 4 * np.sqrt(2 / len(bright))
+
+
+def test_bad_specs_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        FrameSpec(ra=0, dec=0, time=datetime(2024, 3, 10, 12))
+    with pytest.raises(ValueError, match="cloud"):
+        FrameSpec(ra=0, dec=0, time=WHEN, cloud=1.0)
+    with pytest.raises(ValueError, match="below PAN001's horizon"):
+        simulate_frame(FrameSpec(ra=FIELD[0], dec=FIELD[1], time=WHEN + timedelta(hours=12), width=64, height=64))
+
+
+def test_stamps_off_the_frame_add_only_their_pixels_on_it():
+    from panoptes_network.simulator.frame import _accumulate, _stamp_grid
+
+    image = np.zeros((20, 30), np.float32)
+    px, py = _stamp_grid(np.array([-10.0, 28.6]), np.array([-9.0, 5.2]), 2)  # one wholly off, one half off
+    values = np.ones((2, 5, 5), np.float32)
+    _accumulate(image[:, :], px[:1], py[:1], values[:1])
+    assert not image.any()
+    _accumulate(image, px, py, values)
+    assert image.sum() == 15 and image[3:8, 27:30].sum() == 15  # columns 27-29 of 27-31 are on the frame
+
+
+def test_hot_pixels_belong_to_the_camera_and_a_cut_out_crops_them():
+    from panoptes_network.simulator.frame import hot_pixels
+
+    full, rates = hot_pixels("14d3bd", camera.FULL_WIDTH, camera.FULL_HEIGHT)
+    assert 10 <= len(full) <= 100 and np.all(rates * 120 > 300)
+    assert np.array_equal(hot_pixels("14d3bd", camera.FULL_WIDTH, camera.FULL_HEIGHT)[0], full)
+    assert not np.array_equal(hot_pixels("ee04d1", camera.FULL_WIDTH, camera.FULL_HEIGHT)[0], full)
+    cut, _ = hot_pixels("14d3bd", 2000, 1000)
+    origin = np.array([(camera.FULL_WIDTH - 2000) // 2, (camera.FULL_HEIGHT - 1000) // 2])
+    inside = np.all((full >= origin) & (full < origin + [2000, 1000]), axis=1)
+    assert np.array_equal(cut, full[inside] - origin)
+
+
+def test_a_named_host_star_is_found_for_its_transit():
+    from panoptes_network.simulator.stars import nearest_catalog_star
+
+    hd189733 = nearest_catalog_star(300.1821, 22.7097)  # HD 189733, G = 7.4
+    assert hd189733 is not None and hd189733 > 0
+    assert nearest_catalog_star(300.1821 + 0.1, 22.7097, within_arcsec=5) is None

@@ -3,7 +3,9 @@
 The order makes every crash and every redelivery harmless:
 
 1. read the ``.fits`` (remembering its generation);
-2. compress and verify the round trip pixel for pixel, in memory;
+2. compress and verify the round trip pixel for pixel, in memory; a file that cannot be
+   compressed losslessly is dead-lettered on this first attempt (the bytes decide, so a
+   retry would only fail again), the original kept;
 3. write ``PATH.fits.fz`` only if absent; if it exists, it must hold the same pixels;
 4. check the stored ``.fz`` is the bytes we verified (the bucket port checks the upload's
    CRC32C, as Cloud Storage recommends, at a tenth of MD5's cost; its size is checked here);
@@ -14,7 +16,7 @@ If the ``.fits`` is gone and the ``.fz`` is there, the job was done before: ackn
 
 from __future__ import annotations
 
-from panoptes_network import fits, runtime
+from panoptes_network import crashpoints, fits, runtime
 from panoptes_network.config import Settings
 from panoptes_network.deadletter import PermanentError
 from panoptes_network.pipeline import job_path
@@ -45,12 +47,21 @@ def compress_object(bucket_path: str, settings: Settings) -> dict:
         if raw.exists(target):
             return {**outcome, "outcome": "already compressed"}
         raise PermanentError(f"gs://{settings.raw_bucket}/{bucket_path} does not exist, nor does its .fz") from None
+    crashpoints.reached("compress-fits:read")
 
     try:
         compressed = fits.compress(data)
         fits.verify_compressed(data, compressed)
     except (fits.NotFitsError, fits.UnsupportedFitsError) as error:
         raise PermanentError(f"{bucket_path}: {error}") from None
+    except MemoryError:
+        raise  # another instance may have the memory: retry
+    except Exception as error:
+        # Compressing and verifying work on the bytes in hand, no I/O: whatever failed
+        # fails again on every redelivery, so the file gets its verdict now.
+        raise PermanentError(f"{bucket_path}: not compressed, as it could not be done losslessly; the original is "
+                             f"kept: {type(error).__name__}: {error}") from None
+    crashpoints.reached("compress-fits:compressed")
 
     try:
         stored = raw.write(target, compressed.data, if_generation_match=ONLY_IF_ABSENT, checksum="crc32c",
@@ -81,6 +92,7 @@ def compress_object(bucket_path: str, settings: Settings) -> dict:
     except PreconditionFailed:
         # A new .fits arrived under the same name; its own finalize event compresses it.
         outcome["outcome"] = "compressed; original replaced meanwhile, kept"
+    crashpoints.reached("compress-fits:deleted")
     return {
         "outcome": "compressed",
         **outcome,

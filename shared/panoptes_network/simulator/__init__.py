@@ -8,6 +8,15 @@
     frame.truth.stars   # one row per star: id, ra, dec, x, y, mag, electrons per channel, signal...
     frame.to_fits_bytes()
 
+The noise floor of a star's photometry (issue 13), for an aperture of ``n`` pixels of one
+channel and an annulus of ``m``::
+
+    row = frame.truth.stars[i]
+    light = (frame.truth.expected - frame.truth.sky)[aperture].sum() / row["scintillation"]  # or electrons_g
+    floor = aperture_noise(light, n, row["sky_g"], frame.spec.exptime, row["airmass"],
+                           frame.truth.site.elevation, background_pixels=m)
+    floor.relative      # sigma / flux for one frame; floor.photon, .sky, .read, .scintillation in e-^2
+
 Modules: ``camera`` (detector and optics), ``stars`` (catalog, colours, faint stars),
 ``atmosphere`` (extinction, sky brightness), ``observatory`` (sites, astropy geometry),
 ``signals`` (transits, variables), ``noise`` (the noise model, callable), ``frame``

@@ -105,7 +105,8 @@ def conditions(site: Site, times: Sequence[datetime], ra: float, dec: float) -> 
     fraction = (1 + np.cos(phase)) / 2
     return [Conditions(lst_deg=float(lst[i]), altitude=float(target.alt.deg[i]), airmass=float(target.secz[i]),
                        hour_angle=hour_angle(float(lst[i]), ra),
-                       moon_ra=float(moon.ra.deg[i]), moon_dec=float(moon.dec.deg[i]), moon_altitude=float(moon_local.alt.deg[i]),
+                       moon_ra=float(moon.ra.deg[i]), moon_dec=float(moon.dec.deg[i]),
+                       moon_altitude=float(moon_local.alt.deg[i]),
                        moon_separation=float(separation[i]), moon_fraction=float(fraction[i]),
                        sun_altitude=float(sun_altitude[i])) for i in range(len(moments))]
 
