@@ -27,6 +27,8 @@ class Settings:
     rgb_topic: str
     uploads_topic: str
     dead_letter_topic: str
+    plate_solve_topic: str = "plate-solve"
+    processed_bucket: str = "panoptes-processed-images"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -47,11 +49,13 @@ class Settings:
             rgb_topic=env.get("MAKE_RGB_FITS_TOPIC", "make-rgb-fits"),
             uploads_topic=env.get("RAW_UPLOADS_TOPIC", "panoptes-raw-images-uploaded"),
             dead_letter_topic=env.get("DEAD_LETTER_TOPIC", "panoptes-dead-letter"),
+            plate_solve_topic=env.get("PLATE_SOLVE_TOPIC", "plate-solve"),
+            processed_bucket=env.get("PROCESSED_BUCKET", "panoptes-processed-images"),
         )
 
     @property
     def buckets(self) -> tuple[str, ...]:
-        return (self.raw_bucket, self.rgb_bucket, self.timelapse_bucket, self.temp_bucket)
+        return (self.raw_bucket, self.rgb_bucket, self.timelapse_bucket, self.temp_bucket, self.processed_bucket)
 
 
 def settings() -> Settings:
@@ -72,6 +76,8 @@ NAME_VARIABLES = {
     "rgb_topic": "MAKE_RGB_FITS_TOPIC",
     "uploads_topic": "RAW_UPLOADS_TOPIC",
     "dead_letter_topic": "DEAD_LETTER_TOPIC",
+    "plate_solve_topic": "PLATE_SOLVE_TOPIC",
+    "processed_bucket": "PROCESSED_BUCKET",
 }
 
 

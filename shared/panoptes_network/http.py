@@ -159,6 +159,21 @@ def int_param(params: Params, name: str, *, minimum: int = 0, maximum: int = 10_
     return number
 
 
+def bool_param(params: Params, name: str) -> bool:
+    """An optional switch: true/false, 1/0, yes/no (or a JSON boolean); absent is false."""
+    value = params.get(name)
+    if value is None or value == "":
+        return False
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise HttpError(400, f"{name} must be true or false, not {text[:40]!r}")
+
+
 def serve_json(
     request: flask.Request, service: str, respond: Callable[[dict[str, Any]], Mapping[str, Any]]
 ) -> flask.Response:

@@ -16,4 +16,5 @@ def subscriptions(settings: Settings) -> list[Subscription]:
         Subscription("compress-fits", settings.compress_topic, "compress-fits"),
         Subscription("record-image", settings.record_topic, "record-image"),
         Subscription("make-rgb-fits", settings.rgb_topic, "make-rgb-fits"),
+        Subscription("plate-solve", settings.plate_solve_topic, "plate-solve"),
     ]

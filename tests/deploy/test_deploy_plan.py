@@ -197,7 +197,7 @@ def test_http_functions(scripts, service):
     assert invokers == [f"serviceAccount:{account(caller)}" for caller in deploy.DEPLOYMENTS[service].invoked_by]
 
 
-@pytest.mark.parametrize("service", ["compress-fits", "make-rgb-fits"])
+@pytest.mark.parametrize("service", ["compress-fits", "make-rgb-fits", "plate-solve"])
 def test_push_services_are_cloud_run_with_authenticated_push_subscriptions(scripts, service):
     present(service)
     script = scripts(service)
@@ -379,3 +379,20 @@ def test_every_command_and_flag_of_the_plan_exists_in_gcloud(gcloud_tree):
         for name in command.flags:
             negated = name.removeprefix("no-")
             assert f"--{name}" in known or known.get(f"--{negated}") == "bool", f"{' '.join(path)} has no --{name}"
+
+
+def test_plate_solve_runs_on_two_vcpus_one_frame_at_a_time(scripts):
+    present("plate-solve")
+    deployed = scripts("plate-solve").one("gcloud", "run", "deploy", "plate-solve")
+    assert deployed.flag("cpu") == "2" and deployed.flag("concurrency") == "1"
+    environment = deployed_env(deployed)
+    assert environment["PLATE_SOLVE_TOPIC"] == "plate-solve"
+    assert environment["PROCESSED_BUCKET"] == "panoptes-processed-images"
+
+
+def test_record_image_may_publish_to_plate_solve_and_its_topic_exists_first(scripts):
+    present("record-image")
+    script = scripts("record-image")
+    roles = [c.flag("role") for c in script.find("gcloud", "projects", "add-iam-policy-binding", PROJECT)]
+    assert "roles/pubsub.publisher" in roles
+    assert script.find("gcloud", "pubsub", "topics", "create", DEFAULTS.plate_solve_topic)

@@ -138,3 +138,38 @@ def test_cors_preflight_and_unsupported_methods(get_fits_header, backend):
     assert "Content-Type" in preflight.headers["Access-Control-Allow-Headers"]
     refused = get_fits_header.delete("/")
     assert refused.status_code == 405 and refused.get_json()["success"] is False
+
+
+def test_solved_true_merges_the_stored_plate_solution(get_fits_header, frames):
+    from astropy.wcs import WCS
+
+    from panoptes_network.pipeline.platesolve import wcs_path
+
+    current = settings()
+    solution = WCS(naxis=2)
+    solution.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    solution.wcs.crval = [303.2, 46.0]
+    solution.wcs.crpix = [350.5, 350.5]
+    solution.wcs.cd = [[0.0, 0.00286], [0.00286, 0.0]]
+    stored = astropy_fits.PrimaryHDU(header=solution.to_header())
+    runtime.bucket(current.processed_bucket, current).write(wcs_path(TINY), fits_bytes(stored))
+
+    body = get_fits_header.get("/", query_string={"bucket_path": TINY, "solved": "true"}).get_json()
+    raw = get_fits_header.get("/", query_string={"bucket_path": TINY}).get_json()
+    assert body["solved"] is True
+    assert body["header"]["CTYPE1"] == "RA---TAN" and body["header"]["CRVAL2"] == 46.0
+    assert "CTYPE1" not in raw["header"]
+    assert {key: value for key, value in body["header"].items() if key in raw["header"]} == raw["header"]
+
+    missing = get_fits_header.get("/", query_string={"bucket_path": SOLVED, "solved": "yes"})
+    assert missing.status_code == 404 and "no plate solution" in missing.get_json()["msg"]
+    bad = get_fits_header.get("/", query_string={"bucket_path": TINY, "solved": "maybe"})
+    assert bad.status_code == 400 and "solved must be true or false" in bad.get_json()["msg"]
+
+
+def fits_bytes(hdu) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    hdu.writeto(buffer)
+    return buffer.getvalue()

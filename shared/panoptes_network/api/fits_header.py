@@ -2,7 +2,9 @@
 
 Parameters: ``bucket_path`` (required), ``bucket_name`` (an allowed bucket; default the
 raw bucket), ``hdu`` (a number; default the image's HDU: the primary, or the
-compressed image of a ``.fits.fz``), ``format`` (``json``, the default, or ``cards``).
+compressed image of a ``.fits.fz``), ``format`` (``json``, the default, or ``cards``),
+``solved`` (``true``: the header merged with the WCS the plate-solve service stored for
+the frame in the processed bucket; 404 if it has none).
 
 Buckets a caller may read: ``FITS_HEADER_BUCKETS`` (comma-separated), by default the
 raw and RGB buckets (``RAW_BUCKET``, ``RGB_BUCKET``).
@@ -15,7 +17,7 @@ from typing import Any, Mapping
 
 from panoptes_network import fits, log, runtime
 from panoptes_network.config import Settings, settings as current_settings
-from panoptes_network.http import HttpError, int_param, text_param
+from panoptes_network.http import HttpError, bool_param, int_param, text_param
 from panoptes_network.ids import InvalidPathError, MAX_PATH_LENGTH, check_object_name
 from panoptes_network.ports.bucket import ObjectNotFound
 
@@ -68,6 +70,10 @@ def respond(params: Mapping[str, Any], settings: Settings | None = None) -> dict
     except fits.NotFitsError as error:
         raise HttpError(422, f"gs://{bucket_name}/{bucket_path} is not a readable FITS file: {error}. "
                              "get-fits-header reads .fits and .fits.fz files") from None
+    header = read.header
+    solved = bool_param(params, "solved")
+    if solved:
+        header = with_solution(header, bucket_path, settings)
     log.info(f"{SERVICE}: gs://{bucket_name}/{bucket_path} HDU {read.hdu_index}", service=SERVICE,
              bucket_path=bucket_path, reads=read.reads, bytes_read=read.bytes_read)
     payload: dict[str, Any] = {
@@ -76,8 +82,31 @@ def respond(params: Mapping[str, Any], settings: Settings | None = None) -> dict
         "hdu": read.hdu_index,
         "compressed": read.compressed,
     }
+    if solved:
+        payload["solved"] = True
     if output == "cards":
-        payload["cards"] = fits.header_cards(read.header)
+        payload["cards"] = fits.header_cards(header)
     else:
-        payload["header"] = fits.header_as_json(read.header)
+        payload["header"] = fits.header_as_json(header)
     return payload
+
+
+def with_solution(header, bucket_path: str, settings: Settings):
+    """The frame's header with the plate-solve service's WCS cards put in (or over) it."""
+    from panoptes_network.pipeline.platesolve import wcs_path
+
+    stored = wcs_path(bucket_path)
+    processed = runtime.bucket(settings.processed_bucket, settings)
+    try:
+        solution = fits.read_header(lambda start, end: processed.read_range(stored, start, end), 0).header
+    except ObjectNotFound:
+        raise HttpError(404, f"{bucket_path} has no plate solution (yet): gs://{settings.processed_bucket}/{stored} "
+                             "does not exist; leave out solved=true for the header as uploaded") from None
+    merged = header.copy()
+    for card in solution.cards:
+        if card.keyword not in STRUCTURAL_KEYWORDS and card.keyword:
+            merged[card.keyword] = (card.value, card.comment)
+    return merged
+
+
+STRUCTURAL_KEYWORDS = {"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "END", "COMMENT", "HISTORY"}

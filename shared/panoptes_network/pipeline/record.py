@@ -27,6 +27,8 @@ RECORDABLE_TYPES = (".fits.fz", ".fz", ".fits")
 IMAGE_STATUS = "uploaded"
 OBSERVATION_STATUS = "receiving_files"
 UNIT_STATUS = "active"
+# What the plate-solve service adds to an image document (pipeline/platesolve.py).
+SOLVE_FIELDS = ("plate_solved", "ra_image", "dec_image", "status", "solve", "wcs_path")
 _LEADING_NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
 
 
@@ -191,6 +193,9 @@ def write_documents(transaction: Transaction, path: BucketPath, image: dict, obs
     # The spatial index follows the position the stored observation will have (sky.py).
     observation_update.update(sky.index_fields({**(previous_observation or {}), **observation_update}))
 
+    if previous_image and previous_image.get("solve") and not image["plate_solved"]:
+        # Recorded again after plate-solve tried it: its answer (solved or not) stays.
+        image = {**image, **{key: previous_image.get(key) for key in SOLVE_FIELDS if key in previous_image}}
     transaction.set("images", image_id, image, merge=False)
     transaction.set("observations", sequence_id, observation_update, merge=True)
     unit_update = fill(previous_unit, unit) if previous_unit is None else {
@@ -223,6 +228,10 @@ def record_object(bucket_path: str, settings: Settings) -> dict:
     result = runtime.documents(settings).run_transaction(
         lambda transaction: write_documents(transaction, path, image, observation, unit)
     )
+    if not image["plate_solved"]:
+        # A frame without a WCS is solved by plate-solve; one with a WCS is recorded as solved.
+        result["plate_solve_message"] = runtime.topics(settings).publish(settings.plate_solve_topic,
+                                                                         {"bucket_path": bucket_path})
     return {
         "outcome": "recorded",
         "bucket_path": bucket_path,

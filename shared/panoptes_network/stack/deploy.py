@@ -87,9 +87,16 @@ DEPLOYMENTS: dict[str, Deployment] = {
     # Reads a raw frame, writes three planes to the RGB bucket (issue 4: a full frame fits 1 GiB).
     "make-rgb-fits": Deployment(CLOUD_RUN, PUSH, memory="1Gi", concurrency=1,
                                 roles=("roles/storage.objectAdmin", "roles/datastore.user")),
-    # Reads a header with range requests, writes images/observations/units.
+    # Reads a frame, solves it (tetra3rs on two cores, astrometry.net), writes its WCS to the
+    # processed bucket and its solve to images/observations. Its tetra3rs database ships in
+    # the image; a full frame peaks under 1 GiB.
+    "plate-solve": Deployment(CLOUD_RUN, PUSH, memory="2Gi", cpu=2, concurrency=1,
+                              roles=("roles/storage.objectAdmin", "roles/datastore.user")),
+    # Reads a header with range requests, writes images/observations/units, publishes frames
+    # without a WCS to plate-solve.
     "record-image": Deployment(FUNCTION, TOPIC, memory="1Gi", timeout_seconds=300,
-                               roles=("roles/storage.objectViewer", "roles/datastore.user")),
+                               roles=("roles/storage.objectViewer", "roles/datastore.user",
+                                      "roles/pubsub.publisher")),
     # Resolves names from shipped catalogs (or online): touches no project resource.
     "lookup-field": Deployment(FUNCTION, HTTP, public=True, memory="512Mi"),
     # Reads header bytes; the data explorer calls it for the observation pages.
