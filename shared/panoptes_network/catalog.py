@@ -91,17 +91,32 @@ class Footprint:
             raise ValueError(f"footprint {self.width} x {self.height} deg: sides must be between 0 and 170 deg")
 
     @property
+    def centre(self) -> tuple[float, float]:
+        return self.ra, self.dec
+
+    @property
     def radius(self) -> float:
         """Degrees from the centre to the farthest corner: a cone that holds the footprint."""
-        half_diagonal = math.hypot(self.width, self.height) / 2
-        return math.degrees(math.atan(math.radians(half_diagonal)))
+        return self._angle(math.hypot(self.width, self.height) / 2)
+
+    @staticmethod
+    def _angle(plane_degrees: float) -> float:
+        return math.degrees(math.atan(math.radians(plane_degrees)))
 
     def contains(self, ra, dec) -> np.ndarray:
+        return self.near(ra, dec, 0.0)
+
+    def near(self, ra, dec, margin: float) -> np.ndarray:
+        """Inside, or within about ``margin`` degrees of the edge (never less)."""
+        if margin:
+            # The tangent plane stretches angles by up to 1/cos^2 of the distance from the centre.
+            margin /= math.cos(math.radians(min(self.radius + margin, 89.0))) ** 2
         xi, eta, front = standard_coordinates(self.ra, self.dec, ra, dec)
         rotation = math.radians(self.rotation)
         along_height = xi * math.sin(rotation) + eta * math.cos(rotation)
         along_width = xi * math.cos(rotation) - eta * math.sin(rotation)
-        return front & (np.abs(along_width) <= self.width / 2) & (np.abs(along_height) <= self.height / 2)
+        return front & (np.abs(along_width) <= self.width / 2 + margin) & (
+            np.abs(along_height) <= self.height / 2 + margin)
 
 
 @dataclass(frozen=True)
@@ -129,16 +144,23 @@ class WCSFootprint:
         return float(np.max(separation(ra, dec, world[:, 0], world[:, 1]))) * 1.01 + 1e-6
 
     def contains(self, ra, dec) -> np.ndarray:
-        ra, dec = np.atleast_1d(np.asarray(ra, float)), np.atleast_1d(np.asarray(dec, float))
-        centre_ra, centre_dec = self.centre
+        return self.near(ra, dec, 0.0)
+
+    def near(self, ra, dec, margin: float) -> np.ndarray:
+        """On the image, or within about ``margin`` degrees of its edge (never less)."""
+        from astropy.wcs.utils import proj_plane_pixel_scales
         from panoptes_network.sky import separation
 
-        near = separation(centre_ra, centre_dec, ra, dec) <= min(self.radius, 89.0)
+        ra, dec = np.atleast_1d(np.asarray(ra, float)), np.atleast_1d(np.asarray(dec, float))
+        centre_ra, centre_dec = self.centre
+        close = separation(centre_ra, centre_dec, ra, dec) <= min(self.radius + margin, 89.0)
         inside = np.zeros(len(ra), bool)
-        if near.any():
-            x, y = self.wcs.all_world2pix(ra[near], dec[near], 0, quiet=True)
+        if close.any():
+            pixels = 1.5 * margin / float(np.min(proj_plane_pixel_scales(self.wcs.celestial))) if margin else 0.0
+            x, y = self.wcs.all_world2pix(ra[close], dec[close], 0, quiet=True)
             rows, columns = self.shape
-            inside[near] = (x >= -0.5) & (x < columns - 0.5) & (y >= -0.5) & (y < rows - 0.5)
+            inside[close] = ((x >= -0.5 - pixels) & (x < columns - 0.5 + pixels)
+                             & (y >= -0.5 - pixels) & (y < rows - 0.5 + pixels))
         return inside
 
 

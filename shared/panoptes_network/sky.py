@@ -69,6 +69,18 @@ def cells_of(ra: float, dec: float) -> dict[str, int]:
     }
 
 
+def cells_of_many(ra, dec) -> dict[str, np.ndarray]:
+    """:func:`cells_of` for arrays of positions (a catalog's worth at once): the finest
+    order's cells, and each coarser order's by the nested scheme's parent (a shift)."""
+    from astropy_healpix import lonlat_to_healpix
+    import astropy.units as u
+
+    finest = max(ORDERS)
+    cells = np.asarray(lonlat_to_healpix(np.asarray(ra, float) * u.deg, np.asarray(dec, float) * u.deg,
+                                         2**finest, order="nested"), dtype=np.int64)
+    return {f"order{order}": cells >> (2 * (finest - order)) for order in ORDERS}
+
+
 def index_fields(observation: Mapping[str, Any]) -> dict[str, Any]:
     """The index fields for an observation as it will be stored (``{}`` if it has no position)."""
     position = position_of(observation)

@@ -130,6 +130,9 @@ def test_query_equality_ranges_and_types(docs, observations):
     # A number range never matches a string, as in Firestore.
     assert "o4" not in ids(docs.query("observations", [("num_images", ">", 0)]))
     assert sorted(ids(docs.query("observations", [("unit_id", "in", ["PAN001", "PAN099"])]))) == ["o1", "o2"]
+    # An ``in`` of several types matches each value with its own type; 10 matches 10.0.
+    assert sorted(ids(docs.query("observations", [("num_images", "in", [3, "many", True, "3"])]))) == ["o2", "o4"]
+    assert ids(docs.query("observations", [("ra", "in", [10, "10", False])])) == ["o1"]
     assert sorted(ids(docs.query("observations", [("tags", "array_contains", "b")]))) == ["o1", "o2"]
     assert ids(docs.query("observations", [("ra", "==", None)])) == ["o3"]
 

@@ -116,7 +116,7 @@ def wait_for(url: str, timeout: float = 60) -> dict:
 def test_up_serves_every_service_and_delivers_while_drain_runs_beside_it(tmp_path, pocs):
     port = free_port()
     environment = {**os.environ, "PANOPTES_BACKEND": "local", "PANOPTES_WORKERS": "1"}
-    up = subprocess.Popen([CLI, "up", "--data-dir", str(tmp_path), "--port", str(port)], env=environment,
+    up = subprocess.Popen([CLI, "up", "--data-dir", str(tmp_path), "--port", str(port), "--no-catalog"], env=environment,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         status = wait_for(f"http://127.0.0.1:{port}/_stack/status")

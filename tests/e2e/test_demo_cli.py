@@ -21,7 +21,9 @@ def test_demo_command_records_observations_through_the_pipeline(monkeypatch, tmp
     cli._offer_demo(settings(), argparse.Namespace(no_demo_prompt=False))  # stdin is not a terminal here
     assert "panoptes-network demo" in capsys.readouterr().out
 
-    assert cli.main(["demo", "--nights", "1", "--seed", "4", "--workers", "1", "--data-dir", str(data_dir)]) == 0
+    # Small cut-outs keep the test quick; the pipeline treats them as it treats any frame.
+    assert cli.main(["demo", "--nights", "1", "--seed", "4", "--workers", "1", "--data-dir", str(data_dir),
+                     "--frame-shape", "96x144"]) == 0
     out = capsys.readouterr().out
     assert "every message delivered" in out
     documents = runtime.documents(settings())
@@ -43,3 +45,5 @@ def test_demo_takes_every_option_drain_reads():
     demo, drain = vars(parser.parse_args(["demo"])), vars(parser.parse_args(["drain"]))
     assert set(drain) - {"run"} <= set(demo)
     assert (demo["timeout"], drain["timeout"]) == (900.0, 600.0)
+    assert (demo["full_size"], demo["frame_shape"]) == (False, None)
+    assert vars(parser.parse_args(["demo", "--frame-shape", "560x840"]))["frame_shape"] == (560, 840)

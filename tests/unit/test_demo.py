@@ -1,5 +1,8 @@
-"""Demo frames look like a unit's: POCS headers, dark skies, targets above the horizon, and the
-airmass and Moon values astropy gives for that time and place."""
+"""Demo frames look like a unit's: POCS headers, dark skies, targets above the horizon, the
+airmass and Moon values astropy gives for that time and place, and the simulator's sky.
+
+Frames are rendered at a small ``SHAPE`` here (the headers and the plan do not depend on
+it), so the tests stay quick; one frame is checked at the demo's own cut-out size."""
 
 from __future__ import annotations
 
@@ -17,10 +20,13 @@ from panoptes_network import demo
 from panoptes_network.ids import parse_bucket_path
 
 
+SHAPE = (48, 72)
+
+
 @pytest.fixture(scope="module")
 def made():
     frames = {}
-    result = demo.generate(frames.__setitem__, nights=2, last_night=date(2024, 3, 10), seed=3)
+    result = demo.generate(frames.__setitem__, nights=2, last_night=date(2024, 3, 10), seed=3, shape=SHAPE)
     return result, frames
 
 
@@ -37,8 +43,8 @@ def test_frames_carry_every_pocs_keyword_and_a_valid_path(made, pocs):
         assert header["OBSERVER"] == path.unit_id and header["INSTRUME"] == path.camera_id
         assert header["IMAGEID"] == path.image_id and header["SEQID"] == path.sequence_id
         assert header["DATE-OBS"] == path.image_time.strftime("%Y-%m-%dT%H:%M:%S")
-        assert pixels.shape == demo.FRAME_SHAPE and pixels.dtype.kind in "ui"
-        assert 2000 < np.median(pixels) < 16383
+        assert pixels.shape == SHAPE and pixels.dtype == np.uint16
+        assert 2048 < np.median(pixels) < 11530
 
 
 def test_frames_are_taken_in_the_dark_on_targets_above_the_horizon(made):
@@ -60,9 +66,43 @@ def test_frames_are_taken_in_the_dark_on_targets_above_the_horizon(made):
 
 def test_same_seed_same_frames_and_no_frame_in_the_future():
     first, second = {}, {}
-    demo.generate(first.__setitem__, nights=1, last_night=date(2024, 3, 10), seed=5)
-    demo.generate(second.__setitem__, nights=1, last_night=date(2024, 3, 10), seed=5)
+    demo.generate(first.__setitem__, nights=1, last_night=date(2024, 3, 10), seed=5, shape=SHAPE)
+    demo.generate(second.__setitem__, nights=1, last_night=date(2024, 3, 10), seed=5, shape=SHAPE)
     assert first.keys() == second.keys() and all(first[key] == second[key] for key in first)
     with demo._offline_astropy():
         planned = demo.plan(1, date(2024, 3, 10), seed=5, not_after=datetime(2024, 3, 10, 12, tzinfo=timezone.utc))
     assert all(sequence.start < datetime(2024, 3, 10, 12, tzinfo=timezone.utc) for sequence in planned)
+
+
+def test_a_cut_out_shows_the_catalog_stars_where_its_wcs_puts_them(made):
+    """At the demo's own size: most frames carry their true WCS (as solved on the unit),
+    the rest none (they upload unsolved); the mount is on the target, the field's centre
+    off it; and the brightest catalog stars are bright pixels where the WCS puts them."""
+    from astropy.wcs import WCS
+
+    from panoptes_network.simulator import camera
+    from panoptes_network.simulator.stars import catalog_stars
+
+    result, frames = made
+    headers = [astropy_fits.getheader(io.BytesIO(data)) for data in frames.values()]
+    solved = [header for header in headers if "CTYPE1" in header]
+    assert 0.5 < len(solved) / len(headers) < 0.95
+
+    with demo._offline_astropy():
+        sequence = demo.plan(1, date(2024, 3, 10), seed=5)[0]
+        demo.observe(sequence)
+        path, data = demo.frame(sequence, 0, 0)
+    with astropy_fits.open(io.BytesIO(data)) as hdus:
+        header, pixels = hdus[0].header, hdus[0].data.astype(float)
+    assert pixels.shape == demo.FRAME_SHAPE
+    assert (header["RA-MNT"], header["DEC-MNT"]) == (round(sequence.target.ra, 5), round(sequence.target.dec, 5))
+    truth = demo.simulated(sequence, 0, 0).truth.wcs
+    stars = catalog_stars(*truth.wcs.crval, 2.0, 2024.2)
+    x, y = truth.all_world2pix(stars.ra, stars.dec, 0)
+    inside = (x > 10) & (x < pixels.shape[1] - 10) & (y > 10) & (y < pixels.shape[0] - 10)
+    brightest = np.argsort(stars.mag[inside])[:5]
+    background = np.median(pixels)
+    for column, row in zip(np.rint(x[inside][brightest]).astype(int), np.rint(y[inside][brightest]).astype(int)):
+        assert pixels[row - 1 : row + 2, column - 1 : column + 2].mean() > background + 20 * camera.READ_NOISE / camera.GAIN
+    if "CTYPE1" in header:
+        assert np.allclose(WCS(header).all_pix2world([[100.0, 200.0]], 0), truth.all_pix2world([[100.0, 200.0]], 0))

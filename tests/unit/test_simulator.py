@@ -149,3 +149,61 @@ def test_a_sequence_drifts_a_few_pixels_and_clouds_vary():
     transparency = [1 - spec.cloud for spec in specs]
     assert min(transparency) >= 0.7 and max(transparency) - min(transparency) > 0.15
     assert all(spec.conditions.airmass >= 1 for spec in specs)
+
+
+def test_aperture_scatter_over_seeds_is_the_noise_models():
+    """The same field rendered with 16 seeds: each isolated star's aperture sum (all its
+    pixels within 6 px, the true sky subtracted) scatters with the variance that
+    ``aperture_noise`` predicts (photon + sky + read + scintillation): over all the stars
+    and seeds, mean(residual^2 / variance) is 1 within 5 of its standard errors. The
+    bright stars, where scintillation is over 15% of the variance, pass on their own,
+    and would fail without the scintillation term."""
+    spec = FrameSpec(ra=FIELD[0], dec=FIELD[1], time=WHEN, width=1200, height=800, seed=0, hot_pixels=False)
+    renders = [simulate_frame(replace(spec, seed=seed)) for seed in range(16)]
+    first = renders[0]
+    stars = first.truth.stars
+    height, width = first.data.shape
+    ratios, bright, bright_without_scintillation = [], [], []
+    for star in stars[~stars["saturated"] & (stars["electrons_g"] > 3000)]:
+        if not (12 < star["x"] < width - 12 and 12 < star["y"] < height - 12):
+            continue
+        near = np.hypot(stars["x"] - star["x"], stars["y"] - star["y"]) < 20
+        if np.sum(stars["electrons_g"][near]) > 1.001 * star["electrons_g"]:
+            continue  # a neighbour's light (with its own scintillation) in the aperture
+        box = (slice(int(star["y"]) - 8, int(star["y"]) + 9), slice(int(star["x"]) - 8, int(star["x"]) + 9))
+        rows, columns = np.mgrid[box]
+        aperture = np.hypot(columns - star["x"], rows - star["y"]) <= 6
+        star_light = (first.truth.expected[box] - first.truth.sky[box])[aperture].sum() / star["scintillation"]
+        model = noise.aperture_noise(star_light, aperture.sum(), first.truth.sky[box][aperture].mean(), spec.exptime,
+                                     star["airmass"], first.truth.site.elevation)
+        sums = np.array([((_electrons(frame)[box] - frame.truth.sky[box])[aperture]).sum() for frame in renders])
+        ratio = (sums - star_light) ** 2 / model.variance
+        ratios.extend(ratio)
+        if model.scintillation > 0.15 * model.variance:
+            bright.extend(ratio)
+            bright_without_scintillation.extend((sums - star_light) ** 2 / (model.variance - model.scintillation))
+    assert len(ratios) >= 16 * 20 and len(bright) >= 16 * 3
+    assert abs(np.mean(ratios) - 1) < 5 * np.sqrt(2 / len(ratios))
+    assert abs(np.mean(bright) - 1) < 5 * np.sqrt(2 / len(bright))
+    assert np.mean(bright_without_scintillation) - 1 > 4 * np.sqrt(2 / len(bright))
+
+
+def test_bad_specs_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        FrameSpec(ra=0, dec=0, time=datetime(2024, 3, 10, 12))
+    with pytest.raises(ValueError, match="cloud"):
+        FrameSpec(ra=0, dec=0, time=WHEN, cloud=1.0)
+    with pytest.raises(ValueError, match="below PAN001's horizon"):
+        simulate_frame(FrameSpec(ra=FIELD[0], dec=FIELD[1], time=WHEN + timedelta(hours=12), width=64, height=64))
+
+
+def test_stamps_off_the_frame_add_only_their_pixels_on_it():
+    from panoptes_network.simulator.frame import _accumulate, _stamp_grid
+
+    image = np.zeros((20, 30), np.float32)
+    px, py = _stamp_grid(np.array([-10.0, 28.6]), np.array([-9.0, 5.2]), 2)  # one wholly off, one half off
+    values = np.ones((2, 5, 5), np.float32)
+    _accumulate(image[:, :], px[:1], py[:1], values[:1])
+    assert not image.any()
+    _accumulate(image, px, py, values)
+    assert image.sum() == 15 and image[3:8, 27:30].sum() == 15  # columns 27-29 of 27-31 are on the frame

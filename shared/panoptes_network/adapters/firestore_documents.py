@@ -96,6 +96,8 @@ class FirestoreDocuments(DocumentStore):
                  merge: bool = True) -> None:
         documents = list(documents)
         check_batch(collection, documents)
+        for doc_id, data in documents:
+            check_value(data, f"{collection}/{doc_id}")
         if not documents:
             return
         batch = self.client.batch()

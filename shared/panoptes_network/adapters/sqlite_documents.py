@@ -11,6 +11,7 @@ grows.
 from __future__ import annotations
 
 import json
+import math
 import re
 import sqlite3
 import threading
@@ -47,7 +48,14 @@ _TYPE_GUARDS = {
 }
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})  # stored as they are; checked first, as most values are
+
+
 def _encode(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
+    if type(value) is dict:
+        return {key: _encode(item) for key, item in value.items()}
     if isinstance(value, datetime):
         return {DATETIME_TAG: value.astimezone(timezone.utc).strftime(DATETIME_FORMAT)}
     if isinstance(value, GeoPoint):
@@ -57,6 +65,19 @@ def _encode(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_encode(item) for item in value]
     return value
+
+
+def _plain(data: Mapping[str, Any]) -> bool:
+    """Whether a document holds only maps, strings, finite numbers, booleans and nulls, under
+    non-empty text keys (what JSON stores as it is): the bulk path's one check."""
+    for key, value in data.items():
+        kind = type(value)
+        if kind is dict:
+            if not _plain(value):
+                return False
+        elif kind not in _PLAIN or (kind is float and not math.isfinite(value)) or type(key) is not str or not key:
+            return False
+    return True
 
 
 def _decode_object(obj: dict[str, Any]) -> Any:
@@ -72,14 +93,21 @@ def dumps(data: Mapping[str, Any]) -> str:
     return json.dumps(_encode(data), separators=(",", ":"), allow_nan=False)
 
 
+_TAGGED = json.JSONDecoder(object_hook=_decode_object)  # made once (json.loads with a hook makes one a call)
+
+
 def loads(text: str) -> dict[str, Any]:
-    return json.loads(text, object_hook=_decode_object)
+    # Most documents (a star's) hold no tagged value: decoded without a Python call per map.
+    return _TAGGED.decode(text) if '"__' in text else json.loads(text)
 
 
 def merge(existing: Mapping[str, Any] | None, update: Mapping[str, Any], deep: bool) -> dict[str, Any]:
     """Firestore's set semantics: maps merged deeply with ``merge``, Increments resolved."""
     result = dict(existing or {}) if deep else {}
     for key, value in update.items():
+        if type(value) in _PLAIN:
+            result[key] = value
+            continue
         current = (existing or {}).get(key)
         if isinstance(value, Increment):
             base = current if isinstance(current, (int, float)) and not isinstance(current, bool) else 0
@@ -127,7 +155,18 @@ class _Query:
     def add(self, field: str, op: str, value: Any) -> None:
         if op == "in":
             parts = []
+            # Numbers and strings as one ``expression IN (...)`` each, which SQLite answers
+            # from the expression index (an OR of equalities it would answer by a scan).
+            for kinds, guard in (((int, float), _TYPE_GUARDS[int]), ((str,), _TYPE_GUARDS[str])):
+                same = [item for item in value if type(item) in kinds]
+                if same:
+                    expression = self.value_expression(field, same[0])
+                    parts.append(f"(json_type(data, {_sql_literal(_json_path(field))}) {guard}"
+                                 f" AND {expression} IN ({', '.join('?' * len(same))}))")
+                    self.params.extend(same)
             for item in value:
+                if type(item) in (int, float, str):
+                    continue
                 sub = _Query()
                 sub.add(field, "==", item)
                 parts.append("(" + " AND ".join(sub.conditions) + ")")
@@ -257,8 +296,14 @@ class SQLiteDocuments(DocumentStore):
                  merge: bool = True) -> None:
         documents = list(documents)
         check_batch(collection, documents)
-        for doc_id, _ in documents:
+        rows = []
+        for doc_id, data in documents:
             self._check_id(doc_id)
+            if merge or not _plain(data):
+                check_value(data, f"{collection}/{doc_id}")
+            if not merge:  # a bulk load's documents are plain JSON: written as they are, checked in one pass
+                rows.append((doc_id, json.dumps(data, separators=(",", ":")) if _plain(data)
+                             else dumps(merge_into(None, data, deep=False))))
         with self.db.transaction() as connection:
             if merge:
                 for doc_id, data in documents:
@@ -268,8 +313,7 @@ class SQLiteDocuments(DocumentStore):
             table = self._ensure_table(connection, collection)
             connection.executemany(
                 f"INSERT INTO {table} (id, data) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
-                [(doc_id, dumps(merge_into(None, data, deep=False))) for doc_id, data in documents],
-            )
+                rows)
 
     def delete(self, collection: str, doc_id: str) -> None:
         self._check_id(doc_id)

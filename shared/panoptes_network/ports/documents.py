@@ -110,8 +110,21 @@ class DocumentStore(abc.ABC):
         self.set(collection, doc_id, {field: Increment(amount)}, merge=True)
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def check_value(value: Any, where: str = "value") -> None:
     """Refuse what one adapter could store and the other could not."""
+    if type(value) in _PLAIN:  # the common case first: typing's isinstance checks are slow
+        if type(value) is float and not math.isfinite(value):
+            raise ValueError(f"{where}: {value} is not a finite number")
+        return
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(key) is not str or not key:
+                raise ValueError(f"{where}: field names must be non-empty strings")
+            check_value(item, f"{where}.{key}")
+        return
     if value is None or isinstance(value, (bool, str, GeoPoint, Increment)):
         return
     if isinstance(value, (int, float)):
@@ -138,13 +151,12 @@ def check_value(value: Any, where: str = "value") -> None:
 
 
 def check_batch(collection: str, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-    """What :meth:`DocumentStore.set_many` refuses, the same on every adapter."""
+    """What :meth:`DocumentStore.set_many` refuses of a batch as a whole, the same on every
+    adapter (each document is then checked by :func:`check_value`, or as strictly)."""
     if len(documents) > BATCH_LIMIT:
         raise ValueError(f"a batch holds at most {BATCH_LIMIT} writes, not {len(documents)}")
     if len({doc_id for doc_id, _ in documents}) != len(documents):
         raise ValueError("a batch may write each document only once")
-    for doc_id, data in documents:
-        check_value(data, f"{collection}/{doc_id}")
 
 
 def check_filters(where: Iterable[Filter]) -> None:

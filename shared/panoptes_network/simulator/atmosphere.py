@@ -20,8 +20,10 @@ RAYLEIGH_SEA_LEVEL = np.array([0.08, 0.14, 0.27])  # r, g, b mag/airmass
 AEROSOL = 0.05  # mag/airmass
 KS_EXTINCTION_V = 0.172  # K&S's own V-band coefficient for the sky model
 DARK_SKY_V = 21.5  # mag/arcsec^2 at the zenith
-DARK_SKY_RGB = np.array([1.3, 1.0, 0.8])  # electrons relative to g, per unit V brightness
-MOONLIGHT_RGB = np.array([0.55, 1.0, 0.55])
+# Electrons in r and b relative to g, per unit V brightness: roughly the channel medians
+# of the real unsolved.fits (r and b above g), with moonlight bluer than the dark sky.
+DARK_SKY_RGB = np.array([1.4, 1.0, 1.2])
+MOONLIGHT_RGB = np.array([0.7, 1.0, 1.1])
 
 
 def extinction(elevation_m: float) -> np.ndarray:

@@ -7,9 +7,12 @@ ones the PANOPTES pipelines used (issue 12). The optics are a model, not a measu
   the sensor centre, written as SIP terms (``A_3_0 = A_1_2 = B_2_1 = B_0_3 = k``), so
   astropy's ``all_pix2world`` and ``all_world2pix`` carry it. With the default ``k`` a
   corner (3,131 px from the centre) moves by about 3 px.
-- **PSF:** an elliptical Gaussian, round at the centre (FWHM :data:`PSF_FWHM_CENTRE`
-  px, about the 5-6 px measured on the real ``unsolved.fits``), widening toward the
-  corners and elongated along the radius (the sagittal blur of a fast short lens).
+- **PSF:** an elliptical Gaussian core, round at the centre (FWHM
+  :data:`PSF_FWHM_CENTRE` px, as ``sep`` measures on the real ``unsolved.fits``),
+  widening toward the corners and elongated along the radius (the sagittal blur of a
+  fast short lens), plus a faint round halo (:data:`PSF_HALO_FRACTION` of the light,
+  :data:`PSF_HALO_SCALE` times wider) that gives bright stars the glow real ones have.
+  Faint field stars get the core alone, round, at the local mean width.
 
 Pixel coordinates are 0-based (astropy's ``*_pix2world(..., 0)``), x along a row, y down
 the rows; a cut-out is the centred crop of the full sensor, so its optics are those of
@@ -34,9 +37,11 @@ F_NUMBER = 1.4
 APERTURE_DIAMETER_M = FOCAL_LENGTH_MM / F_NUMBER / 1000  # 60.7 mm, the entrance pupil
 
 DISTORTION_K = -1.0e-10  # per px^2: barrel, 3.1 px at a corner of the full frame
-PSF_FWHM_CENTRE = 5.0  # px
+PSF_FWHM_CENTRE = 4.2  # px
 PSF_WIDENING = 0.45  # the major axis's FWHM grows by this fraction at a corner
 PSF_ELONGATION = 0.25  # the major axis's excess over the minor at a corner, as a fraction
+PSF_HALO_FRACTION = 0.12
+PSF_HALO_SCALE = 2.5  # halo sigma / core major sigma
 
 SIGMA_PER_FWHM = 1 / (2 * np.sqrt(2 * np.log(2)))
 

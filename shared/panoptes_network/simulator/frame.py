@@ -38,9 +38,11 @@ from panoptes_network.simulator.stars import FAINT_LIMIT, ZERO_POINT_G, Stars, c
 HOT_PIXELS_PER_MEGAPIXEL = 2.0
 SKY_GRID = (9, 13)  # rows, columns of the coarse sky grid over a frame
 BRIGHT_STAMP_SIGMAS = 4.5  # stamp half-size for catalog stars, in PSF sigmas
-FAINT_STAMP_SIGMAS = 3.0  # and for faint field stars (their light beyond is under the noise)
+FAINT_STAMP_SIGMAS = 2.5  # and for faint field stars (their light beyond is under the noise)
 STAMP_BATCH = 4000
 TILE = 400  # px: stars are rendered a tile at a time
+NOISE_BAND_ROWS = 64
+NOISE_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,8 @@ class FrameSpec:
     def __post_init__(self):
         if self.time.tzinfo is None:
             raise ValueError("FrameSpec.time must be timezone-aware (UTC)")
-        if not (0 < self.width <= camera.FULL_WIDTH and 0 < self.height <= camera.FULL_HEIGHT):
-            raise ValueError(f"a frame is at most {camera.FULL_WIDTH} x {camera.FULL_HEIGHT} px")
+        if not (8 <= self.width <= camera.FULL_WIDTH and 8 <= self.height <= camera.FULL_HEIGHT):
+            raise ValueError(f"a frame is 8 x 8 to {camera.FULL_WIDTH} x {camera.FULL_HEIGHT} px")
         if not 0 <= self.cloud < 1:
             raise ValueError("cloud is the fraction of light lost: 0 <= cloud < 1")
         if self.exptime <= 0:
@@ -97,7 +99,9 @@ class Truth:
 
     wcs: Any  # astropy.wcs.WCS, TAN-SIP, 0-based pixels
     stars: Any  # astropy Table, one row per star on the frame (see ``STAR_COLUMNS``)
-    expected: np.ndarray  # (height, width) float32: each pixel's expected electrons (sky + stars + hot)
+    # (height, width) float32: each pixel's expected electrons (sky + stars + hot pixels),
+    # the mean of the noise draw: stars at their drawn scintillation (the ``scintillation`` column).
+    expected: np.ndarray
     sky: np.ndarray  # (height, width) float32: the sky's share of ``expected``
     hot_pixels: np.ndarray  # (n, 2) int: x, y of hot pixels on this frame
     transparency: float
@@ -110,16 +114,17 @@ class Truth:
 
 
 STAR_COLUMNS = {
-    "id": "Gaia DR3 source id (negative: a faint field star below the catalog)",
+    "id": "Gaia DR3 source id; -HIP for a Hipparcos-only star; <= -1e10 a faint field star",
     "ra": "deg, ICRS, at the frame's epoch", "dec": "deg",
     "x": "px, 0-based column (astropy origin 0)", "y": "px, 0-based row",
     "mag": "Gaia G", "bp_rp": "drawn Gaia BP-RP colour", "airmass": "at the star",
     "electrons_r": "expected e- in the star's r pixels (extinction, cloud, signal; no scintillation)",
     "electrons_g": "same, both g pixels of each 2x2", "electrons_b": "same, b pixels",
     "signal": "injected flux factor (transits, variables) at mid-exposure",
-    "scintillation": "the flux factor drawn for scintillation (1 + sigma_s N(0,1))",
+    "scintillation": "the flux factor drawn for scintillation (lognormal, mean 1, see noise)",
     "peak_electrons": "expected electrons in the star's brightest pixel (star only)",
     "saturated": "star + sky in its brightest pixel reaches saturation",
+    "sky_r": "expected sky e-/px in r pixels at the star", "sky_g": "same, g pixels", "sky_b": "same, b pixels",
     "catalog": "from the bundled catalog (False: a faint field star)",
 }
 
@@ -173,15 +178,17 @@ def hot_pixels(camera_id: str, width: int, height: int) -> tuple[np.ndarray, np.
     return np.stack([xs[inside], ys[inside]], axis=1), rates[inside]
 
 
-def _bilinear_weights(points: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """(len(points), len(grid)) weights that interpolate linearly between grid nodes."""
-    index = np.clip(np.searchsorted(grid, points, side="right") - 1, 0, len(grid) - 2)
-    t = (points - grid[index]) / (grid[index + 1] - grid[index])
-    weights = np.zeros((len(points), len(grid)), np.float32)
-    rows = np.arange(len(points))
-    weights[rows, index] = 1 - t
-    weights[rows, index + 1] = t
-    return weights
+def _interpolate_rows_into(out: np.ndarray, lines: np.ndarray, grid_y: np.ndarray, rows: np.ndarray) -> None:
+    """Write ``lines`` (full rows at the heights ``grid_y``) interpolated linearly to
+    ``rows`` into ``out``, one grid interval at a time, with no temporaries the size of
+    ``out`` (and no BLAS: its threads spin on a busy machine)."""
+    interval = np.clip(np.searchsorted(grid_y, rows, side="right") - 1, 0, len(grid_y) - 2)
+    for k in np.unique(interval):
+        chosen = np.flatnonzero(interval == k)
+        block = slice(chosen[0], chosen[-1] + 1)  # rows are sorted, so an interval's rows are contiguous
+        t = ((rows[block] - grid_y[k]) / (grid_y[k + 1] - grid_y[k])).astype(np.float32)[:, None]
+        np.multiply(t, lines[k + 1] - lines[k], out=out[block])
+        out[block] += lines[k]
 
 
 def _sky(spec: FrameSpec, wcs, site: Site, sky_conditions: Conditions, altitude_correction: float,
@@ -199,13 +206,24 @@ def _sky(spec: FrameSpec, wcs, site: Site, sky_conditions: Conditions, altitude_
     per_pixel = ZERO_POINT_G * spec.exptime * camera.PIXEL_SCALE_ARCSEC**2 / 34.08e9
     grids = [per_pixel * (dark * atmosphere.DARK_SKY_RGB[c] + moon * atmosphere.MOONLIGHT_RGB[c]) for c in range(3)]
     sky = np.empty((spec.height, spec.width), np.float32)
+    columns = np.arange(spec.width, dtype=float)
     for row_parity in (0, 1):
-        wy = _bilinear_weights(np.arange(row_parity, spec.height, 2, dtype=float), gy)
+        # Each grid row interpolated along a whole sensor row, each pixel in its own colour.
+        lines = np.empty((len(gy), spec.width), np.float32)
         for column_parity in (0, 1):
             channel = camera.CHANNEL_OF[row_parity, column_parity]
-            wx = _bilinear_weights(np.arange(column_parity, spec.width, 2, dtype=float), gx)
-            sky[row_parity::2, column_parity::2] = wy @ (grids[channel].astype(np.float32) @ wx.T)
+            for k in range(len(gy)):
+                lines[k, column_parity::2] = np.interp(columns[column_parity::2], gx, grids[channel][k])
+        _interpolate_rows_into(sky[row_parity::2], lines, gy, np.arange(row_parity, spec.height, 2, dtype=float))
     return sky
+
+
+def _sky_at(sky: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(n, 3): the sky of the r, g and b pixels of the 2x2 Bayer cell under each star."""
+    height, width = sky.shape
+    row = np.clip(np.floor(np.asarray(y) / 2).astype(int) * 2, 0, (height - 2) // 2 * 2)
+    column = np.clip(np.floor(np.asarray(x) / 2).astype(int) * 2, 0, (width - 2) // 2 * 2)
+    return np.stack([sky[row, column], sky[row, column + 1], sky[row + 1, column + 1]], axis=1).astype(float)
 
 
 def _separation(ra1, dec1, ra2, dec2):
@@ -230,11 +248,15 @@ def _accumulate(image: np.ndarray, px: np.ndarray, py: np.ndarray, values: np.nd
     off = ((px < 0) | (px >= width))[:, None, :] | ((py < 0) | (py >= height))[:, :, None]
     if off.any():
         values = np.where(off, np.float32(0), values)
-    rows, columns = np.clip(py, 0, height - 1), np.clip(px, 0, width - 1)
-    top, left = int(rows.min()), int(columns.min())
-    box_height, box_width = int(rows.max()) + 1 - top, int(columns.max()) + 1 - left
-    local = ((rows - top) * box_width).astype(np.int32)[:, :, None] + (columns - left).astype(np.int32)[:, None, :]
-    box = np.bincount(local.ravel(), values.ravel().astype(np.float64), minlength=box_height * box_width)
+    top, left = max(int(py[:, 0].min()), 0), max(int(px[:, 0].min()), 0)
+    bottom, right = min(int(py[:, -1].max()), height - 1), min(int(px[:, -1].max()), width - 1)
+    box_height, box_width = bottom + 1 - top, right + 1 - left
+    if box_height <= 0 or box_width <= 0:
+        return  # every stamp of the batch is off the frame
+    rows = (np.clip(py, top, bottom) - top).astype(np.intp) * box_width
+    columns = np.clip(px, left, right) - left
+    local = rows[:, :, None] + columns[:, None, :]
+    box = np.bincount(local.ravel(), values.ravel(), minlength=box_height * box_width)
     image[top : top + box_height, left : left + box_width] += box.reshape(box_height, box_width).astype(np.float32)
 
 
@@ -268,7 +290,8 @@ def _render_elliptical(image: np.ndarray, x, y, channel_electrons: np.ndarray, w
     if count == 0:
         return fractions, peaks
     major, minor, angle = camera.psf_shape(x, y, width, height)
-    for radius, part in _stamp_batches(x, y, major, stamp_sigmas):
+    halo_sigma = camera.PSF_HALO_SCALE * major
+    for radius, part in _stamp_batches(x, y, np.maximum(stamp_sigmas * major, 3 * halo_sigma), 1.0):
         px, py = _stamp_grid(x[part], y[part], radius)
         dx = (px - x[part, None]).astype(np.float32)[:, None, :]
         dy = (py - y[part, None]).astype(np.float32)[:, :, None]
@@ -278,7 +301,9 @@ def _render_elliptical(image: np.ndarray, x, y, channel_electrons: np.ndarray, w
         qc = (sin**2 * inv_a + cos**2 * inv_b).astype(np.float32)[:, None, None]
         qb = (2 * sin * cos * (inv_a - inv_b)).astype(np.float32)[:, None, None]
         psf = np.exp(-(qa * dx * dx + qb * dx * dy + qc * dy * dy))  # (n, rows, columns)
-        psf /= psf.sum(axis=(1, 2), keepdims=True)
+        psf *= (1 - camera.PSF_HALO_FRACTION) / psf.sum(axis=(1, 2), keepdims=True)
+        halo = np.exp(-(dx * dx + dy * dy) * (0.5 / halo_sigma[part] ** 2).astype(np.float32)[:, None, None])
+        psf += halo * (camera.PSF_HALO_FRACTION / halo.sum(axis=(1, 2), keepdims=True))
         even_row, even_column = _colour_planes(px, py)
         red = even_row[:, :, None] & even_column[:, None, :]
         blue = ~even_row[:, :, None] & ~even_column[:, None, :]
@@ -335,15 +360,17 @@ def simulate_frame(spec: FrameSpec) -> SimulatedFrame:
     site = spec.site or site_for(spec.unit_id)
     mount = mount_position(spec)
     frame_conditions = spec.conditions or conditions(site, [spec.time], *mount)[0]
+    if frame_conditions.altitude <= 0:
+        raise ValueError(f"the mount points {-frame_conditions.altitude:.0f} deg below {site.unit_id}'s horizon "
+                         f"at {spec.time.isoformat()}")
     wcs = camera.truth_wcs(spec.ra, spec.dec, spec.rotation_deg, spec.width, spec.height, spec.distortion_k,
                            spec.drift_px)
     rng = np.random.default_rng([spec.seed, 0xF4A3E])
 
-    # Stars in the footprint (a cone over the frame's corners, with room for their stamps).
-    corners_x = np.array([0, spec.width - 1, 0, spec.width - 1, (spec.width - 1) / 2])
-    corners_y = np.array([0, 0, spec.height - 1, spec.height - 1, (spec.height - 1) / 2])
-    corner_ra, corner_dec = wcs.all_pix2world(corners_x, corners_y, 0)
-    radius = float(_separation(corner_ra[:4], corner_dec[:4], corner_ra[4], corner_dec[4]).max()) + 0.1
+    # Stars in the footprint: a cone from the field's centre over its corners, with room
+    # for distortion, drift and stamps (from the geometry alone, so the frames of a
+    # sequence share the star lists cached in ``stars``).
+    radius = float(np.hypot(spec.width, spec.height)) / 2 * camera.PIXEL_SCALE_DEG * 1.01 + 0.15
     year = 2000.0 + (spec.mid_exposure - datetime(2000, 1, 1, 12, tzinfo=timezone.utc)).total_seconds() / (365.25 * 86400)
     catalog = catalog_stars(spec.ra, spec.dec, radius, year)
     faint = faint_stars(spec.ra, spec.dec, radius, spec.faint_limit)
@@ -363,7 +390,7 @@ def simulate_frame(spec: FrameSpec) -> SimulatedFrame:
     transparency = 1.0 - spec.cloud
     signal = signal_factors(spec.signals, stars.id, spec.mid_exposure)
     sigma_s = noise.scintillation(spec.exptime, star_airmass, site.elevation)
-    scintillation = 1 + sigma_s * rng.standard_normal(len(stars))
+    scintillation = noise.scintillation_factors(sigma_s, rng.standard_normal(len(stars)))
     above = ZERO_POINT_G * spec.exptime * 10 ** (-0.4 * stars.mag)
     electrons = (above[:, None] * channel_ratios(stars.bp_rp) * 10 ** (-0.4 * k[None, :] * star_airmass[:, None])
                  * (transparency * signal)[:, None])
@@ -386,14 +413,16 @@ def simulate_frame(spec: FrameSpec) -> SimulatedFrame:
         hot_xy, rates = hot_pixels(spec.camera_id, spec.width, spec.height)
         np.add.at(image, (hot_xy[:, 1], hot_xy[:, 0]), (rates * spec.exptime).astype(np.float32))
 
-    data = digitise(image, rng)
+    data = digitise(image, [spec.seed, 0xAD0])
 
     per_channel = electrons * fractions
-    saturated = (peaks + sky.max()) / camera.GAIN + camera.BIAS_ADU >= camera.SATURATION_ADU
+    sky_at_star = _sky_at(sky, x, y)
+    saturated = (peaks + sky_at_star.max(axis=1)) / camera.GAIN + camera.BIAS_ADU >= camera.SATURATION_ADU
     table = Table({"id": stars.id, "ra": stars.ra, "dec": stars.dec, "x": x, "y": y, "mag": stars.mag,
                    "bp_rp": stars.bp_rp, "airmass": star_airmass, "electrons_r": per_channel[:, 0],
                    "electrons_g": per_channel[:, 1], "electrons_b": per_channel[:, 2], "signal": signal,
                    "scintillation": scintillation, "peak_electrons": peaks, "saturated": saturated,
+                   "sky_r": sky_at_star[:, 0], "sky_g": sky_at_star[:, 1], "sky_b": sky_at_star[:, 2],
                    "catalog": is_catalog})
     for name, description in STAR_COLUMNS.items():
         table[name].description = description
@@ -406,23 +435,42 @@ def simulate_frame(spec: FrameSpec) -> SimulatedFrame:
     return SimulatedFrame(spec, data, header, truth)
 
 
-def digitise(expected_electrons: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def digitise(expected_electrons: np.ndarray, seed) -> np.ndarray:
     """Noise and the ADC, exactly as :mod:`noise` states: uint16 ADU, clipped at saturation.
 
-    In place on float32 for speed: ``lam + sqrt(lam + RN^2) z``, then ``floor(x + 0.5)``
-    (rounding) once clipped to 0..saturation."""
+    ``lam + sqrt(lam + RN^2) z``, then ``floor(x + 0.5)`` (rounding) once clipped to
+    0..saturation, in float32, a band of :data:`NOISE_BAND_ROWS` rows at a time (each
+    band's arithmetic stays in the CPU's cache) on :data:`NOISE_THREADS` threads (numpy
+    lets go of the GIL). Each band draws from its own generator, spawned from ``seed`` in
+    band order, so the frame is the same whatever the threads do."""
     expected = expected_electrons.astype(np.float32, copy=False)
-    electrons = rng.standard_normal(expected.shape, dtype=np.float32)
-    spread = expected + np.float32(camera.READ_NOISE**2)
-    np.sqrt(spread, out=spread)
-    electrons *= spread
-    del spread
-    electrons += expected
-    if float(expected.min()) < noise.POISSON_GAUSSIAN_ABOVE:
-        low = expected < noise.POISSON_GAUSSIAN_ABOVE
-        lam = expected[low]
-        electrons[low] = rng.poisson(lam) + camera.READ_NOISE * rng.standard_normal(lam.shape, dtype=np.float32)
-    electrons *= np.float32(1 / camera.GAIN)
-    electrons += np.float32(camera.BIAS_ADU + 0.5)
-    np.clip(electrons, 0, camera.SATURATION_ADU, out=electrons)
-    return electrons.astype(np.uint16)
+    height = expected.shape[0]
+    bands = [slice(start, min(start + NOISE_BAND_ROWS, height)) for start in range(0, height, NOISE_BAND_ROWS)]
+    generators = [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(len(bands))]
+    data = np.empty(expected.shape, np.uint16)
+
+    def band(index: int) -> None:
+        rows, rng = bands[index], generators[index]
+        lam = expected[rows]
+        electrons = rng.standard_normal(lam.shape, dtype=np.float32)
+        spread = lam + np.float32(camera.READ_NOISE**2)
+        np.sqrt(spread, out=spread)
+        electrons *= spread
+        electrons += lam
+        low = lam < noise.POISSON_GAUSSIAN_ABOVE
+        if low.any():
+            small = lam[low]
+            electrons[low] = rng.poisson(small) + camera.READ_NOISE * rng.standard_normal(small.shape, dtype=np.float32)
+        electrons *= np.float32(1 / camera.GAIN)
+        electrons += np.float32(camera.BIAS_ADU + 0.5)
+        np.clip(electrons, 0, camera.SATURATION_ADU, out=electrons)
+        data[rows] = electrons
+
+    if len(bands) == 1:
+        band(0)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(NOISE_THREADS) as pool:
+            list(pool.map(band, range(len(bands))))
+    return data

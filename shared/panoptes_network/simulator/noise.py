@@ -12,10 +12,12 @@ The first line is Poisson's mean and variance with a Gaussian's shape (its skewn
 pixels costs seconds). Rounding adds ``GAIN**2 / 12`` e-^2. So, unsaturated, a pixel's
 variance is :func:`pixel_variance` ``= lam + READ_NOISE**2 + GAIN**2 / 12`` (e-^2).
 
-**Per star**, the flux is multiplied by ``1 + sigma_s * N(0, 1)``, one draw per star per
-frame, independent between stars (they are far beyond the isoplanatic angle) and the
-same in r, g and b. ``sigma_s`` is Young's (1967) scintillation formula as Dravins et
-al. (1998) write it::
+**Per star**, the flux is multiplied by ``exp(s z - s^2 / 2)``, ``z = N(0, 1)``: one draw
+per star per frame, independent between stars (they are far beyond the isoplanatic
+angle), the same in r, g and b. It has mean 1 and variance ``exp(s^2) - 1`` (= ``s^2``
+to 1 part in 10^5 at these ``s``; the lognormal keeps a star's flux positive at any
+airmass), with ``s`` = ``sigma_s`` from Young's (1967) scintillation formula as Dravins
+et al. (1998) write it::
 
     sigma_s = 0.09 * D_cm**(-2/3) * airmass**1.75 * exp(-elevation / 8000 m) / sqrt(2 * exptime)
 
@@ -27,7 +29,7 @@ with ``D`` the entrance pupil, 85 mm / 1.4 = 60.7 mm.
     F                                  photon
     + n s                              sky
     + n (READ_NOISE**2 + GAIN**2/12)   read (and digitisation)
-    + (sigma_s F)**2                   scintillation
+    + (exp(sigma_s**2) - 1) F**2       scintillation (~ (sigma_s F)**2)
     + n**2 / m (s + READ_NOISE**2 + GAIN**2/12)   the background's error, if it is the
                                        mean of m annulus pixels (m=None: known exactly)
 
@@ -60,6 +62,12 @@ def scintillation(exptime, airmass, elevation_m, diameter_m: float = APERTURE_DI
     diameter_cm = diameter_m * 100
     return (YOUNG_COEFFICIENT * diameter_cm ** (-2 / 3) * np.asarray(airmass, float) ** 1.75
             * np.exp(-np.asarray(elevation_m, float) / SCALE_HEIGHT_M) / np.sqrt(2 * np.asarray(exptime, float)))
+
+
+def scintillation_factors(sigma, z):
+    """The flux factors for scintillation ``sigma`` (fractional rms) and standard normal ``z``."""
+    sigma = np.asarray(sigma, float)
+    return np.exp(sigma * np.asarray(z, float) - sigma**2 / 2)
 
 
 @dataclass(frozen=True)
@@ -96,5 +104,5 @@ def aperture_noise(star_electrons, aperture_pixels, sky_electrons_per_pixel, exp
     per_pixel_read = READ_NOISE**2 + DIGITISATION_VARIANCE
     background = 0.0 * n if background_pixels is None else n**2 / np.asarray(background_pixels, float) * (sky + per_pixel_read)
     sigma_s = scintillation(exptime, airmass, elevation_m, diameter_m)
-    return ApertureNoise(photon=flux, sky=n * sky, read=n * per_pixel_read, scintillation=(sigma_s * flux) ** 2,
+    return ApertureNoise(photon=flux, sky=n * sky, read=n * per_pixel_read, scintillation=np.expm1(sigma_s**2) * flux**2,
                          background=background, signal=flux)

