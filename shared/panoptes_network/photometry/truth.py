@@ -94,8 +94,8 @@ def noise_floor(observation: SimulatedObservation) -> np.ndarray:
         elevation = frames[0].site[2] if frames[0].site else 0.0
         model = aperture_noise(true_e * fraction, pixels, sky, exptime, airmass, elevation, background_pixels=annulus)
         relative = np.where(good, model.relative, np.nan)
-        with np.errstate(invalid="ignore"):
-            floor[c] = np.sqrt(np.nanmean(relative**2, axis=0))
+        counted = np.isfinite(relative).sum(axis=0)
+        floor[c] = np.where(counted > 0, np.sqrt(np.nansum(relative**2, axis=0) / np.maximum(counted, 1)), np.nan)
     return floor
 
 
