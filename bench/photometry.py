@@ -111,7 +111,8 @@ def speed() -> str:
                      f"{np.median(decompress):.2f} s"])
         del frame
     body = "**One full-size frame (5208 x 3476), goal <= 1 s after decompression** (median of 3 after a warm-up):\n\n"
-    body += table(["frame", "catalog stars", "measure_frame wall", "measure_frame CPU", "anchor: decompress .fits.fz"], rows)
+    body += table(["frame", "catalog stars", "measure_frame wall", "measure_frame CPU",
+                   "anchor: decompress .fits.fz"], rows)
 
     # End to end: 100 frames on 2 processes.
     specs = sequence_specs(*HOST_FIELD, FULL_WHEN, 4, seed=21)
@@ -138,7 +139,8 @@ def speed() -> str:
     body += ("\n\n**100 full-size frames end to end on 2 processes, goal <= 3 min, peak memory < 4 GiB:**\n\n"
              + table(["step", "figure"], [
                  ["decompress + measure_frame, 100 frames, 2-process pool", f"{pool_seconds:.1f} s"],
-                 ["build_lightcurves", f"{build_seconds:.1f} s ({result.num_stars} stars, {len(result.frames_used)} frames)"],
+                 ["build_lightcurves",
+                  f"{build_seconds:.1f} s ({result.num_stars} stars, {len(result.frames_used)} frames)"],
                  ["total", f"{total:.1f} s"],
                  ["peak RSS: parent (holds 100 compressed frames and the renders before)", f"{parent:.0f} MiB"],
                  ["peak RSS: largest worker", f"{workers:.0f} MiB"],
@@ -180,7 +182,8 @@ def _precision_rows(label, observation, signals=()):
         ratio = result.rms[1, chosen] / floor[1, chosen]
         rows.append([label, f"G {low}-{high}", int(chosen.sum()), f"{np.median(floor[1, chosen]) * 1e3:.2f}",
                      f"{np.median(result.rms[1, chosen]) * 1e3:.2f}", f"{np.median(ratio):.2f}",
-                     f"{np.percentile(ratio, 90):.2f}", f"{np.median(result.plain_rms[1, chosen] / floor[1, chosen]):.2f}"])
+                     f"{np.percentile(ratio, 90):.2f}",
+                     f"{np.median(result.plain_rms[1, chosen] / floor[1, chosen]):.2f}"])
     return rows
 
 
@@ -231,7 +234,8 @@ def science(quick: bool) -> str:
              "depth within 10%, mid-time within 3 min):\n\n")
     body += table(["depth", "duration", "G", "fitted depth", "depth error", "mid-time error, min", "S/N", "goal met"],
                   transit_rows)
-    body += f"\n\nStrongest false 2-3 h box dip on {len(quiet)} stars without a signal: {worst:.1f} sigma (goal: < 5).\n"
+    body += (f"\n\nStrongest false 2-3 h box dip on {len(quiet)} stars without a signal: {worst:.1f} sigma "
+             "(goal: < 5).\n")
     body += bls(quick)
     return body
 

@@ -94,7 +94,8 @@ def test_each_channel_measures_the_light_in_its_aperture(measured, frame):
     # and the catalog star is most of that light: its own electrons over the aperture sum
     table, index = _truth_for(measured, frame)
     own = clean & (index >= 0)
-    share = np.asarray(table["electrons_g"])[index[own]] * np.asarray(table["scintillation"])[index[own]] / truth[own, 1]
+    own_electrons = np.asarray(table["electrons_g"])[index[own]] * np.asarray(table["scintillation"])[index[own]]
+    share = own_electrons / truth[own, 1]
     assert 0.85 < np.median(share) < 1.05
 
 
@@ -111,7 +112,8 @@ def test_saturated_stars_are_flagged(measured, frame):
 def test_stars_near_the_edge_and_crowded_ones_are_flagged(measured, frame):
     rows, columns = frame.data.shape
     outer = measured.annulus_px[1]
-    near = (measured.x < outer) | (measured.y < outer) | (measured.x > columns - 1 - outer) | (measured.y > rows - 1 - outer)
+    near = ((measured.x < outer) | (measured.y < outer) | (measured.x > columns - 1 - outer)
+            | (measured.y > rows - 1 - outer))
     assert near.any() and (~near).any()
     assert ((measured.flags[near, 1] & FLAG_EDGE) > 0).all()
     inside = ~near & np.isfinite(measured.flux_e[:, 1])

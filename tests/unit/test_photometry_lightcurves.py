@@ -89,7 +89,8 @@ def test_times_are_bjd_tdb_and_quality_is_per_frame():
     lightcurve = result.lightcurve(0)
     assert set(lightcurve.channels) == {"r", "g", "b"} and lightcurve.best_rms == min(
         s["rms"] for s in lightcurve.summary.values())
-    assert lightcurve.summary["g"]["ppm_30min"] == pytest.approx(lightcurve.summary["g"]["rms"] * np.sqrt(135 / 1800) * 1e6)
+    green = lightcurve.summary["g"]
+    assert green["ppm_30min"] == pytest.approx(green["rms"] * np.sqrt(135 / 1800) * 1e6)
     curve = result.rms_vs_mag("g")
     assert len(curve["mag"]) == 30 and len(curve["theory_mag"]) == len(curve["theory_rms"]) >= 5
 

@@ -136,7 +136,8 @@ class ObservationResult:
                 "theory_mag": theory_mag, "theory_rms": theory_rms}
 
 
-def build_lightcurves(measurements: list[FrameMeasurement], params: PhotometryParams | None = None) -> ObservationResult:
+def build_lightcurves(measurements: list[FrameMeasurement],
+                      params: PhotometryParams | None = None) -> ObservationResult:
     params = params or PhotometryParams()
     rejected: list[tuple[str, str]] = []
     seen: set[str] = set()
@@ -195,7 +196,8 @@ def build_lightcurves(measurements: list[FrameMeasurement], params: PhotometryPa
     flux_err = np.full_like(plain, np.nan)
     weights_all = np.zeros((3, ns, ns))
     for c in range(3):
-        flux[c], flux_err[c], weights_all[c] = _differential(plain[c], expected[c], good[c], mag, colour, ra, dec, params)
+        flux[c], flux_err[c], weights_all[c] = _differential(plain[c], expected[c], good[c], mag, colour, ra, dec,
+                                                             params)
     if params.decorrelate:
         regressors = np.column_stack([[m.airmass for m in frames], drift, [m.fwhm_px for m in frames]])
         for c in range(3):
@@ -296,7 +298,7 @@ def _differential(plain, expected, good, mag, colour, ra, dec, params: Photometr
         if usable.sum() >= 2:
             ranked = np.where(usable[None, :], metric, np.inf)
             count = min(params.comparisons, int(usable.sum()) - 1)
-            nearest = np.argpartition(ranked, count, axis=1)[:, :count] if count < ns else np.argsort(ranked, axis=1)[:, :count]
+            nearest = np.argpartition(ranked, count, axis=1)[:, :count]  # count < usable <= ns
             rows = np.repeat(np.arange(ns), count)
             chosen = nearest.ravel()
             valid = np.isfinite(ranked[rows, chosen])

@@ -264,8 +264,9 @@ class Photometry(Stage):
                 plane = work.planes[dy, dx]
                 px, py = (m.x[index] - dx) / 2, (m.y[index] - dy) / 2
                 summed, _, _ = sep.sum_circle(plane, px, py, radius / 2, subpix=0)
-                rows = np.clip(np.rint(py).astype(np.int32)[:, None] + ring_y.astype(np.int32), 0, plane.shape[0] - 1)
-                columns = np.clip(np.rint(px).astype(np.int32)[:, None] + ring_x.astype(np.int32), 0, plane.shape[1] - 1)
+                height, width = plane.shape
+                rows = np.clip(np.rint(py).astype(np.int32)[:, None] + ring_y.astype(np.int32), 0, height - 1)
+                columns = np.clip(np.rint(px).astype(np.int32)[:, None] + ring_x.astype(np.int32), 0, width - 1)
                 values = plane.ravel()[rows * np.int32(plane.shape[1]) + columns]
                 local = _sky_level(values, middle)
                 total += summed - local * plane_area
@@ -291,7 +292,8 @@ class Flags(Stage):
         m, p = work.measurement, work.params
         rows, columns = work.data.shape
         radius, outer = m.aperture_radius_px, m.annulus_px[1] + p.edge_margin_px
-        off = ~work.inside | (m.x - outer < 0) | (m.y - outer < 0) | (m.x + outer > columns - 1) | (m.y + outer > rows - 1)
+        off = (~work.inside | (m.x - outer < 0) | (m.y - outer < 0) | (m.x + outer > columns - 1)
+               | (m.y + outer > rows - 1))
         m.flags[off] |= FLAG_EDGE
         peak = _box_max(work.data, m.x, m.y, int(math.ceil(radius)))
         m.flags[peak >= SATURATION_FRACTION * SATURATION_ADU] |= FLAG_SATURATED
