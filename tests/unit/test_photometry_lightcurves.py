@@ -100,3 +100,18 @@ def test_decorrelation_takes_out_an_airmass_trend():
     fitted = build_lightcurves(_measurements(trend_star=12), PhotometryParams(decorrelate=True))
     assert plain.rms[1, 12] > 1.5 * NOISE
     assert fitted.rms[1, 12] < 1.3 * NOISE
+
+
+def test_documents_are_json_safe():
+    import json
+
+    measurements = _measurements()
+    measurements[4].flux_e[2, 1] = np.nan  # a star off one frame
+    result = build_lightcurves(measurements, PhotometryParams())
+    run = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert run["num_frames_used"] == 40 and run["num_stars"] == 30 and run["frames_rejected"] == []
+    assert run["rms_vs_mag"]["channel"] == "g" and len(run["quality"]["fwhm_px"]) == 40
+    curve = json.loads(json.dumps(result.lightcurve(2).to_dict(), allow_nan=False))
+    assert curve["picid"] == "1002" and curve["channels"]["g"]["flux"][4] is None
+    assert len(curve["time_utc"]) == len(curve["time_bjd_tdb"]) == 40
+    assert curve["summary"]["g"]["num_points"] == 39

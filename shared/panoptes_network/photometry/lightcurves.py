@@ -50,6 +50,30 @@ class StarLightcurve:
     summary: dict[str, dict[str, float]]  # r|g|b: rms, ppm_30min, num_points
     best_rms: float | None
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe (NaN as None, times as ISO text, numbers as floats and ints), in the
+        ``lightcurves`` document's shape (SCIENCE_SCHEMA.md) less the run's own fields."""
+        return {"picid": self.picid, "ra": self.ra, "dec": self.dec, "mag": self.mag,
+                "time_bjd_tdb": _floats(self.time_bjd_tdb), "time_utc": [t.isoformat() for t in self.time_utc],
+                "channels": {name: {"flux": _floats(values["flux"]), "flux_err": _floats(values["flux_err"]),
+                                    "raw_flux": _floats(values["raw_flux"]),
+                                    "flags": [int(v) for v in values["flags"]]}
+                             for name, values in self.channels.items()},
+                "summary": {name: {key: _float(value) if key != "num_points" else int(value)
+                                   for key, value in figures.items()} for name, figures in self.summary.items()},
+                "best_rms": _float(self.best_rms)}
+
+
+def _float(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _floats(values) -> list[float | None]:
+    return [_float(v) for v in np.asarray(values, float).tolist()]
+
 
 @dataclass
 class ObservationResult:
@@ -114,6 +138,19 @@ class ObservationResult:
                               mag=float(self.mag[star]), time_utc=list(self.time_utc),
                               time_bjd_tdb=self.time_bjd_tdb[:, star], channels=channels, summary=summary,
                               best_rms=min(finite) if finite else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run's figures, JSON-safe, in the ``processed_observations`` document's shape
+        (SCIENCE_SCHEMA.md) less the ids and times the service adds."""
+        return {"status": self.status, "reason": self.reason, "pipeline_version": self.pipeline_version,
+                "params": self.params.to_dict(), "frames_used": list(self.frames_used),
+                "frames_rejected": [{"image_id": image_id, "reason": reason}
+                                    for image_id, reason in self.frames_rejected],
+                "num_frames_used": len(self.frames_used), "num_stars": self.num_stars,
+                "quality": {key: [_float(v) if not isinstance(v, str) and v is not None else v for v in values]
+                            for key, values in self.quality.items()},
+                "summary": {key: _float(value) for key, value in self.summary.items()},
+                "rms_vs_mag": self.rms_vs_mag("g") if self.num_stars else None}
 
     def lightcurves(self) -> Iterator[StarLightcurve]:
         for star in range(self.num_stars):
