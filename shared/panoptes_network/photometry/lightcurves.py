@@ -347,9 +347,9 @@ def _differential(plain, expected, good, mag, colour, ra, dec, params: Photometr
             _, found = cKDTree(space[usable]).query(space, k=k)
             found = usable[np.asarray(found).reshape(ns, k)]
             mine = found == np.arange(ns)[:, None]
-            for star in range(ns):  # drop the star itself, keep the nearest `size` others
-                others = found[star][~mine[star]][:size]
-                index[star, :len(others)] = others
+            # the star itself (if it is a candidate) moved last, then the nearest `size` others kept
+            found = np.take_along_axis(found, np.argsort(mine, axis=1, kind="stable"), axis=1)[:, :k - 1]
+            index[:, :k - 1] = found if k - 1 <= size else found[:, :size]
             present = index >= 0
             weight = np.where(present, 1.0 / noise[np.maximum(index, 0)] ** 2, 0.0)
         safe = np.maximum(index, 0)
