@@ -192,3 +192,17 @@ def test_params_refuse_unknown_names_and_wrong_types():
     with pytest.raises(ValueError, match="decorrelate must be true or false"):
         PhotometryParams.from_dict({"decorrelate": "yes"})
     assert PhotometryParams.from_dict(PhotometryParams(min_frames=4).to_dict()) == PhotometryParams(min_frames=4)
+
+
+def test_star_documents_measure_as_the_catalog_rows_do(frame, stars, measured):
+    """The stars collection's documents (as ``catalog load`` writes them: J2016.0 positions,
+    proper motions, ids "<gaia id>" or "HIP n") give the same photometry as the rows."""
+    from panoptes_network.ports.documents import Document
+    from panoptes_network.stars import gaia_source
+
+    source = gaia_source(stars, "test", "the frame's stars")
+    documents = [Document(doc_id, data) for batch in source.batches(0) for doc_id, data in batch]
+    from_documents = measure_frame(frame.data, frame.header, frame.truth.wcs, documents)
+    assert list(from_documents.picid) == list(measured.picid)
+    assert np.allclose(from_documents.x, measured.x, atol=1e-3)
+    assert np.allclose(from_documents.flux_e, measured.flux_e, rtol=1e-4, equal_nan=True)

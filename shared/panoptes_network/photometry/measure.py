@@ -329,9 +329,12 @@ ORDERED_STAGES = (Calibrate, Place, Seeing, Photometry, Flags, Quality)
 
 def measure_frame(data: np.ndarray, header, wcs, stars, params: PhotometryParams | None = None, *,
                   image_id: str | None = None) -> FrameMeasurement:
-    """Forced photometry of ``stars`` (catalog rows: id, ra, dec, mag; pmra/pmdec if the
-    positions are at J2016.0) on one RGGB frame ``data`` with its POCS ``header`` and its
-    0-based ``wcs`` (None: the frame is rejected, unsolved). See the module."""
+    """Forced photometry of ``stars`` on one RGGB frame ``data`` with its POCS ``header`` and its
+    0-based ``wcs`` (None: the frame is rejected, unsolved). See the module.
+
+    ``stars``: catalog rows (``catalog.stars_in_footprint``, or a table with id, ra, dec,
+    mag, and pmra/pmdec if the positions are at J2016.0), or star documents
+    (``stars.in_footprint``: the document id is the PICID)."""
     params = params or PhotometryParams()
     data = np.asarray(data)
     if data.ndim != 2 or min(data.shape) < 16:
@@ -445,7 +448,36 @@ def picid_of(star_id: int, hip: int = 0) -> str:
     return str(star_id)
 
 
+def _year(moment: datetime) -> float:
+    return 2000.0 + (moment - datetime(2000, 1, 1, 12, tzinfo=timezone.utc)).total_seconds() / (365.25 * 86400)
+
+
+def _document_columns(documents, time_utc: datetime | None):
+    """Star documents of the ``stars`` collection (``stars.in_footprint``: id and data with
+    ra, dec, mag, pmra, pmdec, epoch), moved by their proper motions to the frame's date."""
+    def number(value, default=math.nan):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return default
+        return value if math.isfinite(value) else default
+
+    picid = np.array([str(doc.id) for doc in documents], dtype=object)
+    ra = np.array([number(doc.data.get("ra")) for doc in documents], float)
+    dec = np.array([number(doc.data.get("dec")) for doc in documents], float)
+    mag = np.array([number(doc.data.get("mag")) for doc in documents], float)
+    if time_utc is not None and len(picid):
+        pmra = np.array([number(doc.data.get("pmra"), 0.0) for doc in documents], float)
+        pmdec = np.array([number(doc.data.get("pmdec"), 0.0) for doc in documents], float)
+        years = _year(time_utc) - np.array([number(doc.data.get("epoch"), CATALOG_EPOCH) for doc in documents])
+        ra = ra + pmra * years / 3.6e6 / np.maximum(np.cos(np.radians(dec)), 1e-6)
+        dec = dec + pmdec * years / 3.6e6
+    return picid, ra, dec, mag
+
+
 def _catalog_columns(stars, time_utc: datetime | None):
+    if isinstance(stars, (list, tuple)) and (not stars or hasattr(stars[0], "data")):
+        return _document_columns(stars, time_utc)
     names = stars.dtype.names if getattr(getattr(stars, "dtype", None), "names", None) else stars.colnames
     ids = np.asarray(stars["id"]) if "id" in names else np.asarray(stars["picid"])
     hips = np.asarray(stars["hip"]) if "hip" in names else np.zeros(len(ids), int)
@@ -455,8 +487,7 @@ def _catalog_columns(stars, time_utc: datetime | None):
         picid = np.array([picid_of(i, h) for i, h in zip(ids.tolist(), hips.tolist())], dtype=object)
     ra, dec = np.asarray(stars["ra"], float).copy(), np.asarray(stars["dec"], float).copy()
     if "pmra" in names and "pmdec" in names and time_utc is not None:
-        years = 2000.0 + (time_utc - datetime(2000, 1, 1, 12, tzinfo=timezone.utc)).total_seconds() / (365.25 * 86400) \
-            - CATALOG_EPOCH
+        years = _year(time_utc) - CATALOG_EPOCH
         pmra = np.nan_to_num(np.asarray(stars["pmra"], float))
         pmdec = np.nan_to_num(np.asarray(stars["pmdec"], float))
         ra += pmra * years / 3.6e6 / np.maximum(np.cos(np.radians(dec)), 1e-6)
