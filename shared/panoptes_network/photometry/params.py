@@ -1,0 +1,64 @@
+"""The knobs of a photometry run, in one frozen dataclass.
+
+Its :meth:`PhotometryParams.to_dict` is what the run id hashes (with
+:data:`PIPELINE_VERSION`), so every field that changes a result belongs here.
+Radii are in mosaic pixels as multiples of the frame's measured FWHM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+PIPELINE_VERSION = "photometry-1"
+
+
+@dataclass(frozen=True)
+class PhotometryParams:
+    # Apertures (multiples of the measured FWHM, mosaic pixels).
+    aperture_fwhm: float = 1.5  # radius of the star's aperture
+    annulus_inner_fwhm: float = 3.0  # the local sky annulus
+    annulus_outer_fwhm: float = 5.0
+    edge_margin_px: float = 0.0  # extra room from the edge beyond the annulus before FLAG_EDGE
+    neighbour_fwhm: float = 1.5  # a brighter catalog star within aperture + this x FWHM sets FLAG_NEIGHBOUR
+    background_mesh_px: int = 32  # sep background mesh, in pixels of one Bayer channel plane
+    # Per-frame quality: a frame failing one of these is rejected with the reason.
+    max_fwhm_px: float = 12.0
+    max_wcs_offset_px: float = 2.0  # median measured centroid - WCS position of bright stars
+    max_background_adu: float = 6000.0  # above bias: twilight, the Moon in the field
+    min_stars: int = 10  # measured with no flag
+    # Per observation.
+    min_frames: int = 10
+    min_transparency: float = 0.4  # relative to the observation's clearest frames
+    max_fwhm_ratio: float = 2.0  # a frame's FWHM over the observation's median
+    comparisons: int = 25  # ensemble size per target
+    comparison_mag_scale: float = 0.75  # mag: the ensemble metric's unit in brightness
+    comparison_colour_scale: float = 0.3  # mag of -2.5 log10(b/r): its unit in colour
+    comparison_distance_scale_deg: float = 1.5  # its unit in distance
+    comparison_min_coverage: float = 0.9  # fraction of frames a comparison star must be unflagged in
+    variable_threshold: float = 2.0  # a star whose RMS exceeds this x its expected noise is no comparison
+    ensemble_iterations: int = 3
+    decorrelate: bool = False  # fit out airmass, drift and FWHM trends per star
+    outlier_sigma: float = 5.0  # points further than this from the median are flagged 16 in the summary
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> "PhotometryParams":
+        """From a message's ``params``; unknown names are an error (a typo must not run silently)."""
+        values = dict(values or {})
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"unknown photometry parameters: {', '.join(unknown)} (known: {', '.join(known)})")
+        typed = {}
+        for name, value in values.items():
+            kind = type(getattr(cls(), name))
+            if kind is bool and not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false")
+            try:
+                typed[name] = kind(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must be a {kind.__name__}, not {value!r}") from None
+        return cls(**typed)
