@@ -30,6 +30,7 @@ def _run(service: str, message: PubSubMessage, job: Job) -> dict[str, Any]:
             attributes=message.attributes,
             message_id=message.message_id,
             subscription=message.subscription,
+            permanent=True,
         )
         log.error(f"{service}: dead-lettered: {reason}", service=service, message_id=message.message_id,
                   dead_letter=doc_id, data=message.data)

@@ -60,10 +60,16 @@ def _local_storage(settings: Settings):
     return LocalStorage(settings.data_dir, on_finalize=notifier)
 
 
+def local_storage(settings: Settings | None = None):
+    """The local backend's buckets as a whole: their notification outbox, their temporary files."""
+    settings = settings or current_settings()
+    return _cached(settings, "storage", lambda: _local_storage(settings))
+
+
 def bucket(name: str, settings: Settings | None = None) -> Bucket:
     settings = settings or current_settings()
     if settings.backend == "local":
-        return _cached(settings, "storage", lambda: _local_storage(settings)).bucket(name)
+        return local_storage(settings).bucket(name)
     from panoptes_network.adapters.gcs_bucket import GCSBucket, storage_client
 
     client = _cached(settings, "storage", lambda: storage_client(settings.project))

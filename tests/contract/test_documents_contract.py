@@ -75,17 +75,47 @@ def test_transactions_serialise_read_modify_write(docs):
         transaction.set("counters", "t", {"n": current["n"] + 1})
         return current["n"] + 1
 
+    errors = []
+
     def worker():
-        for _ in range(3):
-            docs.run_transaction(add_one)
+        try:
+            for _ in range(3):
+                docs.run_transaction(add_one)
+        except Exception as error:  # a lost update must surface here, not vanish with the thread
+            errors.append(error)
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert errors == []
     assert docs.get("counters", "t")["n"] == 12
     assert docs.run_transaction(add_one) == 13
+
+
+@pytest.mark.parametrize("backend", ["gcp"], indirect=True)
+def test_a_transaction_contended_on_every_attempt_raises_and_writes_nothing(docs):
+    from google.api_core.exceptions import Aborted
+
+    from panoptes_network.adapters.firestore_documents import (
+        FirestoreDocuments,
+        TransactionContended,
+        TransactionRetry,
+    )
+
+    impatient = FirestoreDocuments(docs.client, TransactionRetry(attempts=3, first_delay=0.01, max_delay=0.02))
+    attempts = []
+
+    def always_contended(transaction):
+        attempts.append(transaction.get("counters", "lost"))
+        transaction.set("counters", "lost", {"n": 1})
+        raise Aborted("simulated: another writer won")  # what Firestore raises on contention
+
+    with pytest.raises(TransactionContended, match="after 3 attempts"):
+        impatient.run_transaction(always_contended)
+    assert attempts == [None, None, None]
+    assert docs.get("counters", "lost") is None
 
 
 def test_a_transaction_reads_several_documents_at_once_in_order(docs):

@@ -195,3 +195,14 @@ def test_configuration_comes_from_the_environment():
     assert auth.PushAuth.from_env({"PUSH_AUDIENCE": " "}) is None
     config = auth.PushAuth.from_env({"PUSH_AUDIENCE": AUDIENCE})
     assert config == auth.PushAuth(AUDIENCE, None, auth.GOOGLE_CERTS_URL)
+
+
+def test_the_scheduled_reconcile_checks_the_token_like_the_pushes(compress_fits, google_key):
+    """Cloud Scheduler calls POST /reconcile with the push identity's token (bin/deploy --schedule-reconcile)."""
+    runtime.documents().set("observations", "PAN001_14d3bd_20160909T081152", {"num_images": 3, "total_exptime": 0.0})
+    assert compress_fits.post("/reconcile").status_code == 401
+    assert runtime.documents().get("observations", "PAN001_14d3bd_20160909T081152")["num_images"] == 3
+    response = compress_fits.post("/reconcile", headers={"Authorization": "Bearer " + google_key.sign()})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json() == {"checked": 1, "gaps": {"count_mismatch": 1}, "fixed": 1, "left_for_next_run": 0}
+    assert runtime.documents().get("observations", "PAN001_14d3bd_20160909T081152")["num_images"] == 0

@@ -5,6 +5,16 @@ live beside them in ``DATA_DIR/buckets.sqlite``, which is also the lock that mak
 preconditions atomic across processes. A write lands in a temporary file first and is
 renamed into place, so no reader ever sees half an object.
 
+A bucket with a finalize hook (the raw bucket, whose notifications feed image-uploaded)
+promises what Cloud Storage does: every committed object's notification is sent at
+least once. The notification goes into an outbox row in the same SQLite transaction as
+the object's row, is sent after the commit, then crossed off; if the writer dies in
+between, :meth:`LocalStorage.send_orphaned_notifications` (``up`` and ``drain`` call it)
+sends it for the dead writer.
+
+Temporary files are named after their writer (:mod:`~panoptes_network.adapters.owners`):
+those of writers that are gone are removed when the storage is opened.
+
 Checksums are Cloud Storage's two: the CRC32C of every object, worked out as it is
 written, and its MD5, at write time where the writer asks for it (``checksum="md5"``,
 the default), else the first time :meth:`LocalBucket.md5` is asked; that reading is
@@ -18,9 +28,11 @@ so no name reaches outside the bucket's folder.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import os
+import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +41,8 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping
 from urllib.parse import quote, unquote
 
+from panoptes_network import crashpoints
+from panoptes_network.adapters import owners
 from panoptes_network.adapters.sqlite import ThreadLocalConnections
 from panoptes_network.ports.bucket import (
     ONLY_IF_ABSENT,
@@ -55,6 +69,12 @@ CREATE TABLE IF NOT EXISTS objects (
     crc32c TEXT,
     PRIMARY KEY (bucket, name)
 );
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    bucket TEXT NOT NULL,
+    object TEXT NOT NULL,  -- the ObjectInfo the notification is about, as JSON
+    owner TEXT             -- the process sending it; NULL: whoever recovers it
+);
 """
 # Data directories made before a column existed get it added (NULL: not known).
 ADDED_COLUMNS = {"crc32c": "TEXT"}
@@ -62,6 +82,10 @@ ADDED_COLUMNS = {"crc32c": "TEXT"}
 _SAFE = " -_.~+=,@()[]!$&'"
 
 FinalizeHook = Callable[[ObjectInfo], None]
+# A temporary file's name starts with its writer's name and this (never in a host name).
+OWNER_SEPARATOR = "~"
+# Temporary files named before they carried their writer: removed once this old.
+UNOWNED_TEMP_MAX_AGE_SECONDS = 3600.0
 _HASHER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="local-bucket-checksum")
 
 
@@ -75,6 +99,17 @@ def encode_part(part: str) -> str:
 
 def decode_part(part: str) -> str:
     return "" if part == "%" else unquote(part)
+
+
+def _info_to_json(info: ObjectInfo) -> str:
+    return json.dumps({**dataclasses.asdict(info), "metadata": dict(info.metadata),
+                       "updated": info.updated.isoformat() if info.updated else None})
+
+
+def _info_from_json(text: str) -> ObjectInfo:
+    fields = json.loads(text)
+    updated = fields.pop("updated")
+    return ObjectInfo(**fields, updated=datetime.fromisoformat(updated) if updated else None)
 
 
 class LocalStorage:
@@ -92,10 +127,70 @@ class LocalStorage:
                 if column not in present:
                     connection.execute(f"ALTER TABLE objects ADD COLUMN {column} {kind}")
         self._on_finalize = on_finalize
+        self.remove_abandoned_temp_files()
 
     def bucket(self, name: str) -> LocalBucket:
-        hook = self._on_finalize(name) if self._on_finalize else None
-        return LocalBucket(self, name, hook)
+        return LocalBucket(self, name, self._hook(name))
+
+    def _hook(self, bucket_name: str) -> FinalizeHook | None:
+        return self._on_finalize(bucket_name) if self._on_finalize else None
+
+    def temp_prefix(self) -> str:
+        return f"{owners.current()}{OWNER_SEPARATOR}"
+
+    def remove_abandoned_temp_files(self) -> list[str]:
+        """Remove the temporary files and folders of writers that are gone; returns their names."""
+        removed = []
+        for entry in self.tmp.iterdir():
+            owner, separator, _ = entry.name.partition(OWNER_SEPARATOR)
+            if separator and owners.Owner.parse(owner):
+                abandoned = owners.is_gone(owner)
+            else:  # from a version that did not name its writer
+                try:
+                    abandoned = time.time() - entry.lstat().st_mtime > UNOWNED_TEMP_MAX_AGE_SECONDS
+                except FileNotFoundError:
+                    continue
+            if not abandoned:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry.name)
+        return removed
+
+    def send_orphaned_notifications(self) -> int:
+        """Send the notifications whose writer died before sending them; returns how many.
+
+        They are claimed first, so two recovering processes do not both send one; a
+        recoverer that dies in turn leaves them claimed by a process that is gone.
+        """
+        orphaned = [row for row in self.db.connection().execute("SELECT * FROM outbox").fetchall()
+                    if row["owner"] is None or owners.is_gone(row["owner"])]
+        if not orphaned:  # the usual case: no write lock taken
+            return 0
+        claimed = []
+        with self.db.transaction() as connection:
+            for row in orphaned:
+                if connection.execute("UPDATE outbox SET owner = ? WHERE id = ? AND owner IS ?",
+                                      (str(owners.current()), row["id"], row["owner"])).rowcount:
+                    claimed.append(row)
+        for row in claimed:
+            self.send_notification(row["id"], self._hook(row["bucket"]), _info_from_json(row["object"]))
+        return len(claimed)
+
+    def send_notification(self, outbox_id: int, hook: FinalizeHook | None, info: ObjectInfo) -> None:
+        """Send one notification, then cross it off; if sending fails, leave it to recovery."""
+        try:
+            if hook:
+                hook(info)
+        except BaseException:
+            with self.db.transaction() as connection:  # any recoverer may send it now
+                connection.execute("UPDATE outbox SET owner = NULL WHERE id = ?", (outbox_id,))
+            raise
+        crashpoints.reached("bucket:notified")
+        with self.db.transaction() as connection:
+            connection.execute("DELETE FROM outbox WHERE id = ?", (outbox_id,))
 
 
 class LocalBucket(Bucket):
@@ -185,13 +280,14 @@ class LocalBucket(Bucket):
         if checksum not in ("md5", "crc32c"):
             raise ValueError(f"checksum must be 'md5' or 'crc32c', not {checksum!r}")
         target = self.file_path(path)
-        handle = tempfile.NamedTemporaryFile(dir=self.storage.tmp, delete=False)
+        handle = tempfile.NamedTemporaryFile(dir=self.storage.tmp, prefix=self.storage.temp_prefix(), delete=False)
         # Checksums and file writes release the GIL: hash while the bytes go to disk.
         crc32c = _HASHER.submit(crc32c_hex, data)
         md5 = _HASHER.submit(md5_hex, data) if checksum == "md5" else None
         try:
             with handle:
                 handle.write(data)
+            crashpoints.reached("bucket:temp-written")
             # Before the write lock, so that other writers need not wait for them.
             crc32c_value, md5_value = crc32c.result(), md5.result() if md5 else None
             with self.storage.db.transaction() as connection:
@@ -200,29 +296,42 @@ class LocalBucket(Bucket):
                 self._check_precondition(path, live, row, if_generation_match)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(handle.name, target)
-                generation = max(time.time_ns() // 1000, (row["generation"] + 1) if row else 0)
-                updated = datetime.now(timezone.utc).isoformat()
+                info = ObjectInfo(
+                    bucket=self.name,
+                    name=path,
+                    size=len(data),
+                    generation=max(time.time_ns() // 1000, (row["generation"] + 1) if row else 0),
+                    md5_hex=md5_value,
+                    content_type=content_type,
+                    metadata=dict(metadata or {}),
+                    updated=datetime.now(timezone.utc),
+                    crc32c_hex=crc32c_value,
+                )
                 connection.execute(
                     "INSERT OR REPLACE INTO objects (bucket, name, generation, size, md5, content_type, metadata,"
                     " updated, crc32c) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         self.name,
                         path,
-                        generation,
-                        len(data),
-                        md5_value,
-                        content_type,
-                        json.dumps(dict(metadata or {}), sort_keys=True),
-                        updated,
-                        crc32c_value,
+                        info.generation,
+                        info.size,
+                        info.md5_hex,
+                        info.content_type,
+                        json.dumps(dict(info.metadata), sort_keys=True),
+                        info.updated.isoformat(),
+                        info.crc32c_hex,
                     ),
                 )
+                outbox_id = connection.execute(  # committed with the object, or not at all
+                    "INSERT INTO outbox (bucket, object, owner) VALUES (?, ?, ?)",
+                    (self.name, _info_to_json(info), str(owners.current())),
+                ).lastrowid if self.on_finalize else None
         finally:
             if os.path.exists(handle.name):
                 os.unlink(handle.name)
-        info = self.info(path)
-        if self.on_finalize:
-            self.on_finalize(info)
+        crashpoints.reached("bucket:committed")
+        if outbox_id is not None:
+            self.storage.send_notification(outbox_id, self.on_finalize, info)
         return info
 
     @contextlib.contextmanager
@@ -231,7 +340,7 @@ class LocalBucket(Bucket):
         even if the object is replaced or deleted meanwhile (writers replace files under
         the write lock taken here)."""
         source = self.file_path(path)
-        folder = Path(tempfile.mkdtemp(dir=self.storage.tmp, prefix="local-file-"))
+        folder = Path(tempfile.mkdtemp(dir=self.storage.tmp, prefix=self.storage.temp_prefix() + "local-file-"))
         snapshot = folder / source.name
         try:
             with self.storage.db.transaction() as connection:

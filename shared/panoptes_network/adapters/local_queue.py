@@ -4,6 +4,9 @@ Publishing stores one delivery per subscription of the topic (a topic without
 subscriptions drops the message, as Pub/Sub does). Deliveries are leased before they
 are pushed, like Pub/Sub's ack deadline: a worker that dies mid-delivery loses its
 lease and another worker retries, so ``up`` and ``drain`` can run at the same time.
+A lease names the process that holds it (:mod:`~panoptes_network.adapters.owners`), so
+the lease of a process that is gone (killed, crashed) is taken back at once
+(:meth:`LocalQueue.reclaim_dead_leases`) instead of at the end of the ack deadline.
 A failed delivery is retried with exponential backoff; after ``max_attempts`` it is
 dead-lettered with the last error.
 """
@@ -12,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from panoptes_network.adapters import owners
 from panoptes_network.adapters.sqlite import ThreadLocalConnections
 from panoptes_network.messages import utc_now_iso
 from panoptes_network.ports.topics import Subscription, Topics
@@ -85,6 +88,7 @@ class Delivery:
     publish_time: str
     attempts: int
     lease_owner: str
+    last_error: str | None = None  # of the attempt before this one
 
     @classmethod
     def from_row(cls, row) -> Delivery:
@@ -98,7 +102,15 @@ class Delivery:
             publish_time=row["publish_time"],
             attempts=row["attempts"],
             lease_owner=row["lease_owner"],
+            last_error=row["last_error"],
         )
+
+
+@dataclass(frozen=True)
+class Lease:
+    owner: str
+    deliveries: int
+    owner_gone: bool
 
 
 @dataclass(frozen=True)
@@ -146,7 +158,8 @@ class LocalQueue(Topics):
 
     @staticmethod
     def new_worker_id() -> str:
-        return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        """The lease owner for this process: its pid and start time (see owners.py)."""
+        return str(owners.current())
 
     def lease(self, worker_id: str) -> Delivery | None:
         """Take the next due delivery, or None. Expired leases are due again."""
@@ -187,6 +200,32 @@ class LocalQueue(Topics):
                     (error, now + self.policy.backoff(delivery.attempts), delivery.id),
                 )
         return dead
+
+    def leases(self) -> list[Lease]:
+        """Who holds the deliveries in flight, and whether that process is gone."""
+        rows = self.db.connection().execute(
+            "SELECT lease_owner, COUNT(*) AS deliveries FROM deliveries WHERE state = 'pending'"
+            " AND lease_expires >= ? GROUP BY lease_owner ORDER BY lease_owner",
+            (time.time(),),
+        ).fetchall()
+        return [Lease(row["lease_owner"], row["deliveries"], owners.is_gone(row["lease_owner"])) for row in rows]
+
+    def reclaim_dead_leases(self) -> list[Lease]:
+        """Make the deliveries leased by processes that are gone due again, now.
+
+        The attempt they were on counts (as Pub/Sub counts a delivery that was never
+        acked), so a message that kills every worker it reaches still ends dead-lettered.
+        """
+        gone = [lease for lease in self.leases() if lease.owner_gone]
+        if gone:
+            with self.db.transaction() as connection:
+                connection.executemany(
+                    "UPDATE deliveries SET lease_owner = NULL, lease_expires = NULL, last_error = ?"
+                    " WHERE state = 'pending' AND lease_owner = ?",
+                    [(f"the delivering process ({owners.Owner.parse(lease.owner).describe()}) died",
+                      lease.owner) for lease in gone],
+                )
+        return gone
 
     def replay(self, since_iso: str = "") -> int:
         """Deliver again what was delivered (like seeking a Pub/Sub subscription back in time)."""

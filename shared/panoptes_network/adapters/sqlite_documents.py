@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
+from panoptes_network import crashpoints
 from panoptes_network.adapters.sqlite import ThreadLocalConnections
 from panoptes_network.ports.documents import (
     Document,
@@ -329,6 +330,7 @@ class SQLiteDocuments(DocumentStore):
             result = function(transaction)
             for collection, doc_id, data, merge_ in transaction.writes:
                 self._write(connection, collection, doc_id, data, merge_)
+                crashpoints.reached("documents:mid-transaction")
         return result
 
     def _compile(self, collection: str, where: Sequence[Filter], order_by: Sequence[Order]):

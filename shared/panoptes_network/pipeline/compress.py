@@ -14,7 +14,7 @@ If the ``.fits`` is gone and the ``.fz`` is there, the job was done before: ackn
 
 from __future__ import annotations
 
-from panoptes_network import fits, runtime
+from panoptes_network import crashpoints, fits, runtime
 from panoptes_network.config import Settings
 from panoptes_network.deadletter import PermanentError
 from panoptes_network.pipeline import job_path
@@ -45,12 +45,14 @@ def compress_object(bucket_path: str, settings: Settings) -> dict:
         if raw.exists(target):
             return {**outcome, "outcome": "already compressed"}
         raise PermanentError(f"gs://{settings.raw_bucket}/{bucket_path} does not exist, nor does its .fz") from None
+    crashpoints.reached("compress-fits:read")
 
     try:
         compressed = fits.compress(data)
         fits.verify_compressed(data, compressed)
     except (fits.NotFitsError, fits.UnsupportedFitsError) as error:
         raise PermanentError(f"{bucket_path}: {error}") from None
+    crashpoints.reached("compress-fits:compressed")
 
     try:
         stored = raw.write(target, compressed.data, if_generation_match=ONLY_IF_ABSENT, checksum="crc32c",
@@ -81,6 +83,7 @@ def compress_object(bucket_path: str, settings: Settings) -> dict:
     except PreconditionFailed:
         # A new .fits arrived under the same name; its own finalize event compresses it.
         outcome["outcome"] = "compressed; original replaced meanwhile, kept"
+    crashpoints.reached("compress-fits:deleted")
     return {
         "outcome": "compressed",
         **outcome,

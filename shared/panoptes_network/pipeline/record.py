@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from astropy.io import fits as astropy_fits
 
-from panoptes_network import fits, runtime, sky
+from panoptes_network import crashpoints, fits, runtime, sky
 from panoptes_network.config import Settings
 from panoptes_network.deadletter import PermanentError
 from panoptes_network.pipeline import job_path
@@ -213,6 +213,7 @@ def record_object(bucket_path: str, settings: Settings) -> dict:
     except fits.NotFitsError as error:
         raise PermanentError(f"{bucket_path}: {error}") from None
 
+    crashpoints.reached("record-image:read")
     header = read.header
     image = image_document(path, bucket_path, header)
     observation = observation_fields(path, header)

@@ -7,6 +7,8 @@
     panoptes-network status    buckets, documents, queue and dead letters at a glance
     panoptes-network ls        list a bucket
     panoptes-network emulators start Google's emulators for PANOPTES_BACKEND=gcp
+    panoptes-network redrive   publish dead-lettered messages again
+    panoptes-network reconcile find (and --fix) frames that fell between the bucket and the documents
     panoptes-network demo      generate demo frames and send them through the pipeline
     panoptes-network catalog load   fill the stars collection (the bundled Gaia catalog, or --tic FILE.csv)
 """
@@ -51,6 +53,7 @@ def _settings():
 
 
 def command_up(args) -> int:
+    from panoptes_network.stack import running
     from panoptes_network.stack.server import StackServer, print_urls
 
     settings = _settings()
@@ -67,6 +70,8 @@ def command_up(args) -> int:
 
         ensure_topology(settings, args.public_url or server.url)
         where = f"project {settings.project}" + (" on the emulators" if using_emulators() else " on Google Cloud")
+    # Recorded so that drain, status and demo find this stack without being told.
+    serving = running.record(settings, server.url, args.public_url or server.url)
     if not args.no_catalog:
         _load_catalog_once(settings)
     print(f"PANOPTES Network is up ({settings.backend} backend, {where}):", flush=True)
@@ -80,6 +85,7 @@ def command_up(args) -> int:
     except KeyboardInterrupt:
         print("\nstopping", flush=True)
     finally:
+        running.forget(settings, serving)
         server.server.server_close()
         if pool:
             pool.stop()
@@ -191,6 +197,8 @@ def command_demo(args) -> int:
     if args.nights < 1 or args.nights > 366:
         raise CommandError("--nights must be between 1 and 366")
     settings = _settings()
+    if settings.backend == "gcp" and not args.no_drain:
+        _stack_url(settings, args)  # before uploading: say now if nothing will deliver them
     _upload_demo(settings, args.nights, args.seed, args.full_size, args.frame_shape)
     if args.no_drain:
         return 0
@@ -246,7 +254,27 @@ def command_upload(args) -> int:
     if progress:
         progress.close()
         print(f"uploaded {len(plan)} files to gs://{settings.raw_bucket}")
+    _hint_when_nothing_delivers(settings)
     return 0
+
+
+def _deployed(settings) -> bool:
+    """The gcp backend on Google Cloud itself, where the deployed services take the pushes."""
+    if settings.backend != "gcp":
+        return False  # and no need to load the Google client libraries
+    from panoptes_network.stack.gcp import using_emulators
+
+    return not using_emulators()
+
+
+def _hint_when_nothing_delivers(settings) -> None:
+    from panoptes_network.stack import running
+
+    if _deployed(settings):
+        return  # the services deliver, not a stack on this machine
+    if running.find(settings) is None:
+        also = " or `panoptes-network drain`" if settings.backend == "local" else ""
+        print(f"note: no running stack delivers it yet; `panoptes-network up`{also} will", file=sys.stderr)
 
 
 def _dead_letters_since(settings, since: datetime) -> list[dict]:
@@ -278,19 +306,29 @@ def command_drain(args) -> int:
     return 0
 
 
-def _drain_gcp(settings, args) -> bool:
-    """Pub/Sub pushes to the stack's server; wait until it has nothing pending."""
-    from panoptes_network.stack.gcp import ensure_topology
-    from panoptes_network.stack.server import StackServer, fetch_status, wait_until_settled
+def _stack_url(settings, args) -> str:
+    """The running stack's address: --host/--port if given, else where `up` recorded it.
+    Never a new stack: only `up` points Pub/Sub's pushes somewhere."""
+    from panoptes_network.stack import running
+    from panoptes_network.stack.server import fetch_status
 
-    base_url = f"http://{args.host}:{args.port}"
-    if fetch_status(base_url) is None:
-        server = StackServer(settings, args.host, args.port).start_background()
-        ensure_topology(settings, server.url)
-        try:
-            return server.wait_until_idle(args.settle, args.timeout)
-        finally:
-            server.shutdown()
+    if args.port is not None or args.host is not None:
+        base_url = f"http://{args.host or DEFAULT_HOST}:{args.port or DEFAULT_PORT}"
+        if fetch_status(base_url) is None:
+            raise CommandError(f"no stack answers at {base_url}; {running.START_HINT}, "
+                               "or leave out --host/--port to use the one `up` recorded")
+        return base_url
+    found = running.find(settings)
+    if found is None:
+        raise CommandError(running.not_found_message(settings))
+    return found.url
+
+
+def _drain_gcp(settings, args) -> bool:
+    """Pub/Sub pushes to the running stack; wait until it has nothing pending."""
+    from panoptes_network.stack.server import fetch_status, wait_until_settled
+
+    base_url = _stack_url(settings, args)
     return wait_until_settled(lambda: fetch_status(base_url, timeout=30), args.settle, args.timeout)
 
 
@@ -333,6 +371,7 @@ def command_status(args) -> int:
     settings = _settings()
     print(f"backend: {settings.backend}" + (f" (data directory {settings.data_dir})" if settings.backend == "local" else
                                              f" (project {settings.project})"))
+    _print_stack(settings)
     print("buckets:")
     for name in settings.buckets:
         objects = list(runtime.bucket(name, settings).list())
@@ -345,6 +384,10 @@ def command_status(args) -> int:
         counts = runtime.topics(settings).counts()
         print(f"queue: {counts.pending} pending, {counts.in_flight} in flight, {counts.done} delivered, "
               f"{counts.dead} gave up")
+        for lease in runtime.topics(settings).leases():
+            if lease.owner_gone:
+                print(f"  {lease.deliveries} in flight held by process {lease.owner}, which is gone: "
+                      "`up` or `drain` takes them back at once")
     letters = documents.query(deadletter.COLLECTION, order_by=[("time", "desc")], limit=args.limit)
     if letters:
         print("dead letters (newest first):")
@@ -356,6 +399,30 @@ def command_status(args) -> int:
         for info in quarantined[: args.limit]:
             print(f"  gs://{settings.temp_bucket}/{info.name}: {info.metadata.get('quarantine_reason', '?')}")
     return 0
+
+
+def _print_stack(settings) -> None:
+    """Where the running stack serves and, on the gcp backend, where each push goes."""
+    from panoptes_network.stack import running
+
+    found = running.find(settings)
+    if found:
+        print(f"stack: up at {found.url} (pid {found.pid}, since {found.started})")
+    elif _deployed(settings):
+        print("stack: none on this machine (deployed, the services take the pushes)")
+    else:
+        print(f"stack: not running ({running.not_found_message(settings)})")
+    if settings.backend != "gcp":
+        return
+    from panoptes_network.stack.gcp import current_push_endpoints, push_endpoints
+
+    expected = push_endpoints(settings, found.push_url) if found else {}
+    print("push subscriptions:")
+    for name, endpoint in current_push_endpoints(settings).items():
+        print(f"  {name:28} -> {endpoint or '(no push subscription)'}")
+        if found and endpoint != expected[name]:
+            print(f"  WARNING: {name} pushes to {endpoint or 'nowhere'}, not to the running stack "
+                  f"({expected[name]}); restart `panoptes-network up` to point it back")
 
 
 def command_reindex(args) -> int:
@@ -384,6 +451,68 @@ def command_collect_dead_letters(args) -> int:
         raise CommandError(f"no dead-letter subscription to read ({error.message}); bin/deploy makes it") from None
     print(f"{moved} dead letter{'' if moved == 1 else 's'} moved from Pub/Sub into {deadletter.COLLECTION}")
     return 0
+
+
+def command_redrive(args) -> int:
+    from panoptes_network import redrive
+
+    settings = _settings()
+    try:
+        since = redrive.parse_since(args.since) if args.since else None
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    if settings.backend == "gcp":
+        _collect_held(settings)
+    outcomes = redrive.redrive(settings, service=args.service, since=since, dry_run=args.dry_run,
+                               include_permanent=args.include_permanent, deployed=_deployed(settings))
+    for outcome in outcomes:
+        print(f"{outcome.action}: [{outcome.service}] {outcome.letter_id} {outcome.detail}",
+              file=sys.stderr if outcome.action == redrive.SKIPPED else sys.stdout)
+    sent = sum(outcome.action != redrive.SKIPPED for outcome in outcomes)
+    verb = "would redrive" if args.dry_run else "redriven"
+    print(f"redrive: {sent} dead letter{'' if sent == 1 else 's'} {verb}, "
+          f"{len(outcomes) - sent} skipped")
+    if sent and not args.dry_run and settings.backend == "local":
+        print("`panoptes-network drain` (or a running `up`) delivers them")
+    return 0
+
+
+def _collect_held(settings) -> None:
+    """What Pub/Sub still holds on the deployed dead-letter subscription, into dead_letters first."""
+    from google.api_core import exceptions as google_exceptions
+
+    from panoptes_network.stack.gcp import collect_held_dead_letters
+
+    try:
+        moved = collect_held_dead_letters(settings)
+    except google_exceptions.NotFound:
+        return  # no -held subscription: the local stack records dead letters as they come
+    if moved:
+        print(f"{moved} dead letter{'' if moved == 1 else 's'} collected from Pub/Sub first")
+
+
+def command_reconcile(args) -> int:
+    from datetime import timedelta
+
+    from panoptes_network import reconcile
+
+    settings = _settings()
+    report = reconcile.reconcile(settings, fix=args.fix, min_age=timedelta(seconds=args.min_age))
+    print(f"reconcile: checked {report.checked} objects and documents")
+    for gap in report.gaps:
+        print(f"  {gap.kind:18} {gap.subject}: {gap.detail}")
+    for gap, outcome in report.fixed:
+        print(f"  fixed {gap.kind:12} {gap.subject}: {outcome}")
+    if not report.gaps:
+        print("reconcile: no gaps")
+        return 0
+    kinds = ", ".join(f"{sum(gap.kind == kind for gap in report.gaps)} {kind}"
+                      for kind in dict.fromkeys(gap.kind for gap in report.gaps))
+    print(f"reconcile: {len(report.gaps)} gap{'' if len(report.gaps) == 1 else 's'} ({kinds})"
+          + ("; fixed" if args.fix else "; `panoptes-network reconcile --fix` closes them"))
+    if args.fix and settings.backend == "local":
+        print("`panoptes-network drain` (or a running `up`) delivers the events it sent again")
+    return 0 if args.fix else 1
 
 
 def command_emulators(args) -> int:
@@ -417,8 +546,8 @@ def _draining(timeout: float) -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument("--timeout", type=float, default=timeout, help=f"give up after S seconds (default {timeout:g})")
     options.add_argument("--workers", type=int, help="delivery worker processes (default: one per core)")
-    options.add_argument("--host", default=DEFAULT_HOST, help="gcp backend: the stack's address")
-    options.add_argument("--port", type=int, default=DEFAULT_PORT, help="gcp backend: the stack's port")
+    options.add_argument("--host", help="gcp backend: the stack's address (default: where `up` recorded it)")
+    options.add_argument("--port", type=int, help="gcp backend: the stack's port (default: where `up` recorded it)")
     options.add_argument("--settle", type=float, default=1.0,
                          help="gcp backend: seconds with nothing pending that mean done (default 1)")
     return options
@@ -489,6 +618,23 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "bundled Gaia DR3 catalog)")
     catalog_load.add_argument("--again", action="store_true", help="load it again even if it was loaded")
     catalog_load.set_defaults(run=command_catalog)
+
+    redrive = commands.add_parser("redrive", parents=[common],
+                                  help="publish dead-lettered messages again, once their cause is fixed")
+    redrive.add_argument("--service", help="only the dead letters of this service (or subscription)")
+    redrive.add_argument("--since", help="only those recorded since: an ISO 8601 time or an age (90m, 2h, 1d)")
+    redrive.add_argument("--dry-run", action="store_true", help="list what would be redriven, publish nothing")
+    redrive.add_argument("--include-permanent", action="store_true",
+                         help="also what a handler refused (not FITS, bad path), e.g. after fixing the handler")
+    redrive.set_defaults(run=command_redrive)
+
+    reconcile = commands.add_parser("reconcile", parents=[common],
+                                    help="compare the raw bucket with the documents; --fix closes the gaps")
+    reconcile.add_argument("--fix", action="store_true",
+                           help="route the files again (compress, record) and recompute wrong counts")
+    reconcile.add_argument("--min-age", type=float, default=900.0,
+                           help="seconds: younger files may be in flight, not gaps (default 900)")
+    reconcile.set_defaults(run=command_reconcile)
 
     emulators = commands.add_parser("emulators", help="start the Firestore, Pub/Sub and Storage emulators")
     emulators.add_argument("--project", default="panoptes-local")

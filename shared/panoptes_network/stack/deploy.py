@@ -248,6 +248,9 @@ class Stage(Step):
 
 # --- the plan ----------------------------------------------------------------------------
 
+RECONCILE_JOB = "panoptes-reconcile"
+RECONCILER = "compress-fits"  # serves POST /reconcile: it already reads the raw bucket and writes documents
+
 @dataclass(frozen=True)
 class Target:
     project: str
@@ -257,6 +260,7 @@ class Target:
     create_buckets: bool = False
     raw_bucket_location: str | None = None  # Eventarc trigger location; the region by default
     project_number: str | None = None  # looked up when not given
+    reconcile_schedule: str | None = None  # cron: a Cloud Scheduler job calls compress-fits' /reconcile
 
     @property
     def number(self) -> str:
@@ -528,11 +532,35 @@ def service_steps(service: str, target: Target) -> list[Step]:
     return steps
 
 
+def reconcile_steps(target: Target) -> list[Step]:
+    """A Cloud Scheduler job that runs reconcile --fix (compress-fits' POST /reconcile) on a cron."""
+    url = push_url(RECONCILER, target)
+    job = ("--schedule=" + target.reconcile_schedule, f"--uri={url}/reconcile", "--http-method=POST",
+           f"--oidc-service-account-email={target.account(PUSH_INVOKER)}", f"--oidc-token-audience={url}",
+           f"--attempt-deadline={MAX_ACK_DEADLINE}s", "--time-zone=Etc/UTC")
+    return [
+        Note("deploy", f"reconcile --fix on schedule {target.reconcile_schedule!r} (UTC): Cloud Scheduler job "
+                       f"{RECONCILE_JOB} -> {url}/reconcile"),
+        Run("apis", ("gcloud", "services", "enable", "cloudscheduler.googleapis.com", *target.flags())),
+        # reconcile sends the files it finds to their topics again.
+        project_role(f"serviceAccount:{target.account(RECONCILER)}", "roles/pubsub.publisher", target),
+        Ensure("deploy",
+               ("gcloud", "scheduler", "jobs", "describe", RECONCILE_JOB, *target.flags(),
+                f"--location={target.region}"),
+               ("gcloud", "scheduler", "jobs", "create", "http", RECONCILE_JOB, *target.flags(),
+                f"--location={target.region}", *job),
+               ("gcloud", "scheduler", "jobs", "update", "http", RECONCILE_JOB, *target.flags(),
+                f"--location={target.region}", *job)),
+    ]
+
+
 def plan(services: Iterable[str], target: Target, only: set[str] | None = None) -> list[Step]:
     """The steps that deploy ``services`` in order, each once; ``only`` keeps those categories."""
     steps: list[Step] = []
     seen: set[Step] = set()
-    for step in common_steps(target) + [step for service in services for step in service_steps(service, target)]:
+    scheduled = reconcile_steps(target) if target.reconcile_schedule else []
+    for step in (common_steps(target) + [step for service in services for step in service_steps(service, target)]
+                 + scheduled):
         if step not in seen:
             seen.add(step)
             steps.append(step)
@@ -647,6 +675,9 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", action="append", choices=("apis", "iam", "pubsub", "storage", "deploy"),
                         help="run only these kinds of step (repeatable), e.g. --only pubsub to re-apply "
                              "subscription settings")
+    parser.add_argument("--schedule-reconcile", metavar="CRON",
+                        help="also run `panoptes-network reconcile --fix` on this schedule (UTC), e.g. "
+                             "'17 */6 * * *', through compress-fits (deployed now or before)")
     parser.add_argument("--stage", metavar="DIR", type=Path,
                         help="write each service's deployable source to DIR/SERVICE and stop")
     return parser
@@ -662,11 +693,14 @@ def target_from(arguments: argparse.Namespace, settings: Settings) -> Target:
         raise DeployError(f"{project!r} is not a Google Cloud project id")
     if not REGION.fullmatch(region):
         raise DeployError(f"{region!r} is not a region (like {DEFAULT_REGION})")
+    if arguments.schedule_reconcile is not None and len(arguments.schedule_reconcile.split()) != 5:
+        raise DeployError(f"--schedule-reconcile {arguments.schedule_reconcile!r} is not a cron schedule "
+                          "(five fields, e.g. '17 */6 * * *')")
     if arguments.project_number and not arguments.project_number.isdigit():
         raise DeployError(f"--project-number {arguments.project_number!r} is not a number")
     return Target(project=project, region=region, settings=settings, policy=DeliveryPolicy.from_env(),
                   create_buckets=arguments.create_buckets, raw_bucket_location=arguments.raw_bucket_location,
-                  project_number=arguments.project_number)
+                  project_number=arguments.project_number, reconcile_schedule=arguments.schedule_reconcile)
 
 
 def main(argv: list[str] | None = None, root: Path | None = None) -> int:

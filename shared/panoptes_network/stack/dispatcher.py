@@ -4,6 +4,11 @@ The envelope is exactly what a Pub/Sub push subscription sends, posted to the
 service's own WSGI app, so the handler cannot tell the local stack from the cloud.
 Deliveries run in worker processes (``PANOPTES_WORKERS``, default: one per core), so
 CPU-heavy handlers such as compress-fits use every core.
+
+Every worker first recovers what crashed processes left behind, and again every
+:data:`RECOVER_EVERY_SECONDS`: the leases of processes that are gone, the finalize
+notifications that a killed writer committed but never sent, and the temporary files
+of writers that are gone.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from panoptes_network.stack.services import ServiceMissing, load_app
 
 ACK_STATUSES = (102, 200, 201, 202, 204)  # what Pub/Sub push counts as an acknowledgement
 IDLE_POLL_SECONDS = 0.2
+RECOVER_EVERY_SECONDS = 1.0
 
 _captured = threading.local()
 
@@ -55,6 +61,21 @@ class Dispatcher:
             raise RuntimeError("the local dispatcher needs PANOPTES_BACKEND=local")
         self.queue: LocalQueue = queue
         self.worker_id = LocalQueue.new_worker_id()
+        self._recovered_at = float("-inf")
+
+    def recover(self) -> int:
+        """Take back what processes that are gone left unfinished; returns how many things."""
+        self._recovered_at = time.monotonic()
+        reclaimed = self.queue.reclaim_dead_leases()
+        for lease in reclaimed:
+            log.warning(f"took back {lease.deliveries} leased deliveries of a process that is gone",
+                        owner=lease.owner)
+        storage = runtime.local_storage(self.settings)
+        storage.remove_abandoned_temp_files()
+        resent = storage.send_orphaned_notifications()
+        if resent:
+            log.warning(f"sent {resent} finalize notifications a process that is gone had committed but not sent")
+        return len(reclaimed) + resent
 
     def deliver(self, delivery: Delivery) -> DeliveryResult:
         subscription = self.queue.subscriptions().get(delivery.subscription)
@@ -90,7 +111,11 @@ class Dispatcher:
         delivery = self.queue.lease(self.worker_id)
         if delivery is None:
             return False
-        result = self.deliver(delivery)
+        if delivery.attempts > self.queue.policy.max_attempts:  # the last attempt was never nacked
+            result = DeliveryResult(False, "the last attempt never finished (its process died or overran the "
+                                           f"ack deadline); {delivery.last_error or 'no error recorded'}")
+        else:
+            result = self.deliver(delivery)
         if result.ok:
             self.queue.ack(delivery)
             return True
@@ -116,7 +141,8 @@ class Dispatcher:
     def work(self, until_idle: bool, stop: Callable[[], bool] = lambda: False) -> None:
         """Deliver until stopped, or, with ``until_idle``, until nothing is pending anywhere."""
         while not stop():
-            if self.run_once():
+            recovered = time.monotonic() - self._recovered_at >= RECOVER_EVERY_SECONDS and self.recover()
+            if self.run_once() or recovered:
                 continue
             wait = self.queue.seconds_until_next_due()
             if wait is None and until_idle:

@@ -121,8 +121,9 @@ class PushLedger:
     stack keeps a pull subscription on the same topic (``NAME-monitor``): every message
     published is received there once, and expected once at the push endpoint. A message
     is settled when its push was acknowledged, or failed as many times as the
-    dead-letter policy allows (Pub/Sub then forwards it to the dead-letter topic, which
-    is itself pushed here and tracked the same way). Seeking a subscription back (a
+    dead-letter policy allows and Pub/Sub has forwarded it to the dead-letter topic,
+    which is pushed here (:meth:`forwarded`) and tracked the same way: until then the
+    message is not settled, or drain would end before its dead letter is recorded. Seeking a subscription back (a
     replay) seeks its monitor too, so replays are expected and awaited as well.
     """
 
@@ -135,6 +136,7 @@ class PushLedger:
         self.expected: Counter = Counter()
         self.settled: Counter = Counter()
         self.failures: Counter = Counter()
+        self.awaiting_forward: Counter = Counter()  # subscription -> messages given up, not yet forwarded
         self._lock = threading.Lock()
         self._subscriber = None
 
@@ -179,17 +181,52 @@ class PushLedger:
             if self.failures[key] >= self.max_attempts:  # Pub/Sub dead-letters it now
                 self.settled[key] += 1
                 self.failures[key] = 0
+                if key[0] != DEAD_LETTER_SUBSCRIPTION:
+                    self.awaiting_forward[key[0]] += 1
+
+    def forwarded(self, source_subscription: str) -> None:
+        """Pub/Sub forwarded a message it gave up on from ``source_subscription``."""
+        name = source_subscription.rsplit("/", 1)[-1]
+        with self._lock:
+            if self.awaiting_forward[name] > 0:
+                self.awaiting_forward[name] -= 1
 
     def pending(self) -> int:
         with self._lock:
-            return sum(max(0, count - self.settled[key]) for key, count in self.expected.items())
+            return (sum(max(0, count - self.settled[key]) for key, count in self.expected.items())
+                    + sum(self.awaiting_forward.values()))
+
+
+def push_endpoints(settings: Settings, base_url: str) -> dict[str, str]:
+    """Subscription name -> the URL the stack at ``base_url`` takes its pushes at."""
+    endpoints = {s.name: f"{base_url}/{s.service}/" for s in subscriptions(settings)}
+    endpoints[DEAD_LETTER_SUBSCRIPTION] = f"{base_url}/_stack/dead-letter"
+    return endpoints
+
+
+def current_push_endpoints(settings: Settings) -> dict[str, str | None]:
+    """Subscription name -> where Pub/Sub pushes it now (None: no such subscription)."""
+    subscriber = pubsub_v1.SubscriberClient()
+    endpoints: dict[str, str | None] = {}
+    try:
+        for name, _ in pushed_subscriptions(settings):
+            try:
+                found = subscriber.get_subscription(subscription=subscriber.subscription_path(settings.project, name))
+                endpoints[name] = found.push_config.push_endpoint or None
+            except google_exceptions.NotFound:
+                endpoints[name] = None
+    finally:
+        subscriber.close()
+    return endpoints
 
 
 def ensure_topology(settings: Settings, base_url: str) -> None:
-    """Topics, dead-letter topic and push subscriptions to ``base_url``; idempotent."""
+    """Topics, dead-letter topic and push subscriptions to ``base_url``; idempotent.
+    Only ``panoptes-network up`` calls it: it points every push at one running stack."""
     publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
     policy = DeliveryPolicy.from_env()
     project = settings.project
+    endpoints = push_endpoints(settings, base_url)
     dead_letter_topic = publisher.topic_path(project, settings.dead_letter_topic)
     ensure_topic(publisher, dead_letter_topic)
     for subscription in subscriptions(settings):
@@ -199,7 +236,7 @@ def ensure_topology(settings: Settings, base_url: str) -> None:
             subscriber,
             subscriber.subscription_path(project, subscription.name),
             topic,
-            f"{base_url}/{subscription.service}/",
+            endpoints[subscription.name],
             dead_letter_topic,
             policy,
         )
@@ -207,7 +244,7 @@ def ensure_topology(settings: Settings, base_url: str) -> None:
         subscriber,
         subscriber.subscription_path(project, DEAD_LETTER_SUBSCRIPTION),
         dead_letter_topic,
-        f"{base_url}/_stack/dead-letter",
+        endpoints[DEAD_LETTER_SUBSCRIPTION],
         None,
         policy,
     )

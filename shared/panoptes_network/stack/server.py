@@ -115,6 +115,8 @@ def _stack_app(settings: Settings, activity: Activity, services: list[str]) -> f
             return flask.jsonify({"error": str(error)}), 400
         deadletter.record_forwarded(runtime.documents(settings), data=message.data,
                                     attributes=message.attributes, message_id=message.message_id)
+        if activity.ledger:
+            activity.ledger.forwarded(message.attributes.get("CloudPubSubDeadLetterSourceSubscription", ""))
         return "", 204
 
     return app
