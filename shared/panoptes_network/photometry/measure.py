@@ -1,10 +1,10 @@
 """One frame's photometry, as stages (BANZAI's model): :func:`measure_frame`.
 
-calibrate (bias; a ``sep`` background per Bayer channel plane) -> place (catalog stars
+calibrate (bias; each Bayer channel's sky level) -> place (catalog stars
 through the frame's WCS, moved by their proper motions to the frame's date) -> seeing
 (FWHM from the bright stars' half-light radii; their centroids against the WCS) ->
-photometry (forced circular apertures per channel, a local annulus, radii following the
-FWHM) -> flags -> quality (zero point against the catalog) -> accept or reject.
+photometry (forced circular apertures per channel, the sky from a local annulus's median,
+radii following the FWHM) -> flags -> quality (zero point against the catalog) -> accept or reject.
 
 Each stage is one class whose ``do_stage`` reads and fills a :class:`_Work`; a stage that
 finds the frame unusable calls ``work.reject(reason)`` and the later stages that need
@@ -46,6 +46,8 @@ SATURATION_FRACTION = 0.98  # of SATURATION_ADU: a pixel this high counts as sat
 SEEING_MAG_RANGE = (6.0, 9.5)  # catalog stars used for FWHM and the WCS check
 SEEING_STARS = 80
 ZERO_POINT_MAG_RANGE = (6.5, 9.8)
+SKY_GRID_STEP = 16  # plane pixels between the samples of the frame-wide sky level
+MEDIAN_EFFICIENCY = 2 / math.pi  # a median of m Gaussian values is as noisy as a mean of 2m/pi
 CATALOG_EPOCH = 2016.0  # Gaia DR3: catalog rows with proper motions are moved from here
 
 
@@ -66,7 +68,7 @@ class FrameMeasurement:
     y: np.ndarray
     flux_e: np.ndarray  # (n, 3) e- in the aperture above the local sky
     flux_err_e: np.ndarray  # (n, 3) 1-sigma, the noise model (photon, sky, read, annulus, scintillation)
-    sky_e: np.ndarray  # (n, 3) e- per pixel under the star (background map + annulus residual)
+    sky_e: np.ndarray  # (n, 3) e- per pixel under the star: its annulus median
     aperture_pixels: np.ndarray  # (3,) pixels of each colour in the aperture (g counts both g pixels)
     annulus_pixels: np.ndarray  # (3,)
     flags: np.ndarray  # (n, 3) uint8 bitmask, FLAG_*
@@ -97,8 +99,7 @@ class _Work:
     stars: Any
     params: PhotometryParams
     measurement: FrameMeasurement
-    planes: dict = field(default_factory=dict)  # (dy, dx) -> background-subtracted float32 plane, ADU
-    backgrounds: dict = field(default_factory=dict)  # (dy, dx) -> background map, ADU
+    planes: dict = field(default_factory=dict)  # (dy, dx) -> float32 Bayer plane less the bias, ADU
     inside: np.ndarray | None = None
 
     def reject(self, reason: str) -> None:
@@ -124,29 +125,23 @@ class Stage:
 
 
 class Calibrate(Stage):
-    """Bias off, and a background per Bayer plane (sep's mesh, saturated pixels masked)."""
+    """Bias off each Bayer plane (float32 copies, native byte order for sep), and each
+    channel's sky level over the frame (the median of a sparse grid of its pixels: the
+    quality figure; the photometry takes its sky locally, star by star)."""
 
     name = "calibrate"
 
     def do_stage(self, work: _Work) -> None:
-        import sep
-
         rows, columns = work.data.shape
-        mesh = work.params.background_mesh_px
         levels = {}
         for channel, offsets in PLANES.items():
             for dy, dx in offsets:
                 raw = work.data[dy:rows - rows % 2:2, dx:columns - columns % 2:2]
-                plane = raw.astype(np.float32)  # native byte order, a copy
+                plane = raw.astype(np.float32)
                 plane -= np.float32(BIAS_ADU)
-                mask = raw >= SATURATION_FRACTION * SATURATION_ADU
-                background = sep.Background(plane, mask=mask, bw=mesh, bh=mesh, fw=3, fh=3)
-                back = background.back()
-                plane -= back
-                work.planes[dy, dx], work.backgrounds[dy, dx] = plane, back
-                levels.setdefault(channel, []).append(float(background.globalback))
-        per_channel = tuple(float(np.mean(levels[c])) for c in CHANNELS)
-        work.measurement.background_channel_adu = per_channel
+                work.planes[dy, dx] = plane
+                levels.setdefault(channel, []).append(float(np.median(plane[::SKY_GRID_STEP, ::SKY_GRID_STEP])))
+        work.measurement.background_channel_adu = tuple(float(np.mean(levels[c])) for c in CHANNELS)
         work.measurement.background_adu = float(np.median([v for c in CHANNELS for v in levels[c]]))
         if work.measurement.background_adu > work.params.max_background_adu:
             work.reject(f"background {work.measurement.background_adu:.0f} ADU above bias is over "
@@ -162,8 +157,6 @@ class Place(Stage):
     def do_stage(self, work: _Work) -> None:
         m = work.measurement
         if work.wcs is None:
-            m.x = np.full(len(m.ra), np.nan)
-            m.y = np.full(len(m.ra), np.nan)
             m.flags[:] |= FLAG_BAD_WCS
             work.reject("no WCS: the frame is not plate-solved")
             return
@@ -173,46 +166,57 @@ class Place(Stage):
             x = y = np.array([])
         m.x, m.y = np.asarray(x, float), np.asarray(y, float)
         rows, columns = work.data.shape
-        work.inside = np.isfinite(m.x) & np.isfinite(m.y) & (m.x >= 0) & (m.x <= columns - 1) & (m.y >= 0) & (m.y <= rows - 1)
+        work.inside = (np.isfinite(m.x) & np.isfinite(m.y) & (m.x >= 0) & (m.x <= columns - 1)
+                       & (m.y >= 0) & (m.y <= rows - 1))
 
 
 class Seeing(Stage):
-    """The FWHM (sep half-light radius of bright unsaturated stars on 2x2 super-pixels,
-    corrected for the binning) and the WCS check (their windowed centroids against the WCS)."""
+    """The FWHM and the WCS check, on 2x2 super-pixel stamps (every colour summed) of
+    bright unsaturated stars, each less its border's median: sep's half-light radius
+    (corrected for the binning; a Gaussian's FWHM is twice it, and the PSF's halo makes it
+    read a little wider than the core) and windowed centroids against the WCS."""
 
     name = "seeing"
+    HALF = 16  # super-pixels: stamp half-size
 
     def do_stage(self, work: _Work) -> None:
         import sep
 
         m = work.measurement
-        superpixels = sum(work.planes.values())  # (rows/2, columns/2): every colour
-        rows, columns = superpixels.shape
+        rows, columns = work.planes[0, 0].shape
         sx, sy = (m.x - 0.5) / 2, (m.y - 0.5) / 2  # super-pixel i covers mosaic 2i, 2i+1
-        margin = 12
         peak = _box_max(work.data, m.x, m.y, 3)
+        half = self.HALF
         usable = (work.inside & (m.mag >= SEEING_MAG_RANGE[0]) & (m.mag <= SEEING_MAG_RANGE[1])
-                  & (sx > margin) & (sx < columns - 1 - margin) & (sy > margin) & (sy < rows - 1 - margin)
+                  & (sx > half) & (sx < columns - 1 - half) & (sy > half) & (sy < rows - 1 - half)
                   & (peak < 0.8 * SATURATION_ADU))
         chosen = np.flatnonzero(usable)
         chosen = chosen[np.argsort(m.mag[chosen], kind="stable")][:SEEING_STARS]
         if len(chosen) < 3:
             work.reject(f"only {len(chosen)} bright unsaturated catalog stars on the frame to measure the seeing")
             return
-        half, flag = sep.flux_radius(superpixels, sx[chosen], sy[chosen], np.full(len(chosen), 8.0), 0.5, subpix=5)
-        half = half[(flag == 0) & np.isfinite(half) & (half > 0)]
-        if len(half) < 3:
+        cx, cy = np.rint(sx[chosen]).astype(int), np.rint(sy[chosen]).astype(int)
+        offsets = np.arange(-half, half + 1)
+        index = (cy[:, None, None] + offsets[None, :, None], cx[:, None, None] + offsets[None, None, :])
+        stamps = sum(plane[index] for plane in work.planes.values())  # (n, s, s)
+        border = np.concatenate([stamps[:, 0], stamps[:, -1], stamps[:, 1:-1, 0], stamps[:, 1:-1, -1]], axis=1)
+        stamps -= np.median(border, axis=1)[:, None, None]
+        size = 2 * half + 1
+        strip = np.ascontiguousarray(stamps.reshape(len(chosen) * size, size), dtype=np.float32)
+        local_x = sx[chosen] - cx + half
+        local_y = sy[chosen] - cy + half + np.arange(len(chosen)) * size
+        radii, flag = sep.flux_radius(strip, local_x, local_y, np.full(len(chosen), half - 2.0), 0.5, subpix=5)
+        fine = (flag == 0) & np.isfinite(radii) & (radii > 0)
+        if fine.sum() < 3:
             work.reject("the seeing could not be measured (no clean bright star)")
             return
-        # Gaussian: half-light radius = FWHM / 2; binning 2x2 adds 1/12 px^2 to sigma^2 (super-pixels).
-        sigma_super = float(np.median(half)) / math.sqrt(2 * math.log(2))
+        sigma_super = float(np.median(radii[fine])) / math.sqrt(2 * math.log(2))
         sigma = 2 * math.sqrt(max(sigma_super**2 - 1 / 12, 0.05))
         m.fwhm_px = sigma * 2 * math.sqrt(2 * math.log(2))
-        wx, wy, wflag = sep.winpos(superpixels, sx[chosen], sy[chosen], np.full(len(chosen), max(sigma_super, 0.5)))
+        wx, wy, wflag = sep.winpos(strip, local_x, local_y, np.full(len(chosen), max(sigma_super, 0.5)))
         good = (wflag == 0) & np.isfinite(wx) & np.isfinite(wy)
         if good.sum() >= 3:
-            m.wcs_offset_px = (float(np.median(2 * (wx[good] - sx[chosen][good]))),
-                               float(np.median(2 * (wy[good] - sy[chosen][good]))))
+            m.wcs_offset_px = (float(np.median(2 * (wx - local_x)[good])), float(np.median(2 * (wy - local_y)[good])))
             offset = math.hypot(*m.wcs_offset_px)
             if offset > work.params.max_wcs_offset_px:
                 m.flags[:] |= FLAG_BAD_WCS
@@ -224,8 +228,10 @@ class Seeing(Stage):
 
 
 class Photometry(Stage):
-    """Forced circular apertures at every star, per channel, with a local annulus (sep,
-    exact overlap), and each sum's error from the noise model."""
+    """Forced circular apertures at every star, per channel (sep, exact overlap), less the
+    median of a local annulus (robust to the faint stars in it), and each sum's error from
+    the noise model (:func:`simulator.noise.aperture_noise`; a median's error is that of a
+    mean of 2/pi as many pixels)."""
 
     name = "photometry"
 
@@ -241,28 +247,36 @@ class Photometry(Stage):
         sky = np.full((n, 3), np.nan)
         index = np.flatnonzero(work.inside)
         plane_area = math.pi * (radius / 2) ** 2
-        annulus_area = math.pi * ((outer / 2) ** 2 - (inner / 2) ** 2)
+        reach = int(math.ceil(outer / 2))
+        oy, ox = np.mgrid[-reach:reach + 1, -reach:reach + 1]
+        distance = np.hypot(ox, oy)
+        ring = (distance >= inner / 2) & (distance <= outer / 2)
+        ring_y, ring_x = oy[ring], ox[ring]
+        if len(ring_y) % 2 == 0:  # an odd count: the median is one partition, no mean of two
+            ring_y, ring_x = ring_y[:-1], ring_x[:-1]
+        middle = len(ring_y) // 2
         for c, channel in enumerate(CHANNELS):
             total = np.zeros(len(index))
             level = np.zeros(len(index))
             for dy, dx in PLANES[channel]:
                 plane = work.planes[dy, dx]
                 px, py = (m.x[index] - dx) / 2, (m.y[index] - dy) / 2
-                summed, _, _ = sep.sum_circle(plane, px, py, radius / 2, bkgann=(inner / 2, outer / 2), subpix=0)
-                local, _, _ = sep.sum_circann(plane, px, py, inner / 2, outer / 2, subpix=0)
-                total += summed
-                back = work.backgrounds[dy, dx]
-                level += back[np.clip(np.rint(py).astype(int), 0, back.shape[0] - 1),
-                              np.clip(np.rint(px).astype(int), 0, back.shape[1] - 1)] + local / annulus_area
+                summed, _, _ = sep.sum_circle(plane, px, py, radius / 2, subpix=0)
+                rows = np.clip(np.rint(py).astype(np.int32)[:, None] + ring_y.astype(np.int32), 0, plane.shape[0] - 1)
+                columns = np.clip(np.rint(px).astype(np.int32)[:, None] + ring_x.astype(np.int32), 0, plane.shape[1] - 1)
+                values = plane.ravel()[rows * np.int32(plane.shape[1]) + columns]
+                local = np.partition(values, middle, axis=1)[:, middle].astype(float)
+                total += summed - local * plane_area
+                level += local
             flux[index, c] = total * GAIN
             sky[index, c] = level / len(PLANES[channel]) * GAIN
         m.flux_e, m.sky_e = flux, sky
         m.aperture_pixels = np.array([plane_area * len(PLANES[c]) for c in CHANNELS])
-        m.annulus_pixels = np.array([annulus_area * len(PLANES[c]) for c in CHANNELS])
+        m.annulus_pixels = np.array([len(ring_y) * len(PLANES[c]) for c in CHANNELS], float)
         m.scintillation = float(_scintillation(m.exptime, m.airmass, m.site))
         noise = aperture_noise(np.clip(flux, 0, None), m.aperture_pixels[None, :], np.clip(sky, 0, None), m.exptime,
                                m.airmass if np.isfinite(m.airmass) else 1.0, m.site[2] if m.site else 0.0,
-                               background_pixels=m.annulus_pixels[None, :])
+                               background_pixels=m.annulus_pixels[None, :] * MEDIAN_EFFICIENCY)
         m.flux_err_e = noise.sigma
 
 
