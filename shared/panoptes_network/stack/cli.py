@@ -80,6 +80,7 @@ def command_up(args) -> int:
     print("Upload a frame with:  panoptes-network upload FILE.fits --as PAN001/14d3bd/20180216T110623/20180216T112430.fits",
           flush=True)
     _offer_demo(settings, args)
+    _sweep_periodically(settings)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -89,6 +90,65 @@ def command_up(args) -> int:
         server.server.server_close()
         if pool:
             pool.stop()
+    return 0
+
+
+SWEEP_INTERVAL_SECONDS = 600.0  # `up` runs `process --pending` this often (PANOPTES_SWEEP_SECONDS)
+
+
+def _sweep_periodically(settings) -> None:
+    """`process --pending` every few minutes while `up` runs, as Cloud Scheduler does deployed."""
+    import threading
+
+    from panoptes_network import runtime
+    from panoptes_network.pipeline import process
+
+    interval = float(os.environ.get("PANOPTES_SWEEP_SECONDS", SWEEP_INTERVAL_SECONDS))
+
+    def sweep() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                sent = process.publish(settings, process.pending(runtime.documents(settings)))
+                if sent:
+                    print(f"process --pending: {len(sent)} observation(s) sent for processing", flush=True)
+            except Exception as error:  # the next sweep tries again; `up` keeps serving
+                print(f"process --pending failed: {error!r}", file=sys.stderr, flush=True)
+
+    threading.Thread(target=sweep, name="process-pending", daemon=True).start()
+
+
+def command_process(args) -> int:
+    from datetime import timedelta
+
+    from panoptes_network import runtime
+    from panoptes_network.pipeline import process
+
+    settings = _settings()
+    documents = runtime.documents(settings)
+    params = None
+    if args.params:
+        try:
+            params = json.loads(args.params)
+        except json.JSONDecodeError as error:
+            raise CommandError(f"--params is not JSON: {error}") from None
+    if args.all:
+        chosen = process.every_observation(documents)
+    elif args.pending:
+        chosen = process.pending(documents, quiet=timedelta(minutes=args.quiet))
+    else:
+        chosen = list(args.sequence_ids)
+        unknown = [s for s in chosen if documents.get("observations", s) is None]
+        if unknown:
+            raise CommandError(f"no such observation: {', '.join(unknown)}")
+    if not chosen:
+        raise CommandError("name observations (SEQUENCE_ID...), or give --pending or --all")
+    sent = process.publish(settings, chosen, params)
+    print(f"process: {len(sent)} observation(s) sent to {settings.process_observation_topic}")
+    for sequence_id in sent:
+        print(f"  {sequence_id}")
+    if settings.backend == "local":
+        print("`panoptes-network drain` (or a running `up`) processes them")
     return 0
 
 
@@ -635,6 +695,17 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--min-age", type=float, default=900.0,
                            help="seconds: younger files may be in flight, not gaps (default 900)")
     reconcile.set_defaults(run=command_reconcile)
+
+    process_ = commands.add_parser("process", parents=[common],
+                                   help="process observations into lightcurves (process-observation)")
+    process_.add_argument("sequence_ids", nargs="*", metavar="SEQUENCE_ID")
+    process_.add_argument("--pending", action="store_true",
+                          help="every observation ready: frames solved, quiet for --quiet minutes, new frames")
+    process_.add_argument("--all", action="store_true", help="every observation (re-process the archive)")
+    process_.add_argument("--quiet", type=float, default=60.0,
+                          help="minutes since an observation's last image before --pending takes it (default 60)")
+    process_.add_argument("--params", help="photometry parameters as a JSON object, e.g. '{\"min_frames\": 5}'")
+    process_.set_defaults(run=command_process)
 
     emulators = commands.add_parser("emulators", help="start the Firestore, Pub/Sub and Storage emulators")
     emulators.add_argument("--project", default="panoptes-local")

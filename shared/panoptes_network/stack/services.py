@@ -32,6 +32,7 @@ SERVICES: dict[str, ServiceSpec] = {
         ServiceSpec("compress-fits", "flask", "app"),
         ServiceSpec("make-rgb-fits", "flask", "app"),
         ServiceSpec("plate-solve", "flask", "app"),
+        ServiceSpec("process-observation", "flask", "app"),
         ServiceSpec("record-image", "function", "record_image"),
         ServiceSpec("lookup-field", "function", "lookup_field"),
         ServiceSpec("get-fits-header", "function", "get_fits_header"),
