@@ -48,6 +48,7 @@ APIS = (
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
+    "cloudscheduler.googleapis.com",  # process-observation's sweep (and reconcile, when scheduled)
     "eventarc.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
@@ -574,7 +575,6 @@ def sweep_steps(target: Target) -> list[Step]:
     return [
         Note("deploy", f"process --pending on schedule {SWEEP_SCHEDULE!r} (UTC): Cloud Scheduler job "
                        f"{SWEEP_JOB} -> {url}/sweep"),
-        Run("apis", ("gcloud", "services", "enable", "cloudscheduler.googleapis.com", *target.flags())),
         Ensure("deploy",
                ("gcloud", "scheduler", "jobs", "describe", SWEEP_JOB, *target.flags(),
                 f"--location={target.region}"),
