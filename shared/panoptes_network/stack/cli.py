@@ -222,7 +222,7 @@ def _offer_demo(settings, args) -> None:
 
 
 def _upload_demo(settings, nights: int, seed: int | None, full_size: bool = False,
-                 shape: tuple[int, int] | None = None) -> int:
+                 shape: tuple[int, int] | None = None, transits: int | None = None) -> int:
     from tqdm import tqdm
 
     from panoptes_network import demo, runtime
@@ -236,7 +236,8 @@ def _upload_demo(settings, nights: int, seed: int | None, full_size: bool = Fals
 
     result = demo.generate(lambda path, data: raw.write(path, data, content_type="application/fits"),
                            nights=nights, seed=2016 if seed is None else seed, progress=advance,
-                           full_size=full_size, shape=shape)
+                           full_size=full_size, shape=shape,
+                           transits=demo.TRANSIT_SEQUENCES if transits is None else transits)
     progress.close()
     print(f"demo: {result.frames} frames of {result.sequences} sequences from {', '.join(result.units)}, "
           f"nights {result.first_night} to {result.last_night}, uploaded to gs://{settings.raw_bucket}", flush=True)
@@ -259,10 +260,22 @@ def command_demo(args) -> int:
     settings = _settings()
     if settings.backend == "gcp" and not args.no_drain:
         _stack_url(settings, args)  # before uploading: say now if nothing will deliver them
-    _upload_demo(settings, args.nights, args.seed, args.full_size, args.frame_shape)
+    _upload_demo(settings, args.nights, args.seed, args.full_size, args.frame_shape, args.transits)
     if args.no_drain:
         return 0
-    return command_drain(args)
+    status = command_drain(args)
+    if status == 0:
+        # The sweep `up` runs every few minutes, now: the demo's observations are in the
+        # past, every frame recorded and solved; their lightcurves (and transits) follow.
+        from datetime import timedelta
+
+        from panoptes_network import runtime
+        from panoptes_network.pipeline import process
+
+        sent = process.publish(settings, process.pending(runtime.documents(settings), quiet=timedelta(0)))
+        print(f"demo: {len(sent)} observation(s) sent to process-observation", flush=True)
+        status = command_drain(args)
+    return status
 
 
 def _guess_content_type(path: str) -> str:
@@ -634,6 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--nights", type=int, default=3, help="nights of observing at each site (default 3)")
     demo.add_argument("--seed", type=int, help="for a different (but repeatable) demo data set")
     demo.add_argument("--no-drain", action="store_true", help="upload only; a running `up` delivers them")
+    demo.add_argument("--transits", type=int, metavar="N",
+                      help="sequences on hot-Jupiter hosts with their transit injected (default 1)")
     demo.add_argument("--full-size", action="store_true", help="whole 5208x3476 frames (36 MB each) instead of cut-outs")
     demo.add_argument("--frame-shape", type=_frame_shape, metavar="ROWSxCOLUMNS",
                       help="cut-outs of this many pixels (default 560x840, 2.4x1.6 deg)")
