@@ -50,6 +50,30 @@ class StarLightcurve:
     summary: dict[str, dict[str, float]]  # r|g|b: rms, ppm_30min, num_points
     best_rms: float | None
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe (NaN as None, times as ISO text, numbers as floats and ints), in the
+        ``lightcurves`` document's shape (SCIENCE_SCHEMA.md) less the run's own fields."""
+        return {"picid": self.picid, "ra": self.ra, "dec": self.dec, "mag": self.mag,
+                "time_bjd_tdb": _floats(self.time_bjd_tdb), "time_utc": [t.isoformat() for t in self.time_utc],
+                "channels": {name: {"flux": _floats(values["flux"]), "flux_err": _floats(values["flux_err"]),
+                                    "raw_flux": _floats(values["raw_flux"]),
+                                    "flags": [int(v) for v in values["flags"]]}
+                             for name, values in self.channels.items()},
+                "summary": {name: {key: _float(value) if key != "num_points" else int(value)
+                                   for key, value in figures.items()} for name, figures in self.summary.items()},
+                "best_rms": _float(self.best_rms)}
+
+
+def _float(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _floats(values) -> list[float | None]:
+    return [_float(v) for v in np.asarray(values, float).tolist()]
+
 
 @dataclass
 class ObservationResult:
@@ -79,7 +103,9 @@ class ObservationResult:
     plain_rms: np.ndarray = field(default_factory=lambda: np.zeros((3, 0)))
     expected_rms: np.ndarray = field(default_factory=lambda: np.zeros((3, 0)))  # noise model, rms over frames
     num_points: np.ndarray = field(default_factory=lambda: np.zeros((3, 0), int))
-    comparisons: np.ndarray = field(default_factory=lambda: np.zeros((3, 0, 0)))  # (3, stars, stars) weights
+    # (3, stars, comparisons): each star's ensemble, star indices (-1: none) and weights (0: none)
+    comparison_index: np.ndarray = field(default_factory=lambda: np.zeros((3, 0, 0), int))
+    comparison_weight: np.ndarray = field(default_factory=lambda: np.zeros((3, 0, 0)))
 
     @property
     def num_stars(self) -> int:
@@ -115,6 +141,19 @@ class ObservationResult:
                               time_bjd_tdb=self.time_bjd_tdb[:, star], channels=channels, summary=summary,
                               best_rms=min(finite) if finite else None)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The run's figures, JSON-safe, in the ``processed_observations`` document's shape
+        (SCIENCE_SCHEMA.md) less the ids and times the service adds."""
+        return {"status": self.status, "reason": self.reason, "pipeline_version": self.pipeline_version,
+                "params": self.params.to_dict(), "frames_used": list(self.frames_used),
+                "frames_rejected": [{"image_id": image_id, "reason": reason}
+                                    for image_id, reason in self.frames_rejected],
+                "num_frames_used": len(self.frames_used), "num_stars": self.num_stars,
+                "quality": {key: [_float(v) if not isinstance(v, str) and v is not None else v for v in values]
+                            for key, values in self.quality.items()},
+                "summary": {key: _float(value) for key, value in self.summary.items()},
+                "rms_vs_mag": self.rms_vs_mag("g") if self.num_stars else None}
+
     def lightcurves(self) -> Iterator[StarLightcurve]:
         for star in range(self.num_stars):
             yield self.lightcurve(star)
@@ -136,7 +175,8 @@ class ObservationResult:
                 "theory_mag": theory_mag, "theory_rms": theory_rms}
 
 
-def build_lightcurves(measurements: list[FrameMeasurement], params: PhotometryParams | None = None) -> ObservationResult:
+def build_lightcurves(measurements: list[FrameMeasurement],
+                      params: PhotometryParams | None = None) -> ObservationResult:
     params = params or PhotometryParams()
     rejected: list[tuple[str, str]] = []
     seen: set[str] = set()
@@ -193,9 +233,9 @@ def build_lightcurves(measurements: list[FrameMeasurement], params: PhotometryPa
 
     flux = np.full_like(plain, np.nan)
     flux_err = np.full_like(plain, np.nan)
-    weights_all = np.zeros((3, ns, ns))
-    for c in range(3):
-        flux[c], flux_err[c], weights_all[c] = _differential(plain[c], expected[c], good[c], mag, colour, ra, dec, params)
+    ensembles = [_differential(plain[c], expected[c], good[c], mag, colour, ra, dec, params) for c in range(3)]
+    for c, (channel_flux, channel_err, _, _) in enumerate(ensembles):
+        flux[c], flux_err[c] = channel_flux, channel_err
     if params.decorrelate:
         regressors = np.column_stack([[m.airmass for m in frames], drift, [m.fwhm_px for m in frames]])
         for c in range(3):
@@ -222,7 +262,8 @@ def build_lightcurves(measurements: list[FrameMeasurement], params: PhotometryPa
         quality=_quality(frames, transparency, drift), summary={}, time_utc=times, picid=picid, ra=ra, dec=dec,
         mag=mag, colour=colour, time_bjd_tdb=bjd, flux=flux, flux_err=flux_err, raw_flux=raw, plain_flux=plain,
         expected=expected, flags=flags, rms=rms, plain_rms=plain_rms, expected_rms=expected_rms,
-        num_points=num_points, comparisons=weights_all)
+        num_points=num_points, comparison_index=np.stack([e[2] for e in ensembles]),
+        comparison_weight=np.stack([e[3] for e in ensembles]))
     result.summary = _summary(result, frames)
     return result
 
@@ -266,20 +307,25 @@ def _drift(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     return np.column_stack([dx, dy])
 
 
-def _comparison_metric(mag, colour, ra, dec, params: PhotometryParams) -> np.ndarray:
-    from panoptes_network.sky import separation
+def _metric_space(mag, colour, ra, dec, params: PhotometryParams) -> np.ndarray:
+    """(stars, 4): brightness, colour and place on the sky (tangent plane about the
+    field's centre, degrees), each in its unit, so that the ensemble metric is the
+    Euclidean distance and a k-d tree finds the nearest comparisons."""
+    from panoptes_network.catalog import standard_coordinates
 
-    distance = separation(ra[:, None], dec[:, None], ra[None, :], dec[None, :])
-    return (((mag[:, None] - mag[None, :]) / params.comparison_mag_scale) ** 2
-            + ((colour[:, None] - colour[None, :]) / params.comparison_colour_scale) ** 2
-            + (distance / params.comparison_distance_scale_deg) ** 2)
+    centre_ra = float(np.degrees(np.arctan2(np.mean(np.sin(np.radians(ra))), np.mean(np.cos(np.radians(ra))))))
+    xi, eta, _ = standard_coordinates(centre_ra % 360, float(np.mean(dec)), ra, dec)
+    return np.column_stack([mag / params.comparison_mag_scale, colour / params.comparison_colour_scale,
+                            xi / params.comparison_distance_scale_deg, eta / params.comparison_distance_scale_deg])
 
 
 def _differential(plain, expected, good, mag, colour, ra, dec, params: PhotometryParams):
-    """One channel: (flux, flux_err, weights) with flux (frames, stars) over its ensemble."""
+    """One channel: (flux, flux_err, comparison index, comparison weight); flux (frames,
+    stars) over each star's ensemble; index and weight (stars, comparisons)."""
+    from scipy.spatial import cKDTree
+
     nf, ns = plain.shape
-    metric = _comparison_metric(mag, colour, ra, dec, params)
-    np.fill_diagonal(metric, np.inf)
+    space = _metric_space(mag, colour, ra, dec, params)
     coverage = good.mean(axis=0) if nf else np.zeros(ns)
     candidate = coverage >= params.comparison_min_coverage
     f = np.where(good, plain, 0.0)
@@ -287,24 +333,31 @@ def _differential(plain, expected, good, mag, colour, ra, dec, params: Photometr
     mask = good.astype(float)
     expected_rms = np.sqrt(_nanmean(np.where(good, expected**2, np.nan), axis=0))
     noise = expected_rms.copy()  # a star's own scatter: the model first, then measured
+    size = max(1, params.comparisons)
     flux = np.full_like(plain, np.nan)
     flux_err = np.full_like(plain, np.nan)
-    weights = np.zeros((ns, ns))
+    index = np.full((ns, size), -1)
+    weight = np.zeros((ns, size))
     for _ in range(max(1, params.ensemble_iterations)):
-        usable = candidate & np.isfinite(noise) & (noise > 0)
-        weights = np.zeros((ns, ns))
-        if usable.sum() >= 2:
-            ranked = np.where(usable[None, :], metric, np.inf)
-            count = min(params.comparisons, int(usable.sum()) - 1)
-            nearest = np.argpartition(ranked, count, axis=1)[:, :count] if count < ns else np.argsort(ranked, axis=1)[:, :count]
-            rows = np.repeat(np.arange(ns), count)
-            chosen = nearest.ravel()
-            valid = np.isfinite(ranked[rows, chosen])
-            weights[rows[valid], chosen[valid]] = 1.0 / noise[chosen[valid]] ** 2
-        total = mask @ weights.T  # (frames, stars): the weight present in each frame
+        usable = np.flatnonzero(candidate & np.isfinite(noise) & (noise > 0))
+        index = np.full((ns, size), -1)
+        weight = np.zeros((ns, size))
+        if len(usable) >= 2:
+            k = min(size + 1, len(usable))  # one more: a candidate finds itself first
+            _, found = cKDTree(space[usable]).query(space, k=k)
+            found = usable[np.asarray(found).reshape(ns, k)]
+            mine = found == np.arange(ns)[:, None]
+            # the star itself (if it is a candidate) moved last, then the nearest `size` others kept
+            found = np.take_along_axis(found, np.argsort(mine, axis=1, kind="stable"), axis=1)[:, :k - 1]
+            index[:, :k - 1] = found if k - 1 <= size else found[:, :size]
+            present = index >= 0
+            weight = np.where(present, 1.0 / noise[np.maximum(index, 0)] ** 2, 0.0)
+        safe = np.maximum(index, 0)
+        w = weight[None, :, :]  # (1, stars, comparisons)
+        total = (mask[:, safe] * w).sum(axis=2)  # (frames, stars): the weight present in each frame
         with np.errstate(invalid="ignore", divide="ignore"):
-            reference = (f * mask) @ weights.T / total
-            reference_var = (e2 * mask) @ (weights**2).T / total**2
+            reference = (f[:, safe] * mask[:, safe] * w).sum(axis=2) / total
+            reference_var = (e2[:, safe] * mask[:, safe] * w**2).sum(axis=2) / total**2
             ratio = np.where(good & (total > 0), plain / reference, np.nan)
         level = _nanmedian(ratio, axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -312,9 +365,11 @@ def _differential(plain, expected, good, mag, colour, ra, dec, params: Photometr
             flux_err = flux * np.sqrt(np.where(good, expected**2, np.nan) + reference_var)
         measured = _rms(flux[None], (good & np.isfinite(flux))[None])[0]
         noise = np.where(np.isfinite(measured), measured, noise)
-        variable = measured > params.variable_threshold * np.sqrt(expected_rms**2 + np.nanmedian(reference_var, axis=0))
+        with np.errstate(invalid="ignore"):
+            limit = params.variable_threshold * np.sqrt(expected_rms**2 + _nanmedian(reference_var, axis=0))
+            variable = measured > limit
         candidate = candidate & ~variable
-    return flux, flux_err, weights
+    return flux, flux_err, index, weight
 
 
 def _decorrelate(flux: np.ndarray, good: np.ndarray, regressors: np.ndarray) -> np.ndarray:

@@ -1,0 +1,315 @@
+"""Benchmark the photometry (issue 13): speed, memory and the science goals at full figures.
+
+    .venv/bin/python bench/photometry.py [--quick]
+
+Speed (frames from the sky simulator, measured through its truth WCS):
+
+- ``measure_frame`` on full-size frames of a sparse field and of HD 189733's field, wall
+  and CPU, after decompression; anchor: decompressing the same .fits.fz (astropy), timed
+  in the same run.
+- End to end, 100 full-size .fits.fz frames on a 2-process pool (decompress, measure),
+  then ``build_lightcurves``; peak resident memory of the parent and of the workers.
+  Rendering 100 full frames takes longer than this whole benchmark, so 4 rendered frames
+  of one sequence (each with its own truth WCS) are cycled to 100 files (each a distinct
+  image id and time); the work per frame is the same. Workers are spawned (not forked),
+  so their memory is their own.
+
+Science (cut-outs of 1200 x 800 px, the truth WCS):
+
+- Precision: RMS of every quiet (no signal, never saturated) G 7-10 star against the
+  simulator's noise floor over the same frames, clear and with 30% cloud, beside the two
+  anchors: plain aperture photometry without comparison stars, and the floor itself.
+- Transits of 0.5-2% depth, 2-3 h, on G 7.5-8.5 stars: fitted depth and mid-time against
+  the truth; the strongest false box dip on the quiet stars.
+- Periods: eight nights of a 600 x 400 cut-out, a 2.1-day planet (transits on nights 1
+  and 3, part of one on night 5), one ``build_lightcurves`` over all the nights' frames, astropy's
+  BoxLeastSquares on its BJD_TDB times.
+
+Rewrites only its own two sections of bench/RESULTS.md (``--only`` one of them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import resource
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(BENCH.parent / "shared"))
+
+from common import scratch, table, write_section  # noqa: E402
+
+SPARSE = (345.0, 20.0)
+HOST_FIELD = (300.18, 22.71)
+START = datetime(2024, 8, 10, 7, 0, tzinfo=timezone.utc)
+FULL_WHEN = datetime(2024, 8, 10, 9, 0, tzinfo=timezone.utc)
+
+
+def _compress(frame) -> bytes:
+    from panoptes_network import fits as panoptes_fits
+
+    return panoptes_fits.compress(frame.to_fits_bytes()).data
+
+
+def _decompress(data: bytes):
+    from astropy.io import fits
+
+    with fits.open(io.BytesIO(data)) as hdus:
+        hdu = next(h for h in hdus if h.is_image and h.header.get("NAXIS") == 2)
+        return np.asarray(hdu.data), hdu.header.copy()
+
+
+def _process(item):
+    """One frame as a service worker does it: read the file, decompress, measure; returns
+    the measurement and the CPU seconds this process spent on it."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from panoptes_network.photometry import measure_frame
+
+    path, wcs_header, stars, image_id = item
+    cpu = time.process_time()
+    pixels, header = _decompress(Path(path).read_bytes())
+    wcs = WCS(fits.Header.fromstring(wcs_header))
+    measurement = measure_frame(pixels, header, wcs, stars, image_id=image_id)
+    return measurement, time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def speed() -> str:
+    from panoptes_network.catalog import stars_in_footprint
+    from panoptes_network.photometry import build_lightcurves, measure_frame
+    from panoptes_network.simulator import FrameSpec, simulate_frame
+    from panoptes_network.simulator.night import sequence_specs
+
+    rows = []
+    for name, (ra, dec) in (("sparse field (RA 345, Dec +20)", SPARSE), ("HD 189733's field", HOST_FIELD)):
+        frame = simulate_frame(FrameSpec(ra=ra, dec=dec, time=FULL_WHEN))
+        stars = stars_in_footprint(wcs=frame.truth.wcs, shape=frame.data.shape)
+        compressed = _compress(frame)
+        decompress = []
+        for _ in range(3):
+            started = time.perf_counter()
+            _decompress(compressed)
+            decompress.append(time.perf_counter() - started)
+        walls, cpus = [], []
+        for _ in range(4):
+            started, cpu = time.perf_counter(), time.process_time()
+            measure_frame(frame.data, frame.header, frame.truth.wcs, stars)
+            walls.append(time.perf_counter() - started)
+            cpus.append(time.process_time() - cpu)
+        rows.append([name, len(stars), f"{np.median(walls[1:]):.2f} s", f"{np.median(cpus[1:]):.2f} s",
+                     f"{np.median(decompress):.2f} s"])
+        del frame
+    body = "**One full-size frame (5208 x 3476), goal <= 1 s after decompression** (median of 3 after a warm-up):\n\n"
+    body += table(["frame", "catalog stars", "measure_frame wall", "measure_frame CPU",
+                   "anchor: decompress .fits.fz"], rows)
+
+    # End to end: 100 frames on 2 fresh (spawned) processes, each reading its files from disk.
+    import multiprocessing
+
+    folder = scratch("photometry-frames")
+    specs = sequence_specs(*HOST_FIELD, FULL_WHEN, 4, seed=21)
+    items = []
+    for n, spec in enumerate(specs):
+        frame = simulate_frame(spec)
+        stars = stars_in_footprint(wcs=frame.truth.wcs, shape=frame.data.shape)
+        wcs_header = frame.truth.wcs.to_header_string(relax=True)
+        for k in range(n, 100, 4):
+            frame.header["IMAGEID"] = f"PAN001_14d3bd_bench_{k:03d}"
+            frame.header["DATE-OBS"] = (FULL_WHEN + timedelta(seconds=135 * k)).strftime("%Y-%m-%dT%H:%M:%S")
+            path = folder / f"{k:03d}.fits.fz"
+            path.write_bytes(_compress(frame))
+            items.append((str(path), wcs_header, stars, f"PAN001_14d3bd_bench_{k:03d}"))
+        del frame
+    items.sort(key=lambda item: item[3])
+    started = time.perf_counter()
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        outputs = list(pool.map(_process, items))
+    pool_seconds = time.perf_counter() - started
+    measurements = [output[0] for output in outputs]
+    worker_cpu = sum(output[1] for output in outputs)
+    workers = max(output[2] for output in outputs)
+    built = time.perf_counter()
+    result = build_lightcurves(measurements)
+    build_seconds = time.perf_counter() - built
+    total = time.perf_counter() - started
+    parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rejected = len(result.frames_rejected)
+    body += ("\n\n**100 full-size frames end to end on 2 processes, goal <= 3 min, peak memory < 4 GiB:**\n\n"
+             + table(["step", "figure"], [
+                 ["read + decompress + measure_frame, 100 frames, 2-process pool",
+                  f"{pool_seconds:.1f} s wall, {worker_cpu:.1f} s CPU in the workers"],
+                 ["build_lightcurves",
+                  f"{build_seconds:.1f} s ({result.num_stars} stars, {len(result.frames_used)} frames used, "
+                  f"{rejected} rejected)"],
+                 ["total", f"{total:.1f} s"],
+                 ["peak RSS: parent (it rendered the frames before)", f"{parent:.0f} MiB"],
+                 ["peak RSS: largest worker", f"{workers:.0f} MiB"],
+                 ["bound for the instance: parent + 2 workers", f"{parent + 2 * workers:.0f} MiB"],
+             ]))
+    return body
+
+
+def _hosts(size, count, mag_range=(7.5, 8.5), ra_dec=HOST_FIELD):
+    from panoptes_network.catalog import stars_in_footprint
+    from panoptes_network.simulator import camera
+
+    wcs = camera.truth_wcs(*ra_dec, 0.0, *size)
+    stars = stars_in_footprint(wcs=wcs, shape=size[::-1])
+    x, y = wcs.all_world2pix(stars["ra"], stars["dec"], 0)
+    chosen = []
+    for k in np.flatnonzero((stars["mag"] >= mag_range[0]) & (stars["mag"] <= mag_range[1])):
+        inside = 80 < x[k] < size[0] - 80 and 80 < y[k] < size[1] - 80
+        crowded = ((np.hypot(x - x[k], y - y[k]) < 40) & (stars["mag"] < stars["mag"][k])).any()
+        if inside and not crowded:
+            chosen.append(int(stars["id"][k]))
+    return chosen[:count]
+
+
+def _precision_rows(label, observation, signals=()):
+    from panoptes_network.photometry.truth import noise_floor, truth_arrays
+
+    result = observation.result
+    floor = noise_floor(observation)
+    saturated = (truth_arrays(observation, "saturated") == 1).any(axis=0)
+    hosts = [str(s.star_id) for s in signals]
+    quiet = ((result.mag >= 7) & (result.mag <= 10) & ~np.isin(result.picid, hosts) & ~saturated
+             & (result.num_points[1] >= 0.9 * len(result.frames_used)))
+    rows = []
+    for low, high in ((7, 8), (8, 9), (9, 10), (7, 10)):
+        chosen = quiet & (result.mag >= low) & (result.mag < high if high < 10 else result.mag <= high)
+        if not chosen.any():
+            continue
+        ratio = result.rms[1, chosen] / floor[1, chosen]
+        rows.append([label, f"G {low}-{high}", int(chosen.sum()), f"{np.median(floor[1, chosen]) * 1e3:.2f}",
+                     f"{np.median(result.rms[1, chosen]) * 1e3:.2f}", f"{np.median(ratio):.2f}",
+                     f"{np.percentile(ratio, 90):.2f}",
+                     f"{np.median(result.plain_rms[1, chosen] / floor[1, chosen]):.2f}"])
+    return rows
+
+
+def science(quick: bool) -> str:
+    from panoptes_network.photometry import PhotometryParams
+    from panoptes_network.photometry.truth import box_snr, combined_flux, fit_transit, simulate_observation
+    from panoptes_network.simulator import Transit
+
+    size = (1200, 800)
+    frames = 60 if quick else 110
+    cadence = 135.0
+    span = timedelta(seconds=frames * cadence)
+    injected = ((0.005, 2.0, 0.3), (0.005, 3.0, 0.65), (0.01, 2.5, 0.4), (0.01, 2.0, 0.6), (0.02, 3.0, 0.5),
+                (0.02, 2.0, 0.45))
+    hosts = _hosts(size, len(injected))
+    signals = tuple(Transit(star, START + span * fraction, 3.1, depth, hours)
+                    for star, (depth, hours, fraction) in zip(hosts, injected))
+    clear = simulate_observation(*HOST_FIELD, START, frames, width=size[0], height=size[1], seed=31,
+                                 readout=cadence - 120, signals=signals, params=PhotometryParams())
+    cloudy = simulate_observation(*HOST_FIELD, START, frames // 2, width=size[0], height=size[1], seed=32, cloud=0.3,
+                                  params=PhotometryParams())
+    rows = _precision_rows("clear", clear, signals) + _precision_rows("30% cloud", cloudy)
+    body = (f"**Precision** ({size[0]} x {size[1]} px cut-outs, g channel; clear: {frames} frames, 30% cloud: "
+            f"{frames // 2}; goal: RMS <= 1.3x the floor clear, <= 1.5x with cloud). The floor is the simulator's "
+            "noise model for each star over the same frames (photon, sky, read, annulus, scintillation):\n\n")
+    body += table(["sky", "stars", "n", "floor (theory), 1e-3", "differential RMS, 1e-3", "RMS / floor median",
+                   "RMS / floor 90th pct", "anchor: plain aperture RMS / floor"], rows)
+
+    result = clear.result
+    days = np.array([t.timestamp() for t in result.time_utc]) / 86400
+    transit_rows = []
+    for signal in signals:
+        star = result.index(str(signal.star_id))
+        flux, err, usable = combined_flux(result, star)
+        fit = fit_transit(days[usable], flux[usable], err[usable], np.arange(1.5, 3.51, 0.25) / 24)
+        minutes = (fit.mid - signal.epoch.timestamp() / 86400) * 1440
+        within = abs(fit.depth / signal.depth - 1) <= 0.1 and abs(minutes) <= 3
+        transit_rows.append([f"{signal.depth * 100:.1f}%", f"{signal.duration_hours:g} h", f"{result.mag[star]:.2f}",
+                             f"{fit.depth * 100:.3f} +- {fit.depth_err * 100:.3f}%",
+                             f"{(fit.depth / signal.depth - 1) * 100:+.1f}%", f"{minutes:+.1f}", f"{fit.snr:.1f}",
+                             "yes" if within else "**no**"])
+    hosts_set = [str(s.star_id) for s in signals]
+    quiet = np.flatnonzero((result.mag <= 10) & ~np.isin(result.picid, hosts_set)
+                           & (result.num_points[1] >= 0.9 * len(result.frames_used)))
+    worst = max(box_snr(days[u], f[u], np.array([2.0, 2.5, 3.0]) / 24)
+                for f, _, u in (combined_flux(result, star) for star in quiet))
+    body += ("\n\n**Transits** (clear sequence above, r+g+b averaged, trapezoid fit over mid-time and duration; goal: "
+             "depth within 10%, mid-time within 3 min):\n\n")
+    body += table(["depth", "duration", "G", "fitted depth", "depth error", "mid-time error, min", "S/N", "goal met"],
+                  transit_rows)
+    body += (f"\n\nStrongest false 2-3 h box dip on {len(quiet)} stars without a signal: {worst:.1f} sigma "
+             "(goal: < 5).\n")
+    body += bls(quick)
+    return body
+
+
+def bls(quick: bool) -> str:
+    """Five nights of one field, measured night by night, then one ``build_lightcurves``
+    over every frame (the stitched lightcurve: one normalisation for all nights, so a
+    night mostly in transit keeps its depth), and BoxLeastSquares on its BJD_TDB times."""
+    from astropy.timeseries import BoxLeastSquares
+
+    from panoptes_network.photometry import PhotometryParams, build_lightcurves
+    from panoptes_network.photometry.truth import combined_flux, simulate_observation
+    from panoptes_network.simulator import Transit
+
+    size = (600, 400)
+    # 8 nights of 6 h, a 2.1-day planet: full transits on nights 1 and 3, a partial one on
+    # night 5, and nights where the aliases (P/2, P/3, 2P...) would put a transit and none
+    # is seen; with whole-day periods the aliases are indistinguishable from the ground.
+    nights = 8
+    cadence = 300.0
+    frames = 72
+    period = 2.1
+    start = START - timedelta(hours=1)
+    host = _hosts(size, 1)[0]
+    epoch = start + timedelta(hours=1.5)
+    signal = Transit(host, epoch, period, 0.01, 2.5)
+    measurements = []
+    for night in range(nights):
+        observation = simulate_observation(*HOST_FIELD, start + timedelta(days=night), frames, width=size[0],
+                                           height=size[1], seed=40 + night, readout=cadence - 120, signals=(signal,),
+                                           params=PhotometryParams())
+        measurements += observation.measurements
+    result = build_lightcurves(measurements, PhotometryParams())
+    star = result.index(str(host))
+    flux, _, usable = combined_flux(result, star)
+    t, f = result.time_bjd_tdb[usable, star], flux[usable]
+    model = BoxLeastSquares(t, f)
+    periods = np.exp(np.linspace(np.log(0.6), np.log(4.5), 60000))
+    power = model.power(periods, [0.08, 0.1, 0.125])
+    found = float(power.period[np.argmax(power.power)])
+    error = (found / period - 1) * 100
+    return (f"\n\n**Period** ({nights} nights of a {size[0]} x {size[1]} px cut-out, {frames} frames a night every "
+            f"{cadence:.0f} s, a 1% 2.5 h transit on a G {result.mag[star]:.1f} star every {period} d, seen whole on "
+            f"nights 1 and 3 and in part on night 5; one build_lightcurves over all {len(result.frames_used)} "
+            f"frames; BoxLeastSquares over 0.6-4.5 d on its BJD_TDB times; goal: within 0.1%): found {found:.5f} d, "
+            f"error {error:+.3f}% ({'met' if abs(error) <= 0.1 else '**not met**'}).\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="shorter sequences")
+    parser.add_argument("--only", choices=["speed", "science"], default=None)
+    args = parser.parse_args()
+    scratch("photometry-bench")
+    if args.only in (None, "speed"):
+        body = speed()
+        print(body, flush=True)
+        write_section("photometry-speed", "Photometry: speed and memory", body)
+    if args.only in (None, "science"):
+        body = science(args.quick)
+        print(body, flush=True)
+        write_section("photometry-science", "Photometry: precision, transits, periods", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
