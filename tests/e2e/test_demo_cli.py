@@ -22,7 +22,8 @@ def test_demo_command_records_observations_through_the_pipeline(monkeypatch, tmp
     assert "panoptes-network demo" in capsys.readouterr().out
 
     # Small cut-outs keep the test quick; the pipeline treats them as it treats any frame.
-    assert cli.main(["demo", "--nights", "1", "--seed", "4", "--workers", "1", "--transits", "0", "--data-dir", str(data_dir),
+    assert cli.main(["demo", "--nights", "1", "--seed", "4", "--workers", "1", "--transits", "0",
+                     "--data-dir", str(data_dir),
                      "--frame-shape", "96x144"]) == 0
     out = capsys.readouterr().out
     assert "every message delivered" in out

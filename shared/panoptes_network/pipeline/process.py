@@ -95,8 +95,8 @@ def parse_message(message: PubSubMessage):
 def run_id(sequence_id: str, params, image_ids: Iterable[str], pipeline_version: str | None = None) -> str:
     from panoptes_network.photometry import PIPELINE_VERSION
 
-    text = (pipeline_version or PIPELINE_VERSION) + json.dumps(params.to_dict(), sort_keys=True, separators=(",", ":")) \
-        + json.dumps(sorted(image_ids), separators=(",", ":"))
+    canonical = json.dumps(params.to_dict(), sort_keys=True, separators=(",", ":"))
+    text = (pipeline_version or PIPELINE_VERSION) + canonical + json.dumps(sorted(image_ids), separators=(",", ":"))
     return f"{sequence_id}_{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
@@ -262,7 +262,8 @@ def measure_frames(images, params, settings: Settings) -> list:
         try:
             data = raw.read(image["bucket_path"])
         except ObjectNotFound:
-            raise PermanentError(f"{doc.id}: gs://{settings.raw_bucket}/{image['bucket_path']} does not exist") from None
+            where = f"gs://{settings.raw_bucket}/{image['bucket_path']}"
+            raise PermanentError(f"{doc.id}: {where} does not exist") from None
         wcs = None
         if image.get("wcs_path"):
             try:
