@@ -541,25 +541,29 @@ def service_steps(service: str, target: Target) -> list[Step]:
     return steps
 
 
-def reconcile_steps(target: Target) -> list[Step]:
-    """A Cloud Scheduler job that runs reconcile --fix (compress-fits' POST /reconcile) on a cron."""
-    url = push_url(RECONCILER, target)
-    job = ("--schedule=" + target.reconcile_schedule, f"--uri={url}/reconcile", "--http-method=POST",
+def scheduler_job(name: str, service: str, path: str, schedule: str, target: Target) -> Step:
+    """A Cloud Scheduler job that POSTs to ``service``'s ``path`` on ``schedule`` (UTC), with the
+    push invoker's OIDC token, which the service checks as it checks a push."""
+    url = push_url(service, target)
+    job = ("--schedule=" + schedule, f"--uri={url}{path}", "--http-method=POST",
            f"--oidc-service-account-email={target.account(PUSH_INVOKER)}", f"--oidc-token-audience={url}",
            f"--attempt-deadline={MAX_ACK_DEADLINE}s", "--time-zone=Etc/UTC")
+    where = (*target.flags(), f"--location={target.region}")
+    return Ensure("deploy",
+                  ("gcloud", "scheduler", "jobs", "describe", name, *where),
+                  ("gcloud", "scheduler", "jobs", "create", "http", name, *where, *job),
+                  ("gcloud", "scheduler", "jobs", "update", "http", name, *where, *job))
+
+
+def reconcile_steps(target: Target) -> list[Step]:
+    """A Cloud Scheduler job that runs reconcile --fix (compress-fits' POST /reconcile) on a cron."""
     return [
         Note("deploy", f"reconcile --fix on schedule {target.reconcile_schedule!r} (UTC): Cloud Scheduler job "
-                       f"{RECONCILE_JOB} -> {url}/reconcile"),
+                       f"{RECONCILE_JOB} -> {push_url(RECONCILER, target)}/reconcile"),
         Run("apis", ("gcloud", "services", "enable", "cloudscheduler.googleapis.com", *target.flags())),
         # reconcile sends the files it finds to their topics again.
         project_role(f"serviceAccount:{target.account(RECONCILER)}", "roles/pubsub.publisher", target),
-        Ensure("deploy",
-               ("gcloud", "scheduler", "jobs", "describe", RECONCILE_JOB, *target.flags(),
-                f"--location={target.region}"),
-               ("gcloud", "scheduler", "jobs", "create", "http", RECONCILE_JOB, *target.flags(),
-                f"--location={target.region}", *job),
-               ("gcloud", "scheduler", "jobs", "update", "http", RECONCILE_JOB, *target.flags(),
-                f"--location={target.region}", *job)),
+        scheduler_job(RECONCILE_JOB, RECONCILER, "/reconcile", target.reconcile_schedule, target),
     ]
 
 
@@ -570,20 +574,10 @@ SWEEP_SCHEDULE = "*/20 * * * *"  # every 20 minutes; an observation waits out a 
 
 def sweep_steps(target: Target) -> list[Step]:
     """A Cloud Scheduler job calling process-observation's POST /sweep (``process --pending``)."""
-    url = push_url(SWEEP_SERVICE, target)
-    job = ("--schedule=" + SWEEP_SCHEDULE, f"--uri={url}/sweep", "--http-method=POST",
-           f"--oidc-service-account-email={target.account(PUSH_INVOKER)}", f"--oidc-token-audience={url}",
-           f"--attempt-deadline={MAX_ACK_DEADLINE}s", "--time-zone=Etc/UTC")
     return [
         Note("deploy", f"process --pending on schedule {SWEEP_SCHEDULE!r} (UTC): Cloud Scheduler job "
-                       f"{SWEEP_JOB} -> {url}/sweep"),
-        Ensure("deploy",
-               ("gcloud", "scheduler", "jobs", "describe", SWEEP_JOB, *target.flags(),
-                f"--location={target.region}"),
-               ("gcloud", "scheduler", "jobs", "create", "http", SWEEP_JOB, *target.flags(),
-                f"--location={target.region}", *job),
-               ("gcloud", "scheduler", "jobs", "update", "http", SWEEP_JOB, *target.flags(),
-                f"--location={target.region}", *job)),
+                       f"{SWEEP_JOB} -> {push_url(SWEEP_SERVICE, target)}/sweep"),
+        scheduler_job(SWEEP_JOB, SWEEP_SERVICE, "/sweep", SWEEP_SCHEDULE, target),
     ]
 
 
