@@ -150,5 +150,5 @@ def record_forwarded(documents: DocumentStore, *, data: bytes, attributes: Mappi
         attributes=attributes,
         message_id=message_id,
         subscription=source,
-        attempts=int(attempts) if attempts.isdigit() else None,
+        attempts=int(attempts) if attempts.isascii() and attempts.isdigit() else None,
     )

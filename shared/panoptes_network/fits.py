@@ -20,26 +20,34 @@ funpack (cfitsio's ``imcomp_copy_comp2img``) does: renamed keywords back in plac
 table keywords dropped, everything else in its original order.
 
 Compressing: :func:`compress` writes RICE_1 tiles of one row each, fpack's defaults,
-and :func:`verify_compressed` decompresses the result and compares every pixel and
-every header keyword with the original before anyone may delete it.
+for every image HDU of any FITS file, and copies every other HDU byte for byte; what it
+cannot compress losslessly it refuses with the reason (:class:`UnsupportedFitsError`).
+:func:`verify_compressed` decompresses the result and compares every stored pixel and
+every header card (as FITS defines their equality) with the original before anyone may
+delete it. The fast codec, astropy's private RICE_1 functions, is used only while it
+exists and writes what the public ``CompImageHDU`` writes (:func:`fast_codec`).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import io
 import math
 import os
 import re
 import warnings
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 from astropy.io import fits
-from astropy.io.fits.hdu.compressed._compression import compress_rice_1_c, decompress_rice_1_c
 from astropy.io.fits.verify import VerifyError, VerifyWarning
 from astropy.utils.exceptions import AstropyUserWarning
+
+from panoptes_network import log
 
 BLOCK = 2880
 CARD = 80
@@ -76,6 +84,7 @@ class HeaderRead:
     reads: int
     bytes_read: int
     offset: int  # where the header starts in the file
+    primary: fits.Header | None = None  # the primary header, when the header read is another HDU's
 
 
 class _Window:
@@ -214,6 +223,7 @@ def read_header(
     window = _Window(read_range, first_read)
     start, index = 0, 0
     header, data_start = _header_at(window, 0, 0)
+    primary = header
     naxis_value = _structural(header, "NAXIS", 0)
     try:
         primary_naxis = int(naxis_value)
@@ -236,7 +246,22 @@ def read_header(
     compressed = is_compressed_image(header)
     if compressed and restore_compressed:
         header = image_header(header)
-    return HeaderRead(header, index, compressed, window.reads, window.bytes_read, start)
+    return HeaderRead(header, index, compressed, window.reads, window.bytes_read, start, primary if index else None)
+
+
+_STRUCTURE = re.compile(r"(SIMPLE|EXTEND|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|GROUPS|CHECKSUM|DATASUM|COMMENT|HISTORY)?")
+
+
+def with_primary_keywords(read: HeaderRead) -> fits.Header:
+    """The header read, followed by the primary's keywords it lacks (not its structure
+    or commentary): many multi-extension files keep the observation's keywords in the
+    primary (FITS's INHERIT convention). The image's own cards win."""
+    if read.primary is None:
+        return read.header
+    own = set(read.header.keys())
+    inherited = [card for card in read.primary.cards
+                 if card.keyword not in own and not _STRUCTURE.fullmatch(card.keyword)]
+    return fits.Header([*read.header.cards, *inherited]) if inherited else read.header
 
 
 def read_header_bytes(data: bytes, hdu: int | None = None, **options) -> HeaderRead:
@@ -314,6 +339,16 @@ def _card_value(card: fits.Card):
         return card.image[10:].strip() if card.image[8:10] == "= " else card.image[8:].strip()
 
 
+def header_value(header: fits.Header, keyword: str):
+    """The first ``keyword`` card's value, the raw text of its value field if astropy
+    cannot parse it, or None if there is no such card."""
+    try:
+        card = header.cards[keyword]
+    except (KeyError, IndexError, VerifyError, ValueError):  # absent, or a keyword astropy will not look up
+        return None
+    return _card_value(card)
+
+
 def _json_value(value) -> JsonValue:
     """A card's value as JSON: bool, int, float and str as they are; no value is None."""
     if isinstance(value, (bool, str)):
@@ -358,6 +393,21 @@ def header_cards(header: fits.Header) -> list[str]:
 
 
 # --- compression -------------------------------------------------------------------------
+#
+# Every image HDU (the primary's included) is compressed as fpack compresses it: RICE_1,
+# tiles of one row, the *stored* integers compressed as they are, so BLANK, BSCALE and
+# BZERO (unsigned types among them) keep their meaning, and every card of the image's
+# header carried into the table's, renamed where fpack renames it. Every other HDU
+# (tables, heaps and zero-width columns included) is carried over byte for byte, never
+# parsed by astropy. What cannot be compressed losslessly is refused with the reason:
+# floating-point pixels (RICE_1 would quantise them), 64-bit integers (fpack refuses
+# them too) and random groups.
+#
+# Tiles are written by one of two codecs. The fast one calls astropy's *private* RICE_1
+# functions row by row on every core (module ``_PRIVATE_CODEC``). It is used only while
+# it exists and writes exactly what the public CompImageHDU writes (:func:`fast_codec`
+# checks once per process); otherwise everything goes through CompImageHDU, the public
+# API, slower but the same bytes (bench/RESULTS.md gives both against fpack).
 
 
 @dataclass
@@ -367,49 +417,92 @@ class Compressed:
     # The tiles as written, each already decoded and compared with its row when it was
     # made (the one-row RICE_1 path); verify_compressed then checks the file holds them.
     checked_tiles: list[bytes] | None = None
+    codec: str = "public"  # "fast": astropy's private codec, row by row; "public": CompImageHDU
+
+
+@dataclass(frozen=True)
+class RiceCodec:
+    compress: Callable[[bytes, int, int], bytes]  # (pixels, blocksize, bytepix) -> tile
+    decompress: Callable[[bytes, int, int, int], bytes]  # (tile, blocksize, bytepix, pixels) -> pixels
+
+
+@dataclass(frozen=True, eq=False)
+class _HDU:
+    index: int
+    header: fits.Header
+    start: int  # where its header starts
+    data_start: int
+    end: int  # past its data, padded to a block
 
 
 RICE_BLOCKSIZE = 32
-_FAST_BITPIX = (16, 32)  # signed integer pixels, one row per tile: the POCS frames
+DEFAULT_EXTNAME = "COMPRESSED_IMAGE"  # the compressed table's name when the image has none
+_PRIVATE_CODEC = "astropy.io.fits.hdu.compressed._compression"
+_FAST_BITPIX = (16, 32)  # 16- and 32-bit stored integers, one row per tile: the POCS frames
+_STORED_TYPES = {8: ">u1", 16: ">i2", 32: ">i4"}  # what RICE_1 compresses losslessly
 _TO_COMPRESSED = {image: table for table, image in _RENAMED.items()}
 _TILE_BATCHES_PER_THREAD = 8
+_EMPTY_PRIMARY = fits.Header([("SIMPLE", True, "file does conform to FITS standard"),
+                              ("BITPIX", 8, "number of bits per data pixel"),
+                              ("NAXIS", 0, "number of data axes"),
+                              ("EXTEND", True, "FITS dataset may contain extensions")]).tostring(padding=True).encode()
 
 
-def _open(data: bytes) -> fits.HDUList:
-    try:
-        return fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=False)
-    except (OSError, ValueError, TypeError, IndexError) as error:
-        raise NotFitsError(f"not a readable FITS file: {error}") from None
+def _is_image_structure(table_keyword: str) -> bool:
+    """A compressed table's card that stands for one of the image's own (ZBITPIX, ZNAXISn, ...)."""
+    return table_keyword in _RENAMED or (table_keyword.startswith("ZNAXIS") and table_keyword[6:].isdigit())
 
 
-def _check_losslessly_compressible(index: int, header: fits.Header) -> None:
-    bitpix = header["BITPIX"]
+def _layout(data: bytes) -> list[_HDU]:
+    """Every HDU's header and where it lies; :class:`NotFitsError` if the file is truncated."""
+    window = _Window(lambda start, end: data[start:end], len(data))
+    start, found = 0, []
+    while True:
+        header, data_start = _header_at(window, start, len(found))
+        end = data_start + data_size(header)
+        if end > len(data):
+            raise NotFitsError(f"truncated FITS: HDU {len(found)} needs {end} bytes but the file has {len(data)}")
+        found.append(_HDU(len(found), header, start, data_start, end))
+        if end + BLOCK > len(data):
+            return found
+        start = end
+
+
+def _is_compressible_image(hdu: _HDU) -> bool:
+    """True for an image HDU with pixels (compressed), False for any other HDU (carried
+    over as it is); :class:`UnsupportedFitsError` for an image that cannot be compressed
+    losslessly."""
+    header, index = hdu.header, hdu.index
+    if index == 0:
+        if _structural(header, "GROUPS", False) is True and _structural(header, "NAXIS1", None) == 0:
+            raise UnsupportedFitsError("HDU 0 holds random groups, not an image; it is not compressed")
+    elif str(_structural(header, "XTENSION", "")).strip() != "IMAGE":
+        return False
+    if hdu.end == hdu.data_start:
+        return False  # no pixels: NAXIS = 0 or an axis of length 0
+    bitpix = int(_structural(header, "BITPIX"))
     if bitpix < 0:
         raise UnsupportedFitsError(
             f"HDU {index} holds floating-point pixels; RICE_1 would quantise them (lossy), so it is not compressed"
         )
-    bscale, bzero = header.get("BSCALE", 1), header.get("BZERO", 0)
-    if bscale != 1 or bzero not in (0, 2 ** (bitpix - 1)):
+    if bitpix not in _STORED_TYPES:
         raise UnsupportedFitsError(
-            f"HDU {index} has BSCALE={bscale} BZERO={bzero}; only unscaled or unsigned integer images are compressed"
+            f"HDU {index} holds {bitpix}-bit integer pixels; RICE_1 (fpack's default) takes at most 32-bit "
+            "integers, so it is not compressed"
         )
+    pcount, gcount = _structural(header, "PCOUNT", 0), _structural(header, "GCOUNT", 1)
+    if (pcount, gcount) != (0, 1):
+        raise UnsupportedFitsError(f"HDU {index} is an image with PCOUNT={pcount} GCOUNT={gcount}, not a plain "
+                                   "image; it is not compressed")
+    return True
 
 
-def _hdus(data: bytes) -> list[tuple[fits.Header, int]]:
-    """Every HDU's header and data offset; :class:`NotFitsError` if the file is truncated."""
-    window = _Window(lambda start, end: data[start:end], len(data))
-    header, data_start = _header_at(window, 0, 0)
-    found = [(header, data_start)]
-    while True:
-        end = data_start + data_size(header)
-        if end > len(data):
-            raise NotFitsError(
-                f"truncated FITS: HDU {len(found) - 1} needs {end} bytes but the file has {len(data)}"
-            )
-        if end + BLOCK > len(data):
-            return found
-        header, data_start = _header_at(window, end, len(found))
-        found.append((header, data_start))
+def _stored_pixels(data: bytes, hdu: _HDU) -> np.ndarray:
+    """The image's stored integers (before BSCALE/BZERO), big-endian, without copying."""
+    header = hdu.header
+    shape = tuple(int(header[f"NAXIS{axis}"]) for axis in range(int(header["NAXIS"]), 0, -1))
+    dtype = np.dtype(_STORED_TYPES[int(header["BITPIX"])])
+    return np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=hdu.data_start).reshape(shape)
 
 
 def _parallel(function, count: int) -> list:
@@ -425,22 +518,26 @@ def _parallel(function, count: int) -> list:
         return [item for part in pool.map(function, batches) for item in part]
 
 
-def _pixels(data: bytes, header: fits.Header, offset: int) -> np.ndarray:
-    """The stored (unscaled, big-endian) pixels of a 2-D image, without copying."""
-    rows, columns = int(header["NAXIS2"]), int(header["NAXIS1"])
-    dtype = f">i{int(header['BITPIX']) // 8}"
-    return np.frombuffer(data, dtype=dtype, count=rows * columns, offset=offset).reshape(rows, columns)
+def _compressed_header(table_cards: list[fits.Card], image: fits.Header) -> fits.Header:
+    """fpack's binary-table header: the table's own cards, then the image's, renamed in
+    place (SIMPLE -> ZSIMPLE, NAXISn -> ZNAXISn, ...). The image's EXTNAME, if it has one,
+    names the table (as fpack does); otherwise the table is COMPRESSED_IMAGE."""
+    cards = list(table_cards)  # a list: Header.append re-indexes every card, quadratic on a long header
+    if "EXTNAME" not in image:
+        cards.append(fits.Card("EXTNAME", DEFAULT_EXTNAME, ""))  # as fpack writes it
+    for card in image.cards:
+        keyword = card.keyword
+        if keyword.startswith("NAXIS") and keyword[5:].isdigit():
+            cards.append(fits.Card("Z" + keyword, card.value, card.comment))
+        elif keyword in _TO_COMPRESSED:
+            cards.append(fits.Card(_TO_COMPRESSED[keyword], card.value, card.comment))
+        else:
+            cards.append(card)
+    return fits.Header(cards)
 
 
-def _is_fast_case(hdus: list[tuple[fits.Header, int]]) -> bool:
-    header = hdus[0][0]
-    return len(hdus) == 1 and int(header.get("NAXIS", 0)) == 2 and int(header["BITPIX"]) in _FAST_BITPIX
-
-
-def _table_header(image: fits.Header, rows: int, columns: int, bytepix: int, longest: int, heap: int) -> fits.Header:
-    """fpack's binary-table header: the table's keywords, then the image's, renamed in place."""
-    header = fits.Header()
-    for keyword, value, comment in (
+def _fast_table_cards(rows: int, columns: int, bytepix: int, longest: int, heap: int) -> list[fits.Card]:
+    return [fits.Card(*card) for card in (
         ("XTENSION", "BINTABLE", "binary table extension"),
         ("BITPIX", 8, "8-bit bytes"),
         ("NAXIS", 2, "2-dimensional binary table"),
@@ -459,22 +556,12 @@ def _table_header(image: fits.Header, rows: int, columns: int, bytepix: int, lon
         ("ZVAL1", RICE_BLOCKSIZE, "pixels per block"),
         ("ZNAME2", "BYTEPIX", "bytes per pixel (1, 2, 4, or 8)"),
         ("ZVAL2", bytepix, "bytes per pixel (1, 2, 4, or 8)"),
-        ("EXTNAME", "COMPRESSED_IMAGE", ""),
-    ):
-        header.append(fits.Card(keyword, value, comment), bottom=True)
-    for card in image.cards:
-        keyword = card.keyword
-        if keyword.startswith("NAXIS") and keyword[5:].isdigit():
-            header.append(fits.Card("Z" + keyword, card.value, card.comment), bottom=True)
-        elif keyword in _TO_COMPRESSED:
-            header.append(fits.Card(_TO_COMPRESSED[keyword], card.value, card.comment), bottom=True)
-        else:
-            header.append(card, bottom=True)
-    return header
+    )]
 
 
-def _compress_rows(image: fits.Header, pixels: np.ndarray) -> tuple[bytes, list[bytes]]:
-    """One RICE_1 tile per row, on every core, assembled as fpack lays them out.
+def _compress_rows(image: fits.Header, pixels: np.ndarray, codec: RiceCodec) -> tuple[bytes, list[bytes]]:
+    """A 2-D image as fpack's compressed-table HDU, one RICE_1 tile per row by the fast
+    codec on every core; returns the HDU's bytes and its tiles.
 
     Each tile is decoded and compared with its row as soon as it is made, in the same
     worker: the round trip costs no extra pass over the frame.
@@ -485,8 +572,8 @@ def _compress_rows(image: fits.Header, pixels: np.ndarray) -> tuple[bytes, list[
 
     def compress_batch(indices):
         block = pixels[indices[0] : indices[-1] + 1].astype(native)  # one byte swap per batch
-        tiles = [compress_rice_1_c(values.tobytes(), RICE_BLOCKSIZE, bytepix) for values in block]
-        decoded = b"".join(decompress_rice_1_c(tile, RICE_BLOCKSIZE, bytepix, columns) for tile in tiles)
+        tiles = [codec.compress(values.tobytes(), RICE_BLOCKSIZE, bytepix) for values in block]
+        decoded = b"".join(codec.decompress(tile, RICE_BLOCKSIZE, bytepix, columns) for tile in tiles)
         if decoded != block.tobytes():
             raise ValueError(f"image 0: rows {indices[0]} to {indices[-1]} do not decode to their pixels")
         return tiles
@@ -497,14 +584,9 @@ def _compress_rows(image: fits.Header, pixels: np.ndarray) -> tuple[bytes, list[
     descriptors = np.empty((rows, 2), dtype=">i4")
     descriptors[:, 0], descriptors[:, 1] = sizes, offsets
     heap_size = int(sizes.sum())
-    table = _table_header(image, rows, columns, bytepix, int(sizes.max()), heap_size)
-    primary = fits.Header([("SIMPLE", True, "file does conform to FITS standard"),
-                           ("BITPIX", 8, "number of bits per data pixel"),
-                           ("NAXIS", 0, "number of data axes"),
-                           ("EXTEND", True, "FITS dataset may contain extensions")])
+    table = _compressed_header(_fast_table_cards(rows, columns, bytepix, int(sizes.max()), heap_size), image)
     table_bytes = descriptors.tobytes()
     data = b"".join((
-        primary.tostring(padding=True).encode("ascii"),
         table.tostring(padding=True).encode("ascii"),
         table_bytes,
         *tiles,  # the heap, joined once straight into the file
@@ -513,60 +595,137 @@ def _compress_rows(image: fits.Header, pixels: np.ndarray) -> tuple[bytes, list[
     return data, tiles
 
 
+def _compress_public(image: fits.Header, pixels: np.ndarray) -> bytes:
+    """An image of any shape as fpack's compressed-table HDU, the tiles written by
+    astropy's public CompImageHDU (one row each), the header as :func:`_compress_rows`
+    writes it."""
+    tiles = fits.CompImageHDU(data=pixels.astype(pixels.dtype.newbyteorder("=")), compression_type="RICE_1",
+                              tile_shape=(1,) * (pixels.ndim - 1) + (pixels.shape[-1],))
+    buffer = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), tiles]).writeto(buffer)
+    written = buffer.getvalue()
+    table = _layout(written)[1]
+    comments = {card.keyword: card.comment for card in _fast_table_cards(0, 0, 0, 0, 0)}  # fpack's words
+    own_cards = [fits.Card(card.keyword, card.value, comments.get(card.keyword, card.comment))
+                 for card in table.header.cards if not _is_image_structure(card.keyword) and card.keyword != "EXTNAME"]
+    header = _compressed_header(own_cards, image)
+    return header.tostring(padding=True).encode("ascii") + written[table.data_start : table.end]
+
+
+def _codec_sample() -> np.ndarray:
+    """Rows that exercise RICE_1's block kinds: constant, small differences, the full range."""
+    count = 3 * 97
+    ramp = np.arange(count, dtype=np.int64)
+    values = np.where(ramp < 97, 1000, np.where(ramp < 194, ramp % 7, ramp * 7919 % 65536 - 32768))
+    return values.astype(">i2").reshape(3, 97)
+
+
+@functools.cache
+def fast_codec() -> RiceCodec | None:
+    """astropy's private RICE_1 functions, if they exist and still write, tile for tile,
+    what the public CompImageHDU writes; None otherwise, and everything is compressed
+    through CompImageHDU. Checked once per process, on first use."""
+    try:
+        module = importlib.import_module(_PRIVATE_CODEC)
+        codec = RiceCodec(module.compress_rice_1_c, module.decompress_rice_1_c)
+        sample = _codec_sample()
+        header = fits.Header([("SIMPLE", True), ("BITPIX", 16), ("NAXIS", 2), ("NAXIS1", sample.shape[1]),
+                              ("NAXIS2", sample.shape[0])])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fast, _ = _compress_rows(header, sample, codec)
+            public = _compress_public(header, sample)
+        if fast != public:
+            raise ValueError("its tiles are not the ones CompImageHDU writes")
+    except Exception as error:  # missing, renamed, a new signature, other bytes: any of them
+        log.warning("fits: astropy's private RICE_1 codec is missing or changed; compressing through "
+                    f"CompImageHDU (slower) instead: {type(error).__name__}: {error}", module=_PRIVATE_CODEC)
+        return None
+    return codec
+
+
+def _is_fast_case(hdus: list[_HDU]) -> bool:
+    header = hdus[0].header
+    return len(hdus) == 1 and int(header.get("NAXIS", 0)) == 2 and int(header["BITPIX"]) in _FAST_BITPIX
+
+
 def compress(data: bytes) -> Compressed:
     """fpack's defaults: every image HDU RICE_1-compressed in one-row tiles, others copied.
 
-    The common case (one 2-D integer image, as every POCS frame) is compressed tile by
-    tile straight from the stored bytes on every core; anything else goes through
-    astropy's CompImageHDU.
+    The common case (one 2-D 16- or 32-bit image, as every POCS frame) is compressed tile
+    by tile straight from the stored bytes on every core; any other image, or every
+    image if astropy's private codec is missing or changed, goes through CompImageHDU.
+    :class:`NotFitsError` or :class:`UnsupportedFitsError` say why a file is refused.
     """
-    hdus = _hdus(data)
-    for index, (header, _) in enumerate(hdus):
-        if int(header.get("NAXIS", 0)) > 0 and (index == 0 or header.get("XTENSION", "").strip() == "IMAGE"):
-            _check_losslessly_compressible(index, header)
-    if _is_fast_case(hdus):
-        header, offset = hdus[0]
-        compressed, tiles = _compress_rows(header, _pixels(data, header, offset))
-        return Compressed(compressed, 1, tiles)
-    with _open(data) as opened:
-        if opened[0].header.get("NAXIS", 0) == 0 and len(opened) == 1:
-            raise UnsupportedFitsError("the file holds no image to compress")
-        output = [fits.PrimaryHDU()]
-        images = 0
-        for index, hdu in enumerate(opened):
-            if isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU)) and hdu.header.get("NAXIS", 0) > 0:
-                output.append(fits.CompImageHDU(data=hdu.data, header=hdu.header.copy(), compression_type="RICE_1"))
-                images += 1
-            elif index > 0:
-                output.append(hdu.copy())
-        buffer = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", VerifyWarning)
-            fits.HDUList(output).writeto(buffer)
-    return Compressed(buffer.getvalue(), images)
+    hdus = _layout(data)
+    images = [hdu.index for hdu in hdus if _is_compressible_image(hdu)]
+    if not images:
+        raise UnsupportedFitsError("the file holds no image to compress")
+    codec = fast_codec()
+    if codec and _is_fast_case(hdus):
+        table, tiles = _compress_rows(hdus[0].header, _stored_pixels(data, hdus[0]), codec)
+        return Compressed(_EMPTY_PRIMARY + table, 1, tiles, "fast")
+    pieces = [_EMPTY_PRIMARY] if 0 in images else []  # else the primary is carried as it is
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", VerifyWarning)
+        for hdu in hdus:
+            if hdu.index in images:
+                try:
+                    pieces.append(_compress_public(hdu.header, _stored_pixels(data, hdu)))
+                except (ValueError, TypeError, VerifyError) as error:
+                    raise UnsupportedFitsError(f"HDU {hdu.index}: astropy cannot compress it: {error}") from None
+            else:
+                pieces.append(data[hdu.start : hdu.end])
+    return Compressed(b"".join(pieces), len(images))
 
 
-_VOLATILE = {"CHECKSUM", "DATASUM", "EXTEND", "SIMPLE", "XTENSION", "PCOUNT", "GCOUNT", "EXTNAME"}
+# --- verification ------------------------------------------------------------------------
+
+# Cards that say where an HDU sits or what its bytes sum to, not what the image is.
+_NOT_COMPARED = {"CHECKSUM", "DATASUM", "SIMPLE", "XTENSION", "EXTEND", "PCOUNT", "GCOUNT"}
 
 
-def _keywords(header: fits.Header) -> list[tuple[str, object]]:
-    return [(card.keyword, card.value) for card in header.cards if card.keyword not in _VOLATILE]
+def _meaning(header: fits.Header) -> Counter:
+    """The header's cards as FITS defines their equality: keyword and value, not bytes.
+
+    String values and commentary text without trailing blanks (not significant in
+    FITS); a blank-keyword card without text is layout, not content; an EXTNAME of
+    COMPRESSED_IMAGE is the compressed table's name, not the image's.
+    """
+    cards: Counter = Counter()
+    for card in header.cards:
+        keyword, value = card.keyword, _card_value(card)
+        if isinstance(value, str):
+            value = value.rstrip()
+        elif isinstance(value, float) and math.isnan(value):
+            value = "NaN"
+        layout = keyword in _NOT_COMPARED or (keyword == "" and not value)
+        if layout or (keyword, value) == ("EXTNAME", DEFAULT_EXTNAME):
+            continue
+        cards[(keyword, value)] += 1
+    return cards
+
+
+def header_differences(before: fits.Header, after: fits.Header) -> list[tuple[str, object]]:
+    """The cards of one header that the other lacks, as FITS compares them (see :func:`_meaning`)."""
+    old, new = _meaning(before), _meaning(after)
+    return sorted(((old - new) + (new - old)).elements(), key=str)
 
 
 def _verify_rows(original: bytes, compressed: bytes, checked_tiles: list[bytes] | None) -> bool:
     """Find every tile through the compressed file's own header and descriptors, and
     decode it and compare it with the original row, or, for tiles already checked that
     way when they were made, compare the bytes. False if the file is not in the one-row
-    RICE_1 layout."""
-    image_hdus = _hdus(original)
-    if not _is_fast_case(image_hdus):
+    RICE_1 layout or the fast codec is not there to decode it."""
+    image_hdus = _layout(original)
+    codec = fast_codec()
+    if codec is None or not _is_fast_case(image_hdus):
         return False
     table = read_header_bytes(compressed, hdu=1, restore_compressed=False)
     header = table.header
     if header.get("ZCMPTYPE") != "RICE_1" or header.get("ZTILE2") != 1:
         return False
-    image, offset = image_hdus[0]
-    pixels = _pixels(original, image, offset)
+    pixels = _stored_pixels(original, image_hdus[0])
     rows, columns = pixels.shape
     if (header.get("ZNAXIS1"), header.get("ZNAXIS2"), header.get("ZTILE1")) != (columns, rows, columns):
         raise ValueError(f"compressed shape {header.get('ZNAXIS1')}x{header.get('ZNAXIS2')} is not {columns}x{rows}")
@@ -588,7 +747,7 @@ def _verify_rows(original: bytes, compressed: bytes, checked_tiles: list[bytes] 
                     return [row]
                 continue
             try:
-                decoded = np.frombuffer(decompress_rice_1_c(tile, RICE_BLOCKSIZE, bytepix, columns), dtype=native)
+                decoded = np.frombuffer(codec.decompress(tile, RICE_BLOCKSIZE, bytepix, columns), dtype=native)
             except Exception:  # astropy's codec raises its own CfitsioException on a damaged tile
                 return [row]
             if not np.array_equal(decoded, pixels[row]):
@@ -598,14 +757,43 @@ def _verify_rows(original: bytes, compressed: bytes, checked_tiles: list[bytes] 
     bad = _parallel(check_batch, rows)
     if bad:
         raise ValueError(f"image 0: pixels differ after decompression (row {bad[0]})")
-    lost = set(_keywords(image)) ^ set(_keywords(image_header(header)))
+    lost = header_differences(image_hdus[0].header, image_header(header))
     if lost:
-        raise ValueError(f"image 0: header keywords differ after decompression: {sorted(lost, key=str)[:5]}")
+        raise ValueError(f"image 0: header keywords differ after decompression: {lost[:5]}")
     return True
 
 
+def _verify_image(number: int, original: np.ndarray, header: fits.Header, compressed_hdu: bytes) -> None:
+    """One compressed HDU against the original's stored integers (decompressed by
+    astropy's public API, the HDU on its own) and header."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", VerifyWarning)
+        try:
+            opened = fits.open(io.BytesIO(_EMPTY_PRIMARY + compressed_hdu), memmap=False,
+                               do_not_scale_image_data=True)
+            restored = opened[1]
+            pixels = restored.data if isinstance(restored, fits.CompImageHDU) else None
+        except Exception as error:  # astropy raises many types on a damaged table or tile
+            raise ValueError(f"image {number}: astropy cannot decompress it: {type(error).__name__}: {error}") from None
+        with opened:
+            if pixels is None:
+                raise ValueError(f"image {number} was not written as a compressed image")
+            if pixels.shape != original.shape or (pixels.dtype.kind, pixels.dtype.itemsize) != (
+                    original.dtype.kind, original.dtype.itemsize):
+                raise ValueError(f"image {number}: shape or type changed ({original.shape} {original.dtype} -> "
+                                 f"{pixels.shape} {pixels.dtype})")
+            if not np.array_equal(pixels, original):
+                raise ValueError(f"image {number}: pixels differ after decompression")
+    # The header as funpack restores it (astropy's own restoring drops a BZERO of 0).
+    lost = header_differences(header, image_header(_layout(_EMPTY_PRIMARY + compressed_hdu)[1].header))
+    if lost:
+        raise ValueError(f"image {number}: header keywords differ after decompression: {lost[:5]}")
+
+
 def verify_compressed(original: bytes, compressed: bytes | Compressed) -> None:
-    """Raise unless ``compressed`` decompresses to exactly the pixels and keywords of ``original``.
+    """Raise unless ``compressed`` holds exactly the original: every image's stored
+    integers and header cards (as FITS compares them) decompressed again, every other
+    HDU's bytes unchanged.
 
     Given the :class:`Compressed` that :func:`compress` returned, tiles it already
     round-tripped are checked by their bytes in the file rather than decoded again.
@@ -615,23 +803,21 @@ def verify_compressed(original: bytes, compressed: bytes | Compressed) -> None:
     try:
         if _verify_rows(original, compressed, checked_tiles):
             return
+        before, after = _layout(original), _layout(compressed)
     except NotFitsError as error:
         raise ValueError(f"the compressed file is not readable FITS: {error}") from None
-    with _open(original) as before, _open(compressed) as after:
-        originals = [h for h in before if isinstance(h, (fits.PrimaryHDU, fits.ImageHDU)) and h.header.get("NAXIS", 0) > 0]
-        restored = [h for h in after if isinstance(h, fits.CompImageHDU)]
-        if len(originals) != len(restored):
-            raise ValueError(f"{len(originals)} images in the original but {len(restored)} compressed")
-        for number, (old, new) in enumerate(zip(originals, restored)):
-            old_data, new_data = old.data, new.data
-            if old_data.shape != new_data.shape or old_data.dtype.kind != new_data.dtype.kind:
-                raise ValueError(f"image {number}: shape or type changed ({old_data.shape} {old_data.dtype} -> "
-                                 f"{new_data.shape} {new_data.dtype})")
-            if not np.array_equal(old_data, new_data):
-                raise ValueError(f"image {number}: pixels differ after decompression")
-            lost = set(_keywords(old.header)) ^ set(_keywords(new.header))
-            if lost:
-                raise ValueError(f"image {number}: header keywords differ after decompression: {sorted(lost)[:5]}")
+    images = [hdu.index for hdu in before if _is_compressible_image(hdu)]
+    shift = 1 if 0 in images else 0  # a primary image moves to HDU 1, behind an empty primary
+    if len(after) != len(before) + shift:
+        raise ValueError(f"{len(before)} HDUs in the original but {len(after)} compressed (expected "
+                         f"{len(before) + shift})")
+    for hdu in before:
+        written = after[hdu.index + shift]
+        if hdu.index in images:
+            _verify_image(images.index(hdu.index), _stored_pixels(original, hdu), hdu.header,
+                          compressed[written.start : written.end])
+        elif compressed[written.start : written.end] != original[hdu.start : hdu.end]:
+            raise ValueError(f"HDU {hdu.index} changed when carried over")
 
 
 class PrimaryHeader:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from panoptes_network import auth, deadletter, log, runtime
+from panoptes_network import auth, deadletter, http, log, runtime
 from panoptes_network.messages import BadMessage, PubSubMessage, decode_push_envelope, message_from_cloud_event
 
 Job = Callable[[PubSubMessage], dict[str, Any]]
@@ -44,14 +44,37 @@ def _run(service: str, message: PubSubMessage, job: Job) -> dict[str, Any]:
     return result
 
 
-def handle_push(request, service: str, job: Job) -> tuple[str, int, dict[str, str]]:
-    """A Flask view body for a Pub/Sub push endpoint (Cloud Run)."""
-    refusal = auth.push_refusal(request.headers)  # only when PUSH_AUDIENCE is configured
+def read_push(request, service: str) -> tuple[bytes, Any]:
+    """The raw and decoded JSON body of a push, after the checks every push endpoint makes.
+
+    In order: the OIDC token (only when ``PUSH_AUDIENCE`` is configured; 401/403), the
+    size (413 above what one Pub/Sub message can be), then the JSON (400 if it is not
+    valid, not an object, too deeply nested or holds lone surrogates). Raises
+    :class:`~panoptes_network.http.HttpError`; a push refused is never retried into success.
+    """
+    refusal = auth.push_refusal(request.headers)
     if refusal:
         log.warning(f"{service}: push refused: {refusal.reason}", service=service)
-        return _json({"error": refusal.reason}, refusal.status)
+        raise http.HttpError(refusal.status, refusal.reason)
     try:
-        message = decode_push_envelope(request.get_json(silent=True))
+        body = http.read_body(request, http.MAX_PUSH_BODY_BYTES,
+                              f"a Pub/Sub message is at most {http.PUBSUB_MAX_MESSAGE_BYTES} bytes")
+        decoded = http.parse_json(body)
+        if not isinstance(decoded, dict):
+            raise http.HttpError(400, f"the body is JSON {type(decoded).__name__}, not an object; "
+                                      "expected a Pub/Sub push envelope")
+    except http.HttpError as error:
+        log.warning(f"{service}: bad request: {error.msg}", service=service, status=error.status)
+        raise
+    return body, decoded
+
+
+def handle_push(request, service: str, job: Job) -> tuple[str, int, dict[str, str]]:
+    """A Flask view body for a Pub/Sub push endpoint (Cloud Run)."""
+    try:
+        message = decode_push_envelope(read_push(request, service)[1])
+    except http.HttpError as error:
+        return _json({"error": error.msg}, error.status)
     except BadMessage as error:
         log.warning(f"{service}: bad request: {error}", service=service)
         return _json({"error": str(error)}, 400)

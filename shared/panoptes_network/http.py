@@ -32,6 +32,13 @@ CORS_HEADERS = {
     "Access-Control-Max-Age": "3600",
 }
 MAX_BODY_BYTES = 64 * 1024  # parameters only: a few hundred bytes in practice
+# A push carries one Pub/Sub message, at most 10 MB (Pub/Sub's quota), base64-encoded in
+# its envelope (4/3 as large) beside a few fields: a body larger than that is no push.
+PUBSUB_MAX_MESSAGE_BYTES = 10_000_000
+MAX_PUSH_BODY_BYTES = 4 * -(-PUBSUB_MAX_MESSAGE_BYTES // 3) + 64 * 1024
+# Our bodies nest four levels at most. Python's json recursion fails near 1,000 levels,
+# and any code walking a decoded body recursively would too: refuse far earlier.
+MAX_JSON_DEPTH = 32
 
 Params = Mapping[str, Any]
 
@@ -56,22 +63,64 @@ def error_response(status: int, msg: str, **fields: Any) -> flask.Response:
     return json_response({"success": False, "msg": msg, **fields}, status)
 
 
+def parse_json(body: bytes | str, what: str = "the body") -> Any:
+    """``body`` decoded, or :class:`HttpError` 400 saying why it cannot be used.
+
+    Beyond ``json.loads``: no nesting deeper than :data:`MAX_JSON_DEPTH`, and no lone
+    surrogates (``"\\ud800"`` is valid JSON but no text: it fails wherever it is encoded).
+    """
+    try:
+        decoded = json.loads(body)
+    except RecursionError:
+        raise HttpError(400, f"{what} nests deeper than {MAX_JSON_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise HttpError(400, f"{what} is not JSON ({error})") from None
+    pending = [(decoded, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            _check_text(value, what)
+        elif isinstance(value, (list, dict)):
+            if depth > MAX_JSON_DEPTH:
+                raise HttpError(400, f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+            if isinstance(value, dict):
+                for key in value:
+                    _check_text(key, what)
+                value = value.values()
+            pending.extend((item, depth + 1) for item in value)
+    return decoded
+
+
+def _check_text(text: str, what: str) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise HttpError(400, f"{what} holds a lone surrogate (an unpaired \\ud800-\\udfff escape), "
+                             "which is not text") from None
+
+
+def read_body(request: flask.Request, limit: int, hint: str) -> bytes:
+    """The request body, or :class:`HttpError` 413 if it is larger than ``limit`` bytes."""
+    too_large = HttpError(413, f"the body is larger than {limit} bytes; {hint}")
+    if request.content_length and request.content_length > limit:
+        raise too_large
+    body = request.get_data(cache=True) if request.content_length else request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise too_large
+    return body
+
+
 def request_params(request: flask.Request) -> dict[str, Any]:
     """The query parameters, overlaid with the JSON object body of a POST."""
     params: dict[str, Any] = dict(request.args.items())
     if request.method != "POST":
         return params
-    if request.content_length and request.content_length > MAX_BODY_BYTES:
-        raise HttpError(413, f"the body is larger than {MAX_BODY_BYTES} bytes; send only the parameters")
-    body = request.get_data(cache=True)
-    if len(body) > MAX_BODY_BYTES:
-        raise HttpError(413, f"the body is larger than {MAX_BODY_BYTES} bytes; send only the parameters")
+    body = read_body(request, MAX_BODY_BYTES, "send only the parameters")
     if not body.strip():
         return params
-    try:
-        decoded = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise HttpError(400, f"the body is not valid JSON ({error}); send a JSON object of parameters") from None
+    decoded = parse_json(body)
     if not isinstance(decoded, dict):
         raise HttpError(400, f"the body is JSON {type(decoded).__name__}, not an object; send {{\"name\": value}}")
     params.update(decoded)

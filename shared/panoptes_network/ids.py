@@ -16,9 +16,10 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-UNIT_ID_PATTERN = re.compile(r"PAN\d{3}")
+# [0-9], not \d: \d matches any Unicode digit ("PAN١٢٣"), and ids are ASCII.
+UNIT_ID_PATTERN = re.compile(r"PAN[0-9]{3}")
 CAMERA_ID_PATTERN = re.compile(r"[0-9a-fA-F]{6}")
-TIME_PATTERN = re.compile(r"\d{8}T\d{6}")
+TIME_PATTERN = re.compile(r"[0-9]{8}T[0-9]{6}")
 # A sequence id or an image id: UNIT_CAMERA_TIME (BucketPath.sequence_id, .image_id).
 ID_PATTERN = re.compile(f"{UNIT_ID_PATTERN.pattern}_{CAMERA_ID_PATTERN.pattern}_{TIME_PATTERN.pattern}")
 TIME_FORMAT = "%Y%m%dT%H%M%S"

@@ -47,10 +47,12 @@ class PubSubMessage:
 
     def json(self) -> dict[str, Any]:
         """The data as a JSON object, or :class:`BadMessage` saying why not."""
+        from panoptes_network.http import HttpError, parse_json
+
         try:
-            payload = json.loads(self.data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise BadMessage(f"message data is not JSON: {error}") from None
+            payload = parse_json(self.data, "message data")  # also refuses lone surrogates, deep nesting
+        except HttpError as error:
+            raise BadMessage(error.msg) from None
         if not isinstance(payload, dict):
             raise BadMessage("message data is JSON but not an object")
         return payload

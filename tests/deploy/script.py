@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -14,6 +15,24 @@ from panoptes_network.config import NAME_VARIABLES
 REPOSITORY = Path(__file__).resolve().parents[2]
 DEPLOY = REPOSITORY / "bin" / "deploy"
 QUIET = " >/dev/null 2>&1"
+
+
+MARKER_ENVIRONMENT = """
+import json, os, platform, sys
+print(json.dumps({
+    "implementation_name": sys.implementation.name, "os_name": os.name, "sys_platform": sys.platform,
+    "platform_machine": platform.machine(), "platform_system": platform.system(),
+    "platform_python_implementation": platform.python_implementation(),
+    "python_version": ".".join(platform.python_version_tuple()[:2]),
+    "python_full_version": platform.python_version(),
+}))
+"""
+
+
+def marker_environment(python: str | Path) -> dict[str, str]:
+    """What environment markers see in ``python``'s environment (a venv's, not this process's)."""
+    printed = subprocess.run([str(python), "-c", MARKER_ENVIRONMENT], capture_output=True, text=True, check=True)
+    return json.loads(printed.stdout)
 
 
 def clean_environment(**extra: str) -> dict[str, str]:

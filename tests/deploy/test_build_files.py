@@ -95,6 +95,16 @@ def test_dockerfile_copies_only_the_staged_source(service, tmp_path):
         {"panoptes_network", "requirements.txt"}
 
 
+@pytest.mark.parametrize("service", CLOUD_RUN)
+def test_dockerfile_installs_the_staged_lock_pins_with_hashes_required(service):
+    installs = [shlex.split(run) for run in instructions(dockerfile(service), "RUN") if "pip install" in run]
+    assert len(installs) == 1, installs  # one install: the staged requirements.txt, nothing beside it
+    words = installs[0]
+    assert "--require-hashes" in words  # an unhashed (not from requirements.lock) requirements.txt fails the build
+    assert words[words.index("--requirement") + 1] == "requirements.txt"
+    assert [word for word in words[words.index("install") + 1:] if not word.startswith("-")] == ["requirements.txt"]
+
+
 def test_every_cloud_run_service_and_no_function_has_a_dockerfile():
     for name in SERVICES:
         has = (REPOSITORY / name / "Dockerfile").is_file()

@@ -331,6 +331,7 @@ def test_only_pubsub_keeps_the_pubsub_steps_and_what_they_read():
     (["compress-fits", "--project", "Bad_Project"], "is not a Google Cloud project id"),
     (["compress-fits", "--project", PROJECT, "--region", "mars"], "is not a region"),
     (["compress-fits"], "which project? give --project P"),
+    (["compress-fits", *ARGS, "--project-number", "١٢٣"], "is not a number"),  # ASCII digits only
 ])
 def test_bad_requests_get_a_clear_error_and_run_nothing(arguments, message):
     result = run_deploy(*arguments, "--dry-run", env=clean_environment(), check=False)

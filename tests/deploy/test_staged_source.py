@@ -1,8 +1,10 @@
 """The staged source is what gets deployed, and it runs on its own.
 
 Each service present in this checkout is staged with ``bin/deploy SERVICE --stage``,
-installed into a new virtual environment from the staged requirements.txt alone (no
-system site-packages, no repository on the path), started as the platform starts it
+installed into a new virtual environment of the deploy runtime's Python (python312, when
+this machine has it) from the staged requirements.txt alone, hashes required (no system
+site-packages, no repository on the path), checked to hold exactly the lock's versions,
+started as the platform starts it
 (functions-framework for a function; the Dockerfile's CMD, gunicorn on $PORT, for a
 Cloud Run service) and sent a real request, on the gcp backend against the emulators.
 A requirement missing from the staged requirements.txt fails here, not in production.
@@ -10,9 +12,11 @@ A requirement missing from the staged requirements.txt fails here, not in produc
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,6 +28,7 @@ from pathlib import Path
 import pytest
 from dockerfile_parse import DockerfileParser
 from google.cloud import pubsub_v1
+from packaging.utils import canonicalize_name
 from panoptes_network import runtime
 from panoptes_network.config import settings
 from panoptes_network.messages import (
@@ -33,11 +38,12 @@ from panoptes_network.messages import (
     storage_cloud_event,
     utc_now_iso,
 )
-from panoptes_network.stack import staging
+from panoptes_network.stack import lock, staging
+from panoptes_network.stack.deploy import PYTHON_RUNTIME
 from panoptes_network.stack.services import SERVICES
 
 from tests.conftest import skip_or_fail
-from tests.deploy.script import REPOSITORY, run_deploy
+from tests.deploy.script import REPOSITORY, marker_environment, run_deploy
 
 SEQUENCE = "PAN001/14d3bd/20160909T081152"
 TINY = f"{SEQUENCE}/20160909T081226.fits"
@@ -62,9 +68,11 @@ def test_staging_copies_the_service_the_shared_library_and_one_requirements_file
                if path.is_file() and "__pycache__" not in path.parts}
     assert files == service_files | library | {"requirements.txt"}
     assert (staged / "main.py").read_bytes() == (REPOSITORY / "compress-fits" / "main.py").read_bytes()
-    requirements = (staged / "requirements.txt").read_text().splitlines()
-    assert requirements[0].startswith("#")
-    assert requirements[1:] == staging.merge_requirements(staging.shared_requirements(), ["flask>=3.0", "gunicorn>=22"])
+    requirements = (staged / "requirements.txt").read_text()
+    assert requirements.startswith("# Staged by bin/deploy from requirements.lock")
+    assert requirements.splitlines()[2:] == "\n".join(
+        pin.render() for pin in staging.locked_requirements("compress-fits")).splitlines()
+    assert {"flask", "gunicorn", "astropy", "werkzeug"} <= set(lock.parse(requirements))  # werkzeug: flask's
 
 
 def test_staging_refuses_a_directory_with_files_in_it(tmp_path):
@@ -96,6 +104,7 @@ def test_requirements_that_cannot_be_merged_are_refused(tmp_path, line, message)
     (folder / "main.py").write_text("")
     (folder / "requirements.txt").write_text(f"flask>=3.0\n{line}\n")
     (tmp_path / "shared").symlink_to(REPOSITORY / "shared")
+    (tmp_path / lock.LOCK_FILE).symlink_to(REPOSITORY / lock.LOCK_FILE)
     with pytest.raises(staging.StagingError, match=message):
         staging.stage("compress-fits", tmp_path / "out", root=tmp_path)
 
@@ -108,21 +117,43 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def deploy_python() -> str:
+    """The deploy runtime's Python (python312: the functions' runtime, the Dockerfiles' base)
+    when this machine has one, else the tests' own: the lock is one for both."""
+    version = f"{PYTHON_RUNTIME[6]}.{PYTHON_RUNTIME[7:]}"  # python312 -> 3.12
+    candidates = [shutil.which(f"python{version}"),
+                  *sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python{version}")))]
+    for candidate in filter(None, candidates):  # a pyenv shim is on PATH but fails when not selected
+        if subprocess.run([candidate, "-c", "import venv"], capture_output=True).returncode == 0:
+            return candidate
+    return sys.executable
+
+
 @pytest.fixture(scope="session")
 def clean_venvs(tmp_path_factory):
-    """A virtual environment per distinct staged requirements.txt, made once per session."""
+    """A virtual environment per distinct staged requirements.txt, made once per session,
+    holding exactly the lock's versions of the staged pins."""
     made: dict[str, Path] = {}
+    python = deploy_python()
+    locked = lock.read(REPOSITORY)
 
     def venv_for(requirements: Path) -> Path:
         lines = [line for line in requirements.read_text().splitlines() if not line.startswith("#")]
         key = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
         if key not in made:
             path = tmp_path_factory.mktemp(f"venv-{key}")
-            subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+            subprocess.run([python, "-m", "venv", str(path)], check=True)
+            venv_python = str(path / "bin" / "python")
             install = subprocess.run(
-                [str(path / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                [venv_python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes",
                  "--requirement", str(requirements)], capture_output=True, text=True, timeout=900)
             assert install.returncode == 0, f"pip could not install {requirements}:\n{install.stderr[-3000:]}"
+            frozen = subprocess.run([venv_python, "-m", "pip", "freeze", "--disable-pip-version-check"],
+                                    capture_output=True, text=True, check=True).stdout.split()
+            environment = marker_environment(venv_python)
+            staged = lock.parse(requirements.read_text())
+            assert {canonicalize_name(line.split("==")[0]): line.split("==")[1] for line in frozen} == \
+                {name: locked[name].version for name, pin in staged.items() if pin.applies(environment)}
             made[key] = path
         return made[key]
 
@@ -281,7 +312,7 @@ def test_a_deployment_stages_afresh_under_build_deploy(tmp_path):
 
     root = tmp_path / "checkout"
     root.mkdir()
-    for folder in ("compress-fits", "shared"):
+    for folder in ("compress-fits", "shared", lock.LOCK_FILE):
         (root / folder).symlink_to(REPOSITORY / folder)
     printed = []
     runner = Runner(root, echo=printed.append)

@@ -116,8 +116,9 @@ def wait_for(url: str, timeout: float = 60) -> dict:
 def test_up_serves_every_service_and_delivers_while_drain_runs_beside_it(tmp_path, pocs):
     port = free_port()
     environment = {**os.environ, "PANOPTES_BACKEND": "local", "PANOPTES_WORKERS": "1"}
-    up = subprocess.Popen([CLI, "up", "--data-dir", str(tmp_path), "--port", str(port), "--no-catalog"], env=environment,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    up = subprocess.Popen([CLI, "up", "--data-dir", str(tmp_path), "--port", str(port), "--log-format", "text",
+                           "--no-catalog"],
+                          env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         status = wait_for(f"http://127.0.0.1:{port}/_stack/status")
         assert {"image-uploaded", "compress-fits", "record-image"} <= set(status["services"])
@@ -138,6 +139,9 @@ def test_up_serves_every_service_and_delivers_while_drain_runs_beside_it(tmp_pat
         up.terminate()
         output = up.communicate(timeout=30)[0]
     assert f"http://127.0.0.1:{port}/compress-fits/" in output
+    # --log-format text: one short human line per event, no JSON.
+    assert "WARNING compress-fits: bad request: no 'message' object" in output
+    assert not any(line.startswith('{"severity"') for line in output.splitlines())
 
 
 def test_up_upload_drain_and_doc_on_the_emulators(emulators, pocs, monkeypatch, tmp_path):

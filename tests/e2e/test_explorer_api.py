@@ -171,8 +171,8 @@ def test_frame_header_comes_from_get_fits_header(explorer, pocs):
 def test_preview_is_made_once_then_served_from_the_bucket(explorer, monkeypatch):
     client, stack, sequences = explorer
     decompressions = []
-    real = previews.image_pixels
-    monkeypatch.setattr(previews, "image_pixels", lambda data: decompressions.append(1) or real(data))
+    real = previews.binned_pixels
+    monkeypatch.setattr(previews, "binned_pixels", lambda file: decompressions.append(1) or real(file))
     url = f"/api/images/{KIC_IMAGES[1]}/preview.png"
     first = client.get(url)
     assert first.status_code == 200 and first.mimetype == "image/png"

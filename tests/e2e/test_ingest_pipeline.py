@@ -201,3 +201,88 @@ def test_a_message_pubsub_gave_up_on_is_recorded_with_its_source(stack):
     assert len(letters) == 1
     assert letters[0]["service"] == "panoptes-record-image" and letters[0]["subscription"] == source
     assert letters[0]["attempts"] == 5 and "gave up after 5 delivery attempts" in letters[0]["reason"]
+
+
+def _float_frame() -> bytes:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    astropy_fits.PrimaryHDU(np.linspace(0, 1, 600, dtype=np.float32).reshape(20, 30)).writeto(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("failure", ["refused", "compressor fails"])
+def test_a_file_that_cannot_be_compressed_is_dead_lettered_after_exactly_one_attempt(stack, pocs, monkeypatch,
+                                                                                      failure):
+    """Issue #17: the compressor's verdict comes on the first delivery, never after retries."""
+    from panoptes_network import fits
+
+    real_compress, attempts = fits.compress, []
+
+    def counted(data: bytes):
+        attempts.append(len(data))
+        if failure == "compressor fails":  # as astropy did on a table with a heap
+            raise OSError("Could not find heap data for the 'VLA' variable-length array column.")
+        return real_compress(data)
+
+    monkeypatch.setattr(fits, "compress", counted)
+    content = _float_frame() if failure == "refused" else (pocs / "tiny.fits").read_bytes()
+    stack.upload(content, TINY)
+    stack.drain()
+
+    assert attempts == [len(content)]  # one delivery reached the compressor, and only one
+    assert stack.names() == [TINY] and stack.raw.read(TINY) == content  # the original kept
+    (letter,) = stack.dead_letters()
+    assert letter["service"] == "compress-fits" and letter["attempts"] is None
+    expected = "floating-point pixels" if failure == "refused" else "could not be done losslessly; the original is kept"
+    assert expected in letter["reason"] and TINY in letter["reason"]
+
+
+def _multi_extension_frame(pocs) -> bytes:
+    """A file of the kinds issue #17 found: an empty primary with the frame's keywords, the
+    frame's pixels as a scaled image with null pixels and blank-keyword cards, a table with
+    a heap and one with a zero-width column."""
+    import io
+
+    import numpy as np
+
+    header = astropy_fits.getheader(pocs / "tiny.fits")
+    pixels = astropy_fits.getdata(pocs / "tiny.fits").astype(np.int32) - 2048
+    pixels[0, :10] = -(2**31)
+    image = astropy_fits.ImageHDU(pixels, name="SCI")
+    image.header.update({"BLANK": -(2**31), "EXTNAME": "SCI"})
+    image.header.append(astropy_fits.Card("", "   / DATA PACKET follows"), bottom=True)
+    heap = astropy_fits.BinTableHDU.from_columns(
+        [astropy_fits.Column("VLA", "PJ()", array=np.array([np.arange(3), np.arange(9)], dtype=object))])
+    empty = astropy_fits.BinTableHDU.from_columns(
+        [astropy_fits.Column("A", "J", array=np.arange(2)), astropy_fits.Column("NONE", "0J")])
+    primary = astropy_fits.PrimaryHDU(header=astropy_fits.Header(
+        [card for card in header.cards if card.keyword not in ("SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2")]))
+    buffer = io.BytesIO()
+    astropy_fits.HDUList([primary, image, heap, empty]).writeto(buffer)
+    return buffer.getvalue()
+
+
+def test_a_multi_extension_file_is_compressed_and_recorded(stack, pocs):
+    """Issue #17: images compressed, tables carried, the header recorded, nothing dead-lettered."""
+    import io
+
+    import numpy as np
+
+    content = _multi_extension_frame(pocs)
+    stack.upload(content, TINY)
+    stack.drain()
+
+    assert stack.dead_letters() == []
+    assert stack.names() == [TINY + ".fz"]
+    with astropy_fits.open(io.BytesIO(content)) as before, \
+            astropy_fits.open(io.BytesIO(stack.raw.read(TINY + ".fz"))) as after:
+        assert [type(hdu).__name__ for hdu in after] == ["PrimaryHDU", "CompImageHDU", "BinTableHDU", "BinTableHDU"]
+        np.testing.assert_array_equal(after[1].data, before[1].data)  # the null pixels NaN in both
+        assert np.isnan(after[1].data[0, :10]).all() and after[1].header["BLANK"] == -(2**31)
+        assert [list(row) for row in after[2].data["VLA"]] == [list(range(3)), list(range(9))]
+    image = stack.documents.get("images", "PAN001_14d3bd_20160909T081226")
+    assert image["bucket_path"] == TINY + ".fz"
+    assert image["exptime"] == pytest.approx(astropy_fits.getheader(pocs / "tiny.fits")["EXPTIME"])

@@ -28,3 +28,25 @@ def get_fits_header():
 @pytest.fixture
 def lookup_field():
     return load_app("lookup-field").test_client()
+
+
+@pytest.fixture
+def local_backend(monkeypatch, tmp_path):
+    from panoptes_network import runtime
+
+    monkeypatch.setenv("PANOPTES_BACKEND", "local")
+    monkeypatch.setenv("PANOPTES_DATA_DIR", str(tmp_path / "data"))
+    runtime.reset()
+    yield
+    runtime.reset()
+
+
+@pytest.fixture
+def stack_client(local_backend):
+    """The local stack's whole web server (every service, the explorer, /_stack), in process."""
+    from werkzeug.test import Client
+
+    from panoptes_network.config import settings
+    from panoptes_network.stack.server import build_app
+
+    return Client(build_app(settings())[0])

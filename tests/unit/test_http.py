@@ -53,3 +53,23 @@ def test_anything_else_is_not_a_whole_number(value):
     with pytest.raises(http.HttpError) as raised:
         http.int_param({"hdu": value}, "hdu")
     assert raised.value.status == 400
+
+
+def test_parse_json_takes_any_text_and_nesting_up_to_the_limit():
+    assert http.parse_json('{"name": "\\u00e9toile \\ud83d\\ude00"}') == {"name": "étoile 😀"}  # a valid pair
+    nested = "[" * http.MAX_JSON_DEPTH + "]" * http.MAX_JSON_DEPTH
+    assert http.parse_json(nested) is not None
+
+
+@pytest.mark.parametrize("body, reason", [
+    ('{"a": "\\ud800"}', "lone surrogate"),
+    ('{"\\udc00": 1}', "lone surrogate"),
+    ('["ok", ["\\ude00x"]]', "lone surrogate"),
+    ("[" * (http.MAX_JSON_DEPTH + 1) + "]" * (http.MAX_JSON_DEPTH + 1), "nests deeper than"),
+    ('{"a":' * 5000 + "1" + "}" * 5000, "nests deeper than"),
+    (b"\xff\xfe{", "not JSON"),
+])
+def test_parse_json_refuses_what_later_code_would_fail_on(body, reason):
+    with pytest.raises(http.HttpError, match=reason) as refused:
+        http.parse_json(body)
+    assert refused.value.status == 400

@@ -66,3 +66,32 @@ def test_bucket_path_from_a_header_with_placeholders_is_refused_with_the_reason(
         bucket_path_from_header(header, ".fits")
     with pytest.raises(InvalidPathError, match="lacks INSTRUME"):
         bucket_path_from_header({"OBSERVER": "PAN001"}, ".fits")
+
+
+# Arabic-Indic, Devanagari and full-width digits: str.isdigit() and re's \d take them all.
+NON_ASCII_DIGITS = ["١٢٣", "१२३", "１２３"]
+
+
+@pytest.mark.parametrize("digits", NON_ASCII_DIGITS)
+def test_ids_are_ascii_digits_only(digits):
+    with pytest.raises(InvalidPathError, match="unit id"):
+        parse_bucket_path(f"PAN{digits}/14d3bd/20180216T110623/20180216T112430.fits")
+    with pytest.raises(InvalidPathError, match="sequence time"):
+        parse_bucket_path(f"PAN001/14d3bd/2018021{digits[0]}T110623/20180216T112430.fits")
+    with pytest.raises(InvalidPathError, match="image time"):
+        parse_bucket_path(f"PAN001/14d3bd/20180216T110623/20180216T11243{digits[0]}.fits")
+
+
+@pytest.mark.parametrize("digits", NON_ASCII_DIGITS)
+def test_the_explorer_takes_ascii_ids_and_numbers_only(digits):
+    from panoptes_network.explorer import api, search
+
+    with pytest.raises(search.ParameterError, match="sequence_id"):
+        search.check_sequence_id(f"PAN{digits}_14d3bd_20180216T110623")
+    with pytest.raises(search.ParameterError, match="unit"):
+        search.parse({"unit": f"PAN{digits}"})
+    with pytest.raises(search.ParameterError, match="per_page"):
+        search.parse({"per_page": digits})
+    with pytest.raises(search.ParameterError, match="year"):
+        api.parse_year({"year": "20" + digits[:2]})
+

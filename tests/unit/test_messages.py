@@ -54,7 +54,9 @@ def test_bad_envelopes_say_why(body, reason):
 
 
 @pytest.mark.parametrize("data, reason", [(b"not json", "not JSON"), (b"[1]", "not an object"),
-                                          (b"{}", "no 'bucket_path'")])
+                                          (b"{}", "no 'bucket_path'"),
+                                          (b'{"bucket_path": "PAN001/\\ud800"}', "lone surrogate"),
+                                          (b"[" * 5000 + b"]" * 5000, "nests deeper")])
 def test_payload_problems_say_why(data, reason):
     message = decode_push_envelope(encode_push_envelope(data))
     with pytest.raises(BadMessage, match=reason):

@@ -206,3 +206,39 @@ def test_the_scheduled_reconcile_checks_the_token_like_the_pushes(compress_fits,
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json() == {"checked": 1, "gaps": {"count_mismatch": 1}, "fixed": 1, "left_for_next_run": 0}
     assert runtime.documents().get("observations", "PAN001_14d3bd_20160909T081152")["num_images"] == 0
+
+
+PUSH_ENDPOINTS = ["/compress-fits/", "/make-rgb-fits/", "/record-image/", "/image-uploaded/", "/_stack/dead-letter"]
+
+
+@pytest.fixture
+def whole_stack(compress_fits):
+    """The local stack's web server, with push authentication on (compress_fits sets it up)."""
+    from werkzeug.test import Client
+
+    from panoptes_network.config import settings
+    from panoptes_network.stack.server import build_app
+
+    return Client(build_app(settings())[0])
+
+
+@pytest.mark.parametrize("endpoint", PUSH_ENDPOINTS)
+def test_with_an_audience_every_push_endpoint_refuses_a_push_without_a_token(whole_stack, endpoint):
+    for headers in ({}, {"Authorization": "Bearer not-a-jwt"}):
+        response = whole_stack.post(endpoint, json=ENVELOPE, headers=headers)
+        assert response.status_code == 401, (endpoint, response.get_data(as_text=True)[:300])
+    # Refused before the body is looked at: a stranger learns nothing from a bad body either.
+    assert whole_stack.post(endpoint, data="[" * 5000, content_type="application/json").status_code == 401
+
+
+@pytest.mark.parametrize("endpoint", PUSH_ENDPOINTS)
+def test_with_an_audience_every_push_endpoint_takes_a_valid_token(whole_stack, google_key, endpoint):
+    response = whole_stack.post(endpoint, json=ENVELOPE, headers={"Authorization": "Bearer " + google_key.sign()})
+    assert response.status_code in (200, 204), (endpoint, response.get_data(as_text=True)[:300])
+
+
+def test_public_endpoints_need_no_token(whole_stack):
+    # lookup-field, get-fits-header and the explorer are called by people: no push token.
+    assert whole_stack.get("/lookup-field", query_string={"search_string": ""}).status_code == 400
+    assert whole_stack.get("/get-fits-header/", query_string={"bucket_path": ""}).status_code == 400
+    assert whole_stack.get("/api/units").status_code == 200

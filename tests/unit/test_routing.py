@@ -106,6 +106,10 @@ def test_record_image_accepts_its_pubsub_cloud_event(local, pocs):
 
 
 def test_compress_fits_without_an_envelope_is_a_400_with_the_reason(local):
-    response = load_app("compress-fits").test_client().post("/", data="nothing")
+    client = load_app("compress-fits").test_client()
+    response = client.post("/", data="nothing")
+    assert response.status_code == 400
+    assert "not JSON" in response.get_json()["error"]
+    response = client.post("/", json={"subscription": "compress-fits"})
     assert response.status_code == 400
     assert "push envelope" in response.get_json()["error"]

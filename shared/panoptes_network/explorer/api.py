@@ -79,6 +79,11 @@ def _no_preview(error: previews.PreviewError):
     return flask.jsonify({"success": False, "msg": str(error)}), 422
 
 
+@api.errorhandler(previews.PreviewBusy)
+def _previews_busy(error: previews.PreviewBusy):
+    return flask.jsonify({"success": False, "msg": str(error)}), 503, {"Retry-After": str(error.retry_after)}
+
+
 # --- lookups shared with the pages -------------------------------------------------------------
 
 
@@ -170,7 +175,7 @@ def parse_year(args) -> int | None:
     text = (args.get("year") or "").strip()
     if not text:
         return None
-    if not text.isdigit() or not 1990 <= int(text) <= 2200:
+    if not (text.isascii() and text.isdigit()) or not 1990 <= int(text) <= 2200:
         raise ParameterError("year", f"year must be a year such as 2024, not {text!r}")
     return int(text)
 

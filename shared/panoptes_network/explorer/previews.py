@@ -2,13 +2,21 @@
 
 A preview is ``previews/<bucket path>.png`` in the temp bucket (``PREVIEW_BUCKET`` to
 use another), stamped with the generation of the frame it was made from; a re-uploaded
-frame gets a new one. Making one reads and decompresses the frame once; requests for
-the same frame that arrive meanwhile in this process wait for that one instead of
-decompressing it again. The page loads the image on its own, so it never waits for this.
+frame gets a new one. Requests for the same frame that arrive while it is being made
+in this process wait for that one instead of making it again. The page loads the image
+on its own, so it never waits for this.
 
 The picture: 2x2 Bayer cells averaged to one grey pixel (the raw RGGB mosaic would show
 as a checkerboard), binned down to at most :data:`MAX_SIZE` pixels a side, z-scale limits
 and an asinh stretch (astropy.visualization), 8-bit PNG (Pillow).
+
+Memory is bounded, whatever the load. The frame is read from its file (the local store's
+own; downloaded once from Cloud Storage) a band of rows at a time, each tile decompressed
+once, and every band binned as it is read: a full-size frame (5208x3476) never exists as
+a whole array, only its 800-pixel result. At most ``PREVIEW_CONCURRENCY`` (default 2)
+previews are made at once in a process, by as many threads of its own; a request waits
+up to ``PREVIEW_WAIT_SECONDS`` (default 30) for its preview, then gets :class:`PreviewBusy`
+(HTTP 503 with Retry-After) while its preview is still made, for the retry to find.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,11 +36,56 @@ from panoptes_network.ports.bucket import ObjectNotFound
 PREFIX = "previews/"
 MAX_SIZE = 800
 CONTENT_TYPE = "image/png"
+BAND_PIXELS = 1_500_000  # about one band of rows read and binned at a time (6 MB as float32)
+RETRY_AFTER_SECONDS = 5
 
-# One frame's preview is made once even if many ask at once. A fixed set of locks, a
-# frame's chosen by its name, rather than one per frame: those would pile up for as long
-# as the service runs.
-_LOCKS = tuple(threading.Lock() for _ in range(64))
+MAX_QUEUED = 200  # previews asked for and not yet made, beyond which a request is refused at once
+
+
+def wait_seconds() -> float:
+    return float(os.environ.get("PREVIEW_WAIT_SECONDS") or 30)
+
+
+class _Makers:
+    """At most ``PREVIEW_CONCURRENCY`` previews made at once, by that many dedicated threads.
+
+    Dedicated threads, not the request threads: the C allocator keeps an arena per thread
+    that has allocated, and each arena keeps the high-water mark of the bands it held, so
+    fifty request threads each making a preview in turn would keep fifty arenas' worth of
+    memory. A frame asked for while its preview is being made waits for that one (the
+    in-flight table holds only what is queued or being made, never every frame seen).
+    A request that gives up waiting leaves its preview to be made and cached for its retry.
+    """
+
+    def __init__(self, workers: int):
+        self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="preview")
+        self.in_flight: dict[str, Future] = {}
+        self.lock = threading.RLock()  # a future done already runs its callback (_forget) at once, here
+
+    def submit(self, name: str, make) -> Future:
+        with self.lock:
+            future = self.in_flight.get(name)
+            if future is None:
+                if len(self.in_flight) >= MAX_QUEUED:
+                    raise PreviewBusy()
+                future = self.in_flight[name] = self.pool.submit(make)
+                future.add_done_callback(lambda _, name=name: self._forget(name))
+            return future
+
+    def _forget(self, name: str) -> None:
+        with self.lock:
+            self.in_flight.pop(name, None)
+
+
+_makers = _Makers(int(os.environ.get("PREVIEW_CONCURRENCY") or 2))
+
+
+class PreviewBusy(Exception):
+    """Every slot to make a preview stayed taken while this request waited; ask again later."""
+
+    def __init__(self, retry_after: int = RETRY_AFTER_SECONDS):
+        super().__init__(f"previews are being made for other requests; try again in {retry_after} s")
+        self.retry_after = retry_after
 
 
 class PreviewError(ValueError):
@@ -52,23 +106,40 @@ def preview_name(bucket_path: str) -> str:
     return PREFIX + bucket_path + ".png"
 
 
-def _lock_for(name: str) -> threading.Lock:
-    return _LOCKS[hash(name) % len(_LOCKS)]
+def binned_pixels(fits_file, max_size: int = MAX_SIZE) -> np.ndarray:
+    """The first 2-D image of a FITS or tile-compressed FITS file (a path or a file object),
+    its 2x2 Bayer cells averaged and binned to at most ``max_size`` pixels a side, as float.
 
-
-def image_pixels(fits_bytes: bytes) -> np.ndarray:
-    """The first 2-D image in a FITS or tile-compressed FITS file, as float."""
+    Read a band of rows at a time through astropy's ``section`` (which decompresses only
+    the tiles a band covers): memory holds one band and the small result, never the frame.
+    """
     from astropy.io import fits as astropy_fits
 
     try:
-        with astropy_fits.open(io.BytesIO(fits_bytes), memmap=False) as hdus:
+        with astropy_fits.open(fits_file, memmap=False, lazy_load_hdus=True) as hdus:
             for hdu in hdus:
-                if hdu.is_image and hdu.data is not None and hdu.data.ndim >= 2:
-                    data = np.asarray(hdu.data, dtype=np.float32)
-                    return data.reshape(data.shape[-2:]) if data.ndim > 2 else data
-    except (OSError, ValueError, TypeError) as error:
+                shape = hdu.shape if hdu.is_image else ()
+                if len(shape) >= 2 and all(shape):
+                    return _binned_by_bands(hdu.section, tuple(shape), max_size)
+    except (OSError, ValueError, TypeError, IndexError) as error:
         raise PreviewError(f"not a readable FITS image: {error}") from None
     raise PreviewError("the file has no 2-D image")
+
+
+def _binned_by_bands(section, shape: tuple[int, ...], max_size: int) -> np.ndarray:
+    rows, columns = shape[-2:]
+    leading = (0,) * (len(shape) - 2)  # a cube: its first plane
+    bayer = 2 if min(rows, columns) >= 2 else 1
+    factor = bayer * max(1, -(-max(rows // bayer, columns // bayer) // max_size))
+    out_rows, out_columns = rows // factor, columns // factor
+    result = np.empty((out_rows, out_columns), dtype=np.float32)
+    step = max(1, BAND_PIXELS // max(1, columns * factor)) * factor  # whole output rows per band
+    for start in range(0, out_rows * factor, step):
+        stop = min(start + step, out_rows * factor)
+        band = np.asarray(section[leading + (slice(start, stop), slice(0, out_columns * factor))],
+                          dtype=np.float32)
+        result[start // factor: stop // factor] = _bin(band, factor)
+    return result
 
 
 def _bin(data: np.ndarray, factor: int) -> np.ndarray:
@@ -77,15 +148,11 @@ def _bin(data: np.ndarray, factor: int) -> np.ndarray:
     return trimmed.reshape(rows // factor, factor, cols // factor, factor).mean(axis=(1, 3))
 
 
-def render_png(data: np.ndarray, max_size: int = MAX_SIZE) -> bytes:
+def render_png(data: np.ndarray) -> bytes:
+    """Binned pixels (:func:`binned_pixels`) stretched to an 8-bit grey PNG."""
     from astropy.visualization import AsinhStretch, ZScaleInterval
     from PIL import Image
 
-    if min(data.shape) >= 2:
-        data = _bin(data, 2)  # one Bayer cell -> one pixel
-    factor = max(1, -(-max(data.shape) // max_size))
-    if factor > 1:
-        data = _bin(data, factor)
     finite = np.isfinite(data)
     if not finite.any():
         raise PreviewError("the image has no finite pixels")
@@ -119,11 +186,18 @@ def preview(bucket_path: str, settings: Settings) -> Preview:
     found = cached()
     if found is not None:
         return Preview(found, True)
-    with _lock_for(name):
-        found = cached()  # made by another request while this one waited
+
+    def make() -> Preview:
+        found = cached()  # made meanwhile, by another process or an earlier request
         if found is not None:
             return Preview(found, True)
-        png = render_png(image_pixels(raw.read(bucket_path)))
+        with raw.local_file(bucket_path) as file:
+            png = render_png(binned_pixels(file))
         cache.write(name, png, content_type=CONTENT_TYPE,
                     metadata={"source_generation": generation, "source_bucket": settings.raw_bucket})
         return Preview(png, False)
+
+    try:
+        return _makers.submit(name, make).result(timeout=wait_seconds())
+    except FutureTimeout:
+        raise PreviewBusy() from None

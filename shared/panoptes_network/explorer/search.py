@@ -120,7 +120,7 @@ def _int(args, name: str, default: int, low: int, high: int) -> int:
     text = _text(args, name)
     if text is None:
         return default
-    if not re.fullmatch(r"[+-]?\d+", text):
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
         raise ParameterError(name, f"{name} must be a whole number, not {text!r}")
     value = int(text)
     if not low <= value <= high:
@@ -128,14 +128,20 @@ def _int(args, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
+
+
 def _day(args, name: str) -> date | None:
     text = _text(args, name)
     if text is None:
         return None
     try:
-        return date.fromisoformat(text[:10]) if len(text) >= 10 else date.fromisoformat(text)
+        day = date.fromisoformat(text[:10]) if len(text) >= 10 else date.fromisoformat(text)
     except ValueError:
         raise ParameterError(name, f"{name} must be a date as YYYY-MM-DD, not {text!r}") from None
+    if not FIRST_DAY <= day <= LAST_DAY:  # also keeps end + 1 day within what datetime holds
+        raise ParameterError(name, f"{name} must be a date between {FIRST_DAY} and {LAST_DAY}, not {day}")
+    return day
 
 
 def _list(args, name: str) -> list[str]:

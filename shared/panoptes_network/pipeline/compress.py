@@ -3,7 +3,9 @@
 The order makes every crash and every redelivery harmless:
 
 1. read the ``.fits`` (remembering its generation);
-2. compress and verify the round trip pixel for pixel, in memory;
+2. compress and verify the round trip pixel for pixel, in memory; a file that cannot be
+   compressed losslessly is dead-lettered on this first attempt (the bytes decide, so a
+   retry would only fail again), the original kept;
 3. write ``PATH.fits.fz`` only if absent; if it exists, it must hold the same pixels;
 4. check the stored ``.fz`` is the bytes we verified (the bucket port checks the upload's
    CRC32C, as Cloud Storage recommends, at a tenth of MD5's cost; its size is checked here);
@@ -52,6 +54,13 @@ def compress_object(bucket_path: str, settings: Settings) -> dict:
         fits.verify_compressed(data, compressed)
     except (fits.NotFitsError, fits.UnsupportedFitsError) as error:
         raise PermanentError(f"{bucket_path}: {error}") from None
+    except MemoryError:
+        raise  # another instance may have the memory: retry
+    except Exception as error:
+        # Compressing and verifying work on the bytes in hand, no I/O: whatever failed
+        # fails again on every redelivery, so the file gets its verdict now.
+        raise PermanentError(f"{bucket_path}: not compressed, as it could not be done losslessly; the original is "
+                             f"kept: {type(error).__name__}: {error}") from None
     crashpoints.reached("compress-fits:compressed")
 
     try:

@@ -8,6 +8,7 @@ re-upload) counts once and a changed exposure time corrects the totals.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -35,7 +36,7 @@ _LEADING_NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
 
 
 def _raw(header: astropy_fits.Header, key: str) -> Any:
-    value = header.get(key)
+    value = fits.header_value(header, key)  # never raises: an odd card is no reason to retry
     if value is None or isinstance(value, astropy_fits.card.Undefined):
         return None
     if isinstance(value, str):
@@ -50,9 +51,11 @@ def number(header: astropy_fits.Header, key: str) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        return float(value)
-    match = _LEADING_NUMBER.match(str(value))
-    return float(match.group(1)) if match else None
+        value = float(value) if abs(value) < 1e308 else math.inf  # an int past a float's range
+    else:
+        match = _LEADING_NUMBER.match(str(value))
+        value = float(match.group(1)) if match else None
+    return value if value is not None and math.isfinite(value) else None  # NaN or 1e999 measure nothing
 
 
 def integer(header: astropy_fits.Header, key: str) -> int | None:
@@ -71,9 +74,9 @@ def utc_time(header: astropy_fits.Header, key: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # not a time, or one that cannot be in UTC (year 1 at +01:00)
         return None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def measured_rggb(header: astropy_fits.Header) -> dict[str, int | None]:
@@ -214,10 +217,14 @@ def record_object(bucket_path: str, settings: Settings) -> dict:
         raise PermanentError(f"{bucket_path}: {error}") from None
 
     crashpoints.reached("record-image:read")
-    header = read.header
-    image = image_document(path, bucket_path, header)
-    observation = observation_fields(path, header)
-    unit = unit_document(path, header)
+    header = fits.with_primary_keywords(read)
+    try:
+        image = image_document(path, bucket_path, header)
+        observation = observation_fields(path, header)
+        unit = unit_document(path, header)
+    except (ValueError, TypeError, ArithmeticError) as error:
+        # The header alone decides this: every redelivery would meet it again.
+        raise PermanentError(f"{bucket_path}: its header cannot be recorded: {type(error).__name__}: {error}") from None
     result = runtime.documents(settings).run_transaction(
         lambda transaction: write_documents(transaction, path, image, observation, unit)
     )

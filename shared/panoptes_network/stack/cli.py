@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from panoptes_network import log
+
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080
 CONTENT_TYPES = {".fits": "application/fits", ".fz": "application/fits", ".jpg": "image/jpeg",
                  ".jpeg": "image/jpeg", ".mp4": "video/mp4"}
@@ -56,6 +58,7 @@ def command_up(args) -> int:
     from panoptes_network.stack import running
     from panoptes_network.stack.server import StackServer, print_urls
 
+    os.environ[log.FORMAT_VARIABLE] = log.console_format(args.log_format, sys.stdout)  # workers inherit it
     settings = _settings()
     server = StackServer(settings, args.host, args.port)
     pool = None
@@ -568,6 +571,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--public-url", help="gcp backend: the URL Pub/Sub pushes to (default http://HOST:PORT)")
     up.add_argument("--no-demo-prompt", action="store_true", help="never ask to generate demo data")
     up.add_argument("--no-catalog", action="store_true", help="do not load the bundled star catalog on the first start")
+    up.add_argument("--log-format", choices=log.FORMATS,
+                    help="one JSON line per event, or one short human line (default: text at a terminal, else json)")
     up.set_defaults(run=command_up)
 
     demo = commands.add_parser("demo", parents=[common, _draining(timeout=900.0)], help="generate demo frames and run them through the pipeline")

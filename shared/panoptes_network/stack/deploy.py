@@ -242,7 +242,7 @@ class Stage(Step):
     directory: str = ""
 
     def render(self) -> str:
-        return (f"# stage {self.service}/ + shared/panoptes_network + merged requirements.txt"
+        return (f"# stage {self.service}/ + shared/panoptes_network + requirements.txt from the lock"
                 f" -> {self.directory}  (bin/deploy {self.service} --stage DIR does only this)")
 
 
@@ -696,7 +696,7 @@ def target_from(arguments: argparse.Namespace, settings: Settings) -> Target:
     if arguments.schedule_reconcile is not None and len(arguments.schedule_reconcile.split()) != 5:
         raise DeployError(f"--schedule-reconcile {arguments.schedule_reconcile!r} is not a cron schedule "
                           "(five fields, e.g. '17 */6 * * *')")
-    if arguments.project_number and not arguments.project_number.isdigit():
+    if arguments.project_number and not re.fullmatch(r"[0-9]+", arguments.project_number):
         raise DeployError(f"--project-number {arguments.project_number!r} is not a number")
     return Target(project=project, region=region, settings=settings, policy=DeliveryPolicy.from_env(),
                   create_buckets=arguments.create_buckets, raw_bucket_location=arguments.raw_bucket_location,

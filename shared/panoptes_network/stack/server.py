@@ -19,7 +19,7 @@ import flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from panoptes_network import deadletter, runtime
+from panoptes_network import deadletter, handlers, http, runtime
 from panoptes_network.config import Settings
 from panoptes_network.messages import BadMessage, decode_push_envelope
 from panoptes_network.stack.services import SERVICES, ServiceMissing, available, load_app
@@ -45,12 +45,14 @@ class Activity:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return None
-        body = environ["wsgi.input"].read(length) if length else b""
+        if not 0 < length <= http.MAX_PUSH_BODY_BYTES:
+            return None  # no push: the endpoint refuses it (413) without this reading it first
+        body = environ["wsgi.input"].read(length)
         environ["wsgi.input"] = io.BytesIO(body)
         try:
-            envelope = json.loads(body)
+            envelope = http.parse_json(body)
             return str(envelope["subscription"]), str(envelope["message"]["messageId"])
-        except (ValueError, KeyError, TypeError):
+        except (http.HttpError, KeyError, TypeError):
             return None
 
     def middleware(self, app):
@@ -109,8 +111,11 @@ def _stack_app(settings: Settings, activity: Activity, services: list[str]) -> f
 
     @app.post("/dead-letter")
     def dead_letter():
+        # A push endpoint like the others: the same token, size and JSON checks.
         try:
-            message = decode_push_envelope(flask.request.get_json(silent=True))
+            message = decode_push_envelope(handlers.read_push(flask.request, "dead-letter")[1])
+        except http.HttpError as error:
+            return flask.jsonify({"error": error.msg}), error.status
         except BadMessage as error:
             return flask.jsonify({"error": str(error)}), 400
         deadletter.record_forwarded(runtime.documents(settings), data=message.data,
@@ -138,6 +143,21 @@ def _index_app(settings: Settings, services: list[str]) -> flask.Flask:
     return app
 
 
+def _at_its_root(app):
+    """``/<service>`` served as ``/<service>/``, not redirected there.
+
+    Deployed functions answer at ``https://.../lookup-field?...``, with no trailing slash;
+    Flask would answer that with a 308, which a browser's CORS preflight cannot follow.
+    """
+
+    def at_root(environ, start_response):
+        if not environ.get("PATH_INFO"):
+            environ["PATH_INFO"] = "/"
+        return app(environ, start_response)
+
+    return at_root
+
+
 def build_app(settings: Settings) -> tuple[Any, Activity]:
     services = available()
     ledger = None
@@ -150,7 +170,7 @@ def build_app(settings: Settings) -> tuple[Any, Activity]:
     for name in services:
         if name == "data-explorer":
             continue
-        mounts[f"/{name}"] = load_app(name)
+        mounts[f"/{name}"] = _at_its_root(load_app(name))
     try:
         root = load_app("data-explorer") if "data-explorer" in services else _index_app(settings, services)
     except ServiceMissing:

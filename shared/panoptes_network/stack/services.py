@@ -8,6 +8,8 @@ CloudEvent and Pub/Sub conversions as in the cloud), a Flask service is its ``ap
 from __future__ import annotations
 
 import importlib.util
+import io
+import json
 import os
 import sys
 import threading
@@ -23,19 +25,20 @@ class ServiceSpec:
     name: str
     kind: str  # "function" (functions-framework target) or "flask" (a module-level ``app``)
     target: str  # the function name, or "app"
+    trigger: str = "push"  # "http" (public API), "push" (Pub/Sub push), "event" (Eventarc when deployed)
 
 
 SERVICES: dict[str, ServiceSpec] = {
     spec.name: spec
     for spec in (
-        ServiceSpec("image-uploaded", "function", "image_uploaded"),
+        ServiceSpec("image-uploaded", "function", "image_uploaded", "event"),
         ServiceSpec("compress-fits", "flask", "app"),
         ServiceSpec("make-rgb-fits", "flask", "app"),
         ServiceSpec("plate-solve", "flask", "app"),
-        ServiceSpec("record-image", "function", "record_image"),
-        ServiceSpec("lookup-field", "function", "lookup_field"),
-        ServiceSpec("get-fits-header", "function", "get_fits_header"),
-        ServiceSpec("data-explorer", "flask", "app"),
+        ServiceSpec("record-image", "function", "record_image", "event"),
+        ServiceSpec("lookup-field", "function", "lookup_field", "http"),
+        ServiceSpec("get-fits-header", "function", "get_fits_header", "http"),
+        ServiceSpec("data-explorer", "flask", "app", "http"),
     )
 }
 
@@ -75,6 +78,43 @@ def _load_flask_app(name: str, source: Path) -> flask.Flask:
     return module.app
 
 
+class _PushGuard:
+    """The checks of every push endpoint, before functions-framework sees the request.
+
+    Deployed, an event function is reached only through Eventarc, which delivers well-formed
+    CloudEvents and is let in by IAM (the trigger's service account needs the invoker role);
+    functions-framework trusts that, and answers a malformed body with a 500. On the local
+    stack the same endpoints take Pub/Sub push envelopes from anyone who can reach the port,
+    so they get what compress-fits checks itself (:func:`panoptes_network.handlers.read_push`:
+    token when ``PUSH_AUDIENCE`` is set, size, JSON), and a body that is neither a push
+    envelope nor a CloudEvent is a 400 with the reason.
+    """
+
+    def __init__(self, wsgi_app, service: str):
+        self.wsgi_app, self.service = wsgi_app, service
+
+    def __call__(self, environ, start_response):
+        from panoptes_network import handlers, http
+        from panoptes_network.messages import BadMessage, decode_push_envelope
+
+        request = flask.Request(environ)
+        if request.method != "POST":
+            return self.wsgi_app(environ, start_response)
+        try:
+            body, decoded = handlers.read_push(request, self.service)
+            binary_cloud_event = "ce-specversion" in request.headers
+            if not binary_cloud_event and "specversion" not in decoded:
+                decode_push_envelope(decoded)
+        except (http.HttpError, BadMessage) as error:  # answered as compress-fits answers
+            status, reason = (error.status, error.msg) if isinstance(error, http.HttpError) else (400, str(error))
+            answer = flask.Response(json.dumps({"error": reason}), status, mimetype="application/json")
+            return answer(environ, start_response)
+        environ["wsgi.input"] = io.BytesIO(body)  # read above: hand the function the same bytes
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        return self.wsgi_app(environ, start_response)
+
+
 def load_app(name: str) -> flask.Flask:
     """The WSGI app of a service, made once per process."""
     if name not in SERVICES:
@@ -89,6 +129,8 @@ def load_app(name: str) -> flask.Flask:
             import functions_framework
 
             app = functions_framework.create_app(target=spec.target, source=str(source))
+            if spec.trigger == "event":
+                app.wsgi_app = _PushGuard(app.wsgi_app, name)
         else:
             app = _load_flask_app(name, source)
         _apps[name] = app

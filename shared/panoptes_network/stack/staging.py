@@ -4,10 +4,12 @@ Cloud Functions and Cloud Run build from one directory. ``stage`` writes it:
 
     SERVICE/*             the service's own files (main.py, README.md, Dockerfile ...)
     panoptes_network/     the shared library, importable beside main.py
-    requirements.txt      shared/pyproject.toml's dependencies merged with the service's
+    requirements.txt      from requirements.lock: the exact versions, with hashes, of
+                          shared/pyproject.toml's dependencies, the service's own and
+                          everything those need
 
-so the deployed service imports the code and the packages the tests imported, and
-nothing else of the repository is uploaded.
+so the deployed service imports the code and the versions of the packages the tests
+imported, and nothing else of the repository is uploaded.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
+from panoptes_network.stack import lock
 from panoptes_network.stack.services import SERVICES, repository_root
 
 SHARED_PACKAGE = "panoptes_network"
@@ -46,19 +49,6 @@ def missing_reason(service: str, root: Path | None = None) -> str | None:
     if not main.is_file():
         return f"{service} has no {service}/main.py in this checkout"
     return None
-
-
-def _requirement_lines(path: Path) -> list[str]:
-    lines = []
-    for number, raw in enumerate(path.read_text().splitlines(), 1):
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("-"):
-            raise StagingError(f"{path}:{number}: pip options ({line.split()[0]}) cannot be merged; "
-                               "list plain requirements")
-        lines.append(line)
-    return lines
 
 
 def shared_requirements(root: Path | None = None) -> list[str]:
@@ -89,7 +79,18 @@ def merge_requirements(*groups: list[str]) -> list[str]:
 
 def requirements_for(service: str, root: Path | None = None) -> list[str]:
     own = service_folder(service, root) / "requirements.txt"
-    return merge_requirements(shared_requirements(root), _requirement_lines(own) if own.is_file() else [])
+    try:
+        return merge_requirements(shared_requirements(root), lock.requirement_lines(own) if own.is_file() else [])
+    except lock.LockError as error:
+        raise StagingError(str(error)) from None
+
+
+def locked_requirements(service: str, root: Path | None = None) -> list[lock.Pin]:
+    """The pins of requirements.lock that ``service`` installs: what it names and what that needs."""
+    try:
+        return lock.pins_for(requirements_for(service, root), lock.read(root), f"{service} (with the shared library)")
+    except lock.LockError as error:
+        raise StagingError(str(error)) from None
 
 
 def stage(service: str, destination: Path, root: Path | None = None) -> Path:
@@ -97,6 +98,7 @@ def stage(service: str, destination: Path, root: Path | None = None) -> Path:
     reason = missing_reason(service, root)
     if reason:
         raise StagingError(reason)
+    pins = locked_requirements(service, root)  # before anything is written: an unlocked requirement stops here
     destination = Path(destination)
     if destination.exists() and any(destination.iterdir()):
         raise StagingError(f"{destination} is not empty; staging writes into a new directory")
@@ -104,9 +106,9 @@ def stage(service: str, destination: Path, root: Path | None = None) -> Path:
     if (destination / SHARED_PACKAGE).exists():
         raise StagingError(f"{service}/{SHARED_PACKAGE} would hide the shared library")
     shutil.copytree(shared_folder(root) / SHARED_PACKAGE, destination / SHARED_PACKAGE, ignore=IGNORED)
-    requirements = requirements_for(service, root)
     (destination / "requirements.txt").write_text(
-        f"# Staged by bin/deploy: shared/pyproject.toml's dependencies and {service}/requirements.txt.\n"
-        + "\n".join(requirements) + "\n"
+        f"# Staged by bin/deploy from {lock.LOCK_FILE}: shared/pyproject.toml's dependencies,\n"
+        f"# {service}/requirements.txt and what they need, at the locked versions and hashes.\n"
+        + "\n".join(pin.render() for pin in pins) + "\n"
     )
     return destination
