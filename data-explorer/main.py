@@ -10,6 +10,7 @@ from pathlib import Path
 import flask
 
 from panoptes_network.explorer import api as explorer
+from panoptes_network.explorer import stars
 from panoptes_network.explorer.remote import RemoteError
 from panoptes_network.explorer.search import FILTERS, ParameterError
 
@@ -35,7 +36,25 @@ def search_page():
 def observation_page(sequence_id):
     found, images = explorer.get_observation(sequence_id), explorer.get_images(sequence_id)
     return flask.render_template("observation.html", observation=found, images=images,
-                                 series=explorer.frame_series(images))
+                                 series=explorer.frame_series(images), runs=explorer.observation_runs(sequence_id))
+
+
+@app.get("/stars")
+def stars_page():
+    args = flask.request.args
+    searched = any(args.get(key) for key in stars.STAR_FILTERS) or args.get("list")
+    result = explorer.run_star_search(args) if searched else None
+    return flask.render_template("stars.html", args=args, result=result)
+
+
+@app.get("/stars/<picid>")
+def star_page(picid):
+    star = explorer.get_star(picid)
+    curves = explorer.star_lightcurves(picid)
+    images = explorer.star_images(curves)
+    return flask.render_template("star.html", star=star, observations=explorer.star_observations(star, curves),
+                                 lightcurves=explorer.lightcurve_rows(curves), series=stars.plot_series(curves),
+                                 images=images, period=flask.request.args.get("period", ""))
 
 
 @app.get("/units/<unit_id>")

@@ -41,7 +41,7 @@ from panoptes_network.explorer.search import (
     search,
     to_csv,
 )
-from panoptes_network.ids import UNIT_ID_PATTERN
+from panoptes_network.ids import ID_PATTERN, UNIT_ID_PATTERN
 from panoptes_network.ports.bucket import ObjectNotFound
 from panoptes_network.ports.documents import to_jsonable
 
@@ -336,6 +336,23 @@ def lightcurve_rows(curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
     keep = ("lightcurve_id", "sequence_id", "processed_observation_id", "unit_id", "time", "mag", "summary", "best_rms")
     return [{**{key: curve.get(key) for key in keep}, "num_points": len(curve.get("time_bjd_tdb") or [])}
             for curve in curves]
+
+
+def star_images(curves: list[dict[str, Any]], limit: int = 200) -> list[dict[str, Any]]:
+    """Frames of the star's latest runs (about ten a run, spread over it) whose files are
+    recorded, for the postage stamp's choice: a few reads, however many runs the star has."""
+    run_ids = list(dict.fromkeys(curve.get("processed_observation_id") for curve in reversed(curves)))
+    documents = _documents()
+    found = []
+    for run_id in [run_id for run_id in run_ids if run_id][:3]:
+        run = documents.get(stars.RUNS, run_id) or {}
+        used = run.get("frames_used") or []
+        for image_id in used[:: max(1, len(used) // 10)]:
+            image = documents.get("images", image_id) if ID_PATTERN.fullmatch(str(image_id)) else None
+            if image and image.get("bucket_path"):
+                found.append({"image_id": image_id, "sequence_id": run.get("sequence_id"), "run_id": run_id,
+                              "time": image.get("time")})
+    return found[:limit]
 
 
 def get_run(run_id: str) -> dict[str, Any]:
