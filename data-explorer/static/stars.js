@@ -10,7 +10,7 @@ function parsed(element) { return element ? JSON.parse(element.textContent) : nu
 
 // --- star: lightcurves, stitched and folded ----------------------------------------------------
 
-const star = {series: null, t0: null, period: null};
+const star = {series: null, t0: null, period: null, duration: null};
 
 function goodPoints(curve, channel) {
   const values = curve.channels[channel];
@@ -41,7 +41,9 @@ function drawFold() {
   const channel = document.getElementById("channel").value;
   if (!(period > 0)) { summary.textContent = "give a period, or search for one"; return; }
   const x = [], y = [];
-  const t0 = star.period === period && star.t0 !== null ? star.t0 : (star.series.length ? star.series[0].time[0] : 0);
+  // The search's mid-transit time if folding on (the shown digits of) its period, else the first point.
+  const searched = star.period !== null && Math.abs(star.period - period) < 1e-5;
+  const t0 = searched ? star.t0 : (star.series.length ? star.series[0].time[0] : 0);
   for (const curve of star.series) {
     const points = goodPoints(curve, channel);
     points.x.forEach((t, i) => {
@@ -52,7 +54,9 @@ function drawFold() {
   summary.textContent = `on ${period.toFixed(6)} d, ${x.length} points`;
   Plotly.react(chart, [{type: "scattergl", mode: "markers", x, y, marker: {size: 3, color: "#12355b"}, name: "folded"}], {
     height: 320, margin: {t: 10, r: 10, b: 45, l: 60}, showlegend: false,
-    xaxis: {title: {text: "hours from mid-transit"}}, yaxis: {title: {text: `normalised flux (${channel})`}},
+    xaxis: {title: {text: searched ? "hours from mid-transit" : "hours from the first point's phase"},
+            range: searched ? [-3 * star.duration * 24, 3 * star.duration * 24] : undefined},
+    yaxis: {title: {text: `normalised flux (${channel})`}},
   }, STAR_PLOT);
   chart.dataset.folded = String(x.length);
 }
@@ -68,7 +72,7 @@ function searchPeriod() {
       if (!response.ok || !payload.success) throw new Error(payload.msg || response.statusText);
       if (!payload.best) { status.textContent = payload.msg || "no period found"; return; }
       const best = payload.best;
-      star.period = best.period; star.t0 = best.t0_bjd_tdb - BJD_OFFSET;
+      star.period = best.period; star.t0 = best.t0_bjd_tdb - BJD_OFFSET; star.duration = best.duration_days;
       document.getElementById("period").value = best.period.toFixed(6);
       status.textContent = `best ${best.period.toFixed(5)} d, depth ${(best.depth * 100).toFixed(2)}%, ` +
         `duration ${(best.duration_days * 24).toFixed(1)} h (${payload.num_points} points${payload.cached ? ", cached" : ""})`;
