@@ -49,12 +49,12 @@ def stars_page():
 
 @app.get("/stars/<picid>")
 def star_page(picid):
+    """The star and the observations covering it; its lightcurves (a hundred of 3 x 240 points
+    weigh megabytes) come from the API once the page is shown (static/stars.js)."""
     star = explorer.get_star(picid)
-    curves = explorer.star_lightcurves(picid)
-    images = explorer.star_images(curves)
-    return flask.render_template("star.html", star=star, observations=explorer.star_observations(star, curves),
-                                 lightcurves=explorer.lightcurve_rows(curves), series=stars.plot_series(curves),
-                                 images=images, period=flask.request.args.get("period", ""))
+    observations = explorer.star_observations(star, [])
+    return flask.render_template("star.html", star=star, observations=observations,
+                                 images=explorer.star_images(observations), period=flask.request.args.get("period", ""))
 
 
 @app.get("/units/<unit_id>")

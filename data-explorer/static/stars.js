@@ -97,17 +97,58 @@ function showStamp() {
   image.src = `${select.dataset.source}?image_id=${encodeURIComponent(select.value)}`;
 }
 
+function cell(row, text, className) {
+  const td = document.createElement("td");
+  if (className) td.className = className;
+  td.append(text);
+  row.append(td);
+  return td;
+}
+
+function fillLightcurveTable(rows) {
+  const body = document.querySelector("#lightcurves tbody");
+  const template = body.dataset.observationUrl;
+  const fixed = (value, digits) => (value === null || value === undefined ? "–" : Number(value).toFixed(digits));
+  if (!rows.length) { const tr = document.createElement("tr"); cell(tr, "No lightcurves yet.", "empty").colSpan = 8; body.append(tr); }
+  for (const lc of rows) {
+    const tr = document.createElement("tr");
+    const link = (text, hash) => {
+      const a = document.createElement("a");
+      a.href = template.replace("SEQUENCE", encodeURIComponent(lc.sequence_id)) + (hash || "");
+      a.textContent = text;
+      return a;
+    };
+    cell(tr, link(lc.sequence_id));
+    cell(tr, link((lc.processed_observation_id || "–").slice(-12), `#run-${lc.processed_observation_id}`));
+    cell(tr, lc.unit_id || "–");
+    cell(tr, String(lc.num_points), "n");
+    for (const c of ["g", "r", "b"]) cell(tr, fixed(((lc.summary || {})[c] || {}).rms, 5), "n");
+    cell(tr, fixed(((lc.summary || {}).g || {}).ppm_30min, 0), "n");
+    body.append(tr);
+  }
+}
+
 function setUpStar() {
-  star.series = parsed(document.getElementById("lightcurve-data"));
-  if (!star.series) return;
-  drawLightcurves();
-  document.getElementById("channel").addEventListener("change", () => { drawLightcurves(); drawFold(); });
-  document.getElementById("fold-form").addEventListener("submit", (event) => { event.preventDefault(); drawFold(); });
+  const chart = document.getElementById("lightcurve-chart");
+  if (!chart) return;
+  const status = document.getElementById("lightcurve-status");
+  document.getElementById("channel").addEventListener("change", () => { if (star.series) { drawLightcurves(); drawFold(); } });
+  document.getElementById("fold-form").addEventListener("submit", (event) => { event.preventDefault(); if (star.series) drawFold(); });
   document.getElementById("bls-button").addEventListener("click", searchPeriod);
   const stampButton = document.getElementById("stamp-button");
   if (stampButton) stampButton.addEventListener("click", showStamp);
-  if (document.getElementById("period").value) drawFold();
-  else if (star.series.length) searchPeriod();
+  fetch(chart.dataset.source).then((response) => response.json().then((payload) => ({response, payload})))
+    .then(({response, payload}) => {
+      if (!response.ok || !payload.success) throw new Error(payload.msg || response.statusText);
+      star.series = payload.series;
+      const points = payload.lightcurves.reduce((total, lc) => total + lc.num_points, 0);
+      status.textContent = `${payload.lightcurves.length} lightcurves, ${points} points each channel`;
+      fillLightcurveTable(payload.lightcurves);
+      drawLightcurves();
+      if (document.getElementById("period").value) drawFold();
+      else if (star.series.length) searchPeriod();
+    })
+    .catch((error) => { status.textContent = `No lightcurves: ${error.message}`; });
 }
 
 // --- observation: processing runs ----------------------------------------------------------------

@@ -12,7 +12,8 @@
     GET /api/images/<image_id>/file            the FITS file itself
     GET /api/stars                             star search (explorer.stars.parse_stars), ?format=csv|json
     GET /api/stars/<picid>                     a star: catalog data, observations covering it, its runs
-    GET /api/stars/<picid>/lightcurves         its lightcurves (?format=csv, or fits[&channel=g] for lightkurve)
+    GET /api/stars/<picid>/lightcurves         its lightcurves (?format=csv, fits[&channel=g] for lightkurve,
+                                               or plot: what the star page draws)
     GET /api/stars/<picid>/periodogram         BoxLeastSquares over them stitched (?channel, min_period, max_period)
     GET /api/stars/<picid>/stamp.png?image_id= its postage stamp on one frame
     GET /api/processed_observations/<run_id>   a processing run
@@ -23,6 +24,7 @@ cannot be used is a 400 whose ``msg`` names it, and ``parameter`` holds its name
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime, timezone
 from typing import Any
@@ -338,13 +340,14 @@ def lightcurve_rows(curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for curve in curves]
 
 
-def star_images(curves: list[dict[str, Any]], limit: int = 200) -> list[dict[str, Any]]:
-    """Frames of the star's latest runs (about ten a run, spread over it) whose files are
-    recorded, for the postage stamp's choice: a few reads, however many runs the star has."""
-    run_ids = list(dict.fromkeys(curve.get("processed_observation_id") for curve in reversed(curves)))
+def star_images(observations: list[dict[str, Any]], limit: int = 200) -> list[dict[str, Any]]:
+    """Frames of the latest runs of the observations covering the star (about ten a run, spread
+    over it) whose files are recorded, for the postage stamp's choice: a few reads, however
+    many runs the star has."""
     documents = _documents()
     found = []
-    for run_id in [run_id for run_id in run_ids if run_id][:3]:
+    run_ids = [row["latest_run_id"] for row in observations if row.get("measured", True) and row.get("latest_run_id")]
+    for run_id in run_ids[:3]:
         run = documents.get(stars.RUNS, run_id) or {}
         used = run.get("frames_used") or []
         for image_id in used[:: max(1, len(used) // 10)]:
@@ -406,8 +409,8 @@ def star_route(picid: str):
 def star_lightcurves_route(picid: str):
     star = get_star(picid)
     export = (flask.request.args.get("format") or "json").strip().lower()
-    if export not in ("json", "csv", "fits"):
-        raise ParameterError("format", f"format must be json, csv or fits, not {export!r}")
+    if export not in ("json", "csv", "fits", "plot"):
+        raise ParameterError("format", f"format must be json, csv, fits or plot, not {export!r}")
     channel, _, _ = stars.periodogram_params({"channel": flask.request.args.get("channel")})
     curves = star_lightcurves(picid)
     name = f"panoptes-picid-{picid.replace(' ', '_')}-lightcurves"
@@ -415,6 +418,11 @@ def star_lightcurves_route(picid: str):
         return _download(stars.to_csv(curves), "text/csv", name + ".csv")
     if export == "fits":
         return _download(stars.to_fits(picid, star, curves, channel), "application/fits", f"{name}-{channel}.fits")
+    if export == "plot":  # what the star page draws and lists
+        # The series are plain lists of numbers already: encoded directly, not walked by to_jsonable.
+        body = {"success": True, "picid": picid, "lightcurves": to_jsonable(lightcurve_rows(curves)),
+                "series": stars.plot_series(curves)}
+        return flask.Response(json.dumps(body, separators=(",", ":")), mimetype="application/json")
     for curve in curves:
         curve.pop("arrays", None)
     return _ok({"picid": picid, "lightcurves": curves})
