@@ -29,6 +29,7 @@ class Settings:
     dead_letter_topic: str
     plate_solve_topic: str = "plate-solve"
     processed_bucket: str = "panoptes-processed-images"
+    process_observation_topic: str = "process-observation"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -51,6 +52,7 @@ class Settings:
             dead_letter_topic=env.get("DEAD_LETTER_TOPIC", "panoptes-dead-letter"),
             plate_solve_topic=env.get("PLATE_SOLVE_TOPIC", "plate-solve"),
             processed_bucket=env.get("PROCESSED_BUCKET", "panoptes-processed-images"),
+            process_observation_topic=env.get("PROCESS_OBSERVATION_TOPIC", "process-observation"),
         )
 
     @property
@@ -78,6 +80,7 @@ NAME_VARIABLES = {
     "dead_letter_topic": "DEAD_LETTER_TOPIC",
     "plate_solve_topic": "PLATE_SOLVE_TOPIC",
     "processed_bucket": "PROCESSED_BUCKET",
+    "process_observation_topic": "PROCESS_OBSERVATION_TOPIC",
 }
 
 

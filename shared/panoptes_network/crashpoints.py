@@ -14,7 +14,9 @@ The points, in the order a frame meets them:
 - ``compress-fits:read``, ``compress-fits:compressed``, ``compress-fits:deleted``: after
   reading the ``.fits``, after compressing and verifying it, after deleting it;
 - ``record-image:read``: the header read, nothing recorded yet;
-- ``documents:mid-transaction``: part of a transaction's writes made, not committed.
+- ``documents:mid-transaction``: part of a transaction's writes made, not committed;
+- ``process-observation:lightcurves-written``, ``process-observation:stars-updated``: a
+  run's lightcurves written, not yet its stars; its stars updated, the run not yet complete.
 """
 
 from __future__ import annotations

@@ -20,10 +20,20 @@ Sites: ``simulator.observatory.SITES`` (PAN001 at Mauna Loa, PAN006 in Massachus
 PAN008 at Siding Spring).
 Targets are exoplanet hosts and KIC 8462852 from lookup-field's table (issue #5), so a
 search by name finds them.
+
+Transits (issue 13): besides those sequences, :func:`transit_sequences` plans a few hours
+on real hot-Jupiter hosts (G < 10, :data:`HOT_JUPITERS`: periods, depths and durations from
+the discovery and follow-up papers) with the planet's transit injected through the
+simulator's :class:`~panoptes_network.simulator.signals.Transit` at its real period. The
+epoch is not the planet's ephemeris (a transit would seldom fall in a demo night): it puts
+one mid-transit in the middle of the sequence. One camera, :data:`TRANSIT_FRAME_SHAPE`
+cut-outs, to keep the demo to a few minutes. After ``demo`` and the ``process --pending``
+sweep, the host's lightcurve shows the dip.
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -58,6 +68,27 @@ TARGETS = (
 
 
 @dataclass(frozen=True)
+class HotJupiter:
+    host: str  # as lookup-field's exoplanet host table names it
+    period_days: float
+    depth: float  # fractional
+    duration_hours: float
+
+
+HOT_JUPITERS = (  # shortest transits first: the shortest demo sequences
+    HotJupiter("HD 189733", 2.21857567, 0.024, 1.8),  # Agol et al. 2010; Bouchy et al. 2005
+    HotJupiter("WASP-18", 0.94145299, 0.010, 2.2),  # Hellier et al. 2009
+    HotJupiter("WASP-33", 1.2198669, 0.011, 2.85),  # Collier Cameron et al. 2010
+    HotJupiter("HD 209458", 3.52474859, 0.015, 3.0),  # Knutson et al. 2007
+    HotJupiter("KELT-7", 2.7347749, 0.008, 3.5),  # Bieryla et al. 2015
+)
+TRANSIT_SEQUENCES = 1  # how many the demo adds (each the transit plus the baseline, one camera)
+TRANSIT_BASELINE_HOURS = 1.2  # out of transit, half before and half after
+TRANSIT_FRAME_SHAPE = (1000, 1500)  # rows, columns: 2.9 x 4.3 deg round the host, ~50+ comparison stars
+TRANSIT_MIN_ALTITUDE_DEG = 40.0
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     ra: float
@@ -85,6 +116,9 @@ class Sequence:
     pointing_offset: tuple[float, float]  # the plate-solved centre minus the mount's, degrees
     seed: int
     cloud: float = 0.0  # the most light thin cloud takes from a frame (0: clear)
+    cameras: int = 2  # how many of the unit's cameras take it
+    signals: tuple = ()  # injected signals (simulator.signals), with their truth
+    shape: tuple[int, int] | None = None  # its own frame size, else the demo's
     # Filled by :func:`observe`: per frame, for both cameras alike.
     times: list[datetime] = field(default_factory=list)
     conditions: list[Conditions] = field(default_factory=list)
@@ -169,6 +203,69 @@ def plan(nights: int, last_night: date, seed: int = 2016, not_after: datetime | 
     return sequences
 
 
+def host_star_id(ra: float, dec: float) -> int:
+    """The simulator's id of the brightest catalog star within 2 arcmin of (ra, dec): its
+    Gaia DR3 source id, or -HIP for a Hipparcos-only star (simulator.stars)."""
+    from panoptes_network.catalog import stars_in_footprint
+
+    near = stars_in_footprint(ra, dec, 4 / 60, 4 / 60)
+    if not len(near):
+        raise LookupError(f"no catalog star near {ra:.4f} {dec:+.4f}")
+    star = near[0]  # brightest first
+    return int(star["id"]) if star["id"] else -int(star["hip"])
+
+
+def transit_sequences(nights: int, last_night: date, count: int = TRANSIT_SEQUENCES,
+                      not_after: datetime | None = None) -> list[Sequence]:
+    """Up to ``count`` sequences on hot-Jupiter hosts (the transit plus
+    :data:`TRANSIT_BASELINE_HOURS`), each the first
+    window of the demo's nights where a host stays above :data:`TRANSIT_MIN_ALTITUDE_DEG` in
+    the dark at some site, a transit at the planet's period injected mid-sequence."""
+    from panoptes_network.lookup.catalogs import find_exoplanet_host
+    from panoptes_network.simulator.signals import Transit
+
+    not_after = not_after or datetime.now(timezone.utc)
+    step = timedelta(seconds=EXPTIME_SECONDS + READOUT_SECONDS)
+    chosen: list[Sequence] = []
+    for planet in HOT_JUPITERS:
+        if len(chosen) >= count:
+            break
+        hours = planet.duration_hours + TRANSIT_BASELINE_HOURS
+        frames = int(hours * 3600 / step.total_seconds())
+        entry = find_exoplanet_host(planet.host)
+        target = Target(planet.host, entry.ra, entry.dec)
+        found = None
+        for offset in range(nights):
+            night = last_night - timedelta(days=offset)
+            for site in SITES:
+                window = dark_window(site, night)
+                if window is None:
+                    continue
+                grid = [window[0] + timedelta(minutes=10 * n)
+                        for n in range(int((window[1] - window[0]).total_seconds() // 600) + 1)]
+                high = _altitudes(site, [target], grid)[:, 0] > TRANSIT_MIN_ALTITUDE_DEG
+                need = int(math.ceil(hours * 6)) + 1
+                for n in range(len(grid) - need + 1):
+                    if high[n:n + need].all() and grid[n] + timedelta(hours=hours) <= not_after:
+                        found = (site, grid[n].replace(microsecond=0))
+                        break
+                if found:
+                    break
+            if found:
+                break
+        if not found:
+            continue  # not up in the dark on these nights
+        site, start = found
+        first = start + timedelta(seconds=35)
+        middle = first + step * (frames // 2) + timedelta(seconds=EXPTIME_SECONDS / 2)
+        transit = Transit(host_star_id(target.ra, target.dec), middle, planet.period_days, planet.depth,
+                          planet.duration_hours)
+        chosen.append(Sequence(site=site, target=target, start=start, frames=frames, pointing_offset=(0.0, 0.0),
+                               seed=int(zlib.crc32(f"{planet.host}{start}".encode())), cameras=1,
+                               signals=(transit,), shape=TRANSIT_FRAME_SHAPE))
+    return chosen
+
+
 def observe(sequence: Sequence) -> Sequence:
     """Frame times, and the airmass, hour angle and Moon of each frame, from astropy."""
     step = timedelta(seconds=EXPTIME_SECONDS + READOUT_SECONDS)
@@ -199,6 +296,7 @@ def frame_spec(sequence: Sequence, index: int, camera_index: int, shape: tuple[i
         unit_id=sequence.site.unit_id, camera_id=camera_id, sequence_time=sequence.start, field_name=target.name,
         cloud=float(sequence.cloud * rng.random()), mount=(target.ra, target.dec),
         drift_px=(float(drift[0]), float(drift[1])), site=sequence.site, conditions=sequence.conditions[index],
+        signals=sequence.signals,
     )
 
 
@@ -236,13 +334,14 @@ def frames(sequences: list[Sequence], shape: tuple[int, int] = FRAME_SHAPE) -> I
     for sequence in sequences:
         observe(sequence)
         for index in range(sequence.frames):
-            for camera_index in range(len(sequence.site.cameras)):
-                yield frame(sequence, index, camera_index, shape)
+            for camera_index in range(sequence.cameras):
+                yield frame(sequence, index, camera_index, sequence.shape or shape)
 
 
 def generate(write: Callable[[str, bytes], None], nights: int = 3, last_night: date | None = None,
              seed: int = 2016, progress: Callable[[int, int], None] | None = None,
-             full_size: bool = False, shape: tuple[int, int] | None = None) -> DemoResult:
+             full_size: bool = False, shape: tuple[int, int] | None = None,
+             transits: int = TRANSIT_SEQUENCES) -> DemoResult:
     """Plan, make and ``write(bucket_path, data)`` every frame; returns what was made.
     Frames are :data:`FRAME_SHAPE` cut-outs, whole frames with ``full_size``, or ``shape``
     (rows, columns) if given."""
@@ -250,8 +349,8 @@ def generate(write: Callable[[str, bytes], None], nights: int = 3, last_night: d
         raise ValueError("nights must be 1 or more")
     last_night = last_night or (datetime.now(timezone.utc).date() - timedelta(days=1))
     with _offline_astropy():
-        sequences = plan(nights, last_night, seed)
-        total = sum(s.frames * len(s.site.cameras) for s in sequences)
+        sequences = plan(nights, last_night, seed) + transit_sequences(nights, last_night, transits)
+        total = sum(s.frames * s.cameras for s in sequences)
         count, size = 0, 0
         for path, data in frames(sequences, shape or (FULL_FRAME_SHAPE if full_size else FRAME_SHAPE)):
             write(path, data)

@@ -17,4 +17,5 @@ def subscriptions(settings: Settings) -> list[Subscription]:
         Subscription("record-image", settings.record_topic, "record-image"),
         Subscription("make-rgb-fits", settings.rgb_topic, "make-rgb-fits"),
         Subscription("plate-solve", settings.plate_solve_topic, "plate-solve"),
+        Subscription("process-observation", settings.process_observation_topic, "process-observation"),
     ]

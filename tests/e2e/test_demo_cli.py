@@ -22,7 +22,7 @@ def test_demo_command_records_observations_through_the_pipeline(monkeypatch, tmp
     assert "panoptes-network demo" in capsys.readouterr().out
 
     # Small cut-outs keep the test quick; the pipeline treats them as it treats any frame.
-    assert cli.main(["demo", "--nights", "1", "--seed", "4", "--workers", "1", "--data-dir", str(data_dir),
+    assert cli.main(["demo", "--nights", "1", "--seed", "4", "--workers", "1", "--transits", "0", "--data-dir", str(data_dir),
                      "--frame-shape", "96x144"]) == 0
     out = capsys.readouterr().out
     assert "every message delivered" in out
@@ -33,6 +33,11 @@ def test_demo_command_records_observations_through_the_pipeline(monkeypatch, tmp
     raw = [info.name for info in runtime.bucket(settings().raw_bucket).list()]
     assert raw and all(name.endswith(".fits.fz") for name in raw)  # compressed by compress-fits
     assert documents.query("dead_letters") == []
+    # Then the sweep: every observation processed once (these tiny frames: not enough frames).
+    assert "observation(s) sent to process-observation" in out
+    runs = documents.query("processed_observations")
+    assert sorted(doc.data["sequence_id"] for doc in runs) == sorted(doc.id for doc in observations)
+    assert all(doc.data["processing_state"] in ("processed", "not_enough_frames") for doc in observations)
     runtime.reset()
 
 

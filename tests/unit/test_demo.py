@@ -26,7 +26,7 @@ SHAPE = (48, 72)
 @pytest.fixture(scope="module")
 def made():
     frames = {}
-    result = demo.generate(frames.__setitem__, nights=2, last_night=date(2024, 3, 10), seed=3, shape=SHAPE)
+    result = demo.generate(frames.__setitem__, nights=2, last_night=date(2024, 3, 10), seed=3, shape=SHAPE, transits=0)
     return result, frames
 
 
@@ -66,8 +66,8 @@ def test_frames_are_taken_in_the_dark_on_targets_above_the_horizon(made):
 
 def test_same_seed_same_frames_and_no_frame_in_the_future():
     first, second = {}, {}
-    demo.generate(first.__setitem__, nights=1, last_night=date(2024, 3, 10), seed=5, shape=SHAPE)
-    demo.generate(second.__setitem__, nights=1, last_night=date(2024, 3, 10), seed=5, shape=SHAPE)
+    demo.generate(first.__setitem__, nights=1, last_night=date(2024, 3, 10), seed=5, shape=SHAPE, transits=0)
+    demo.generate(second.__setitem__, nights=1, last_night=date(2024, 3, 10), seed=5, shape=SHAPE, transits=0)
     assert first.keys() == second.keys() and all(first[key] == second[key] for key in first)
     with demo._offline_astropy():
         planned = demo.plan(1, date(2024, 3, 10), seed=5, not_after=datetime(2024, 3, 10, 12, tzinfo=timezone.utc))

@@ -83,6 +83,7 @@ def command_up(args) -> int:
     print("Upload a frame with:  panoptes-network upload FILE.fits --as PAN001/14d3bd/20180216T110623/20180216T112430.fits",
           flush=True)
     _offer_demo(settings, args)
+    _sweep_periodically(settings)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -92,6 +93,65 @@ def command_up(args) -> int:
         server.server.server_close()
         if pool:
             pool.stop()
+    return 0
+
+
+SWEEP_INTERVAL_SECONDS = 600.0  # `up` runs `process --pending` this often (PANOPTES_SWEEP_SECONDS)
+
+
+def _sweep_periodically(settings) -> None:
+    """`process --pending` every few minutes while `up` runs, as Cloud Scheduler does deployed."""
+    import threading
+
+    from panoptes_network import runtime
+    from panoptes_network.pipeline import process
+
+    interval = float(os.environ.get("PANOPTES_SWEEP_SECONDS", SWEEP_INTERVAL_SECONDS))
+
+    def sweep() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                sent = process.publish(settings, process.pending(runtime.documents(settings)))
+                if sent:
+                    print(f"process --pending: {len(sent)} observation(s) sent for processing", flush=True)
+            except Exception as error:  # the next sweep tries again; `up` keeps serving
+                print(f"process --pending failed: {error!r}", file=sys.stderr, flush=True)
+
+    threading.Thread(target=sweep, name="process-pending", daemon=True).start()
+
+
+def command_process(args) -> int:
+    from datetime import timedelta
+
+    from panoptes_network import runtime
+    from panoptes_network.pipeline import process
+
+    settings = _settings()
+    documents = runtime.documents(settings)
+    params = None
+    if args.params:
+        try:
+            params = json.loads(args.params)
+        except json.JSONDecodeError as error:
+            raise CommandError(f"--params is not JSON: {error}") from None
+    if args.all:
+        chosen = process.every_observation(documents)
+    elif args.pending:
+        chosen = process.pending(documents, quiet=timedelta(minutes=args.quiet))
+    else:
+        chosen = list(args.sequence_ids)
+        unknown = [s for s in chosen if documents.get("observations", s) is None]
+        if unknown:
+            raise CommandError(f"no such observation: {', '.join(unknown)}")
+    if not chosen:
+        raise CommandError("name observations (SEQUENCE_ID...), or give --pending or --all")
+    sent = process.publish(settings, chosen, params)
+    print(f"process: {len(sent)} observation(s) sent to {settings.process_observation_topic}")
+    for sequence_id in sent:
+        print(f"  {sequence_id}")
+    if settings.backend == "local":
+        print("`panoptes-network drain` (or a running `up`) processes them")
     return 0
 
 
@@ -165,7 +225,7 @@ def _offer_demo(settings, args) -> None:
 
 
 def _upload_demo(settings, nights: int, seed: int | None, full_size: bool = False,
-                 shape: tuple[int, int] | None = None) -> int:
+                 shape: tuple[int, int] | None = None, transits: int | None = None) -> int:
     from tqdm import tqdm
 
     from panoptes_network import demo, runtime
@@ -179,7 +239,8 @@ def _upload_demo(settings, nights: int, seed: int | None, full_size: bool = Fals
 
     result = demo.generate(lambda path, data: raw.write(path, data, content_type="application/fits"),
                            nights=nights, seed=2016 if seed is None else seed, progress=advance,
-                           full_size=full_size, shape=shape)
+                           full_size=full_size, shape=shape,
+                           transits=demo.TRANSIT_SEQUENCES if transits is None else transits)
     progress.close()
     print(f"demo: {result.frames} frames of {result.sequences} sequences from {', '.join(result.units)}, "
           f"nights {result.first_night} to {result.last_night}, uploaded to gs://{settings.raw_bucket}", flush=True)
@@ -202,10 +263,22 @@ def command_demo(args) -> int:
     settings = _settings()
     if settings.backend == "gcp" and not args.no_drain:
         _stack_url(settings, args)  # before uploading: say now if nothing will deliver them
-    _upload_demo(settings, args.nights, args.seed, args.full_size, args.frame_shape)
+    _upload_demo(settings, args.nights, args.seed, args.full_size, args.frame_shape, args.transits)
     if args.no_drain:
         return 0
-    return command_drain(args)
+    status = command_drain(args)
+    if status == 0:
+        # The sweep `up` runs every few minutes, now: the demo's observations are in the
+        # past, every frame recorded and solved; their lightcurves (and transits) follow.
+        from datetime import timedelta
+
+        from panoptes_network import runtime
+        from panoptes_network.pipeline import process
+
+        sent = process.publish(settings, process.pending(runtime.documents(settings), quiet=timedelta(0)))
+        print(f"demo: {len(sent)} observation(s) sent to process-observation", flush=True)
+        status = command_drain(args)
+    return status
 
 
 def _guess_content_type(path: str) -> str:
@@ -579,6 +652,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--nights", type=int, default=3, help="nights of observing at each site (default 3)")
     demo.add_argument("--seed", type=int, help="for a different (but repeatable) demo data set")
     demo.add_argument("--no-drain", action="store_true", help="upload only; a running `up` delivers them")
+    demo.add_argument("--transits", type=int, metavar="N",
+                      help="sequences on hot-Jupiter hosts with their transit injected (default 1)")
     demo.add_argument("--full-size", action="store_true", help="whole 5208x3476 frames (36 MB each) instead of cut-outs")
     demo.add_argument("--frame-shape", type=_frame_shape, metavar="ROWSxCOLUMNS",
                       help="cut-outs of this many pixels (default 560x840, 2.4x1.6 deg)")
@@ -640,6 +715,17 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--min-age", type=float, default=900.0,
                            help="seconds: younger files may be in flight, not gaps (default 900)")
     reconcile.set_defaults(run=command_reconcile)
+
+    process_ = commands.add_parser("process", parents=[common],
+                                   help="process observations into lightcurves (process-observation)")
+    process_.add_argument("sequence_ids", nargs="*", metavar="SEQUENCE_ID")
+    process_.add_argument("--pending", action="store_true",
+                          help="every observation ready: frames solved, quiet for --quiet minutes, new frames")
+    process_.add_argument("--all", action="store_true", help="every observation (re-process the archive)")
+    process_.add_argument("--quiet", type=float, default=60.0,
+                          help="minutes since an observation's last image before --pending takes it (default 60)")
+    process_.add_argument("--params", help="photometry parameters as a JSON object, e.g. '{\"min_frames\": 5}'")
+    process_.set_defaults(run=command_process)
 
     emulators = commands.add_parser("emulators", help="start the Firestore, Pub/Sub and Storage emulators")
     emulators.add_argument("--project", default="panoptes-local")

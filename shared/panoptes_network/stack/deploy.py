@@ -48,6 +48,7 @@ APIS = (
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
+    "cloudscheduler.googleapis.com",  # process-observation's sweep (and reconcile, when scheduled)
     "eventarc.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
@@ -92,6 +93,12 @@ DEPLOYMENTS: dict[str, Deployment] = {
     # the image; a full frame peaks under 1 GiB.
     "plate-solve": Deployment(CLOUD_RUN, PUSH, memory="2Gi", cpu=2, concurrency=1,
                               roles=("roles/storage.objectAdmin", "roles/datastore.user")),
+    # Reads an observation's frames and WCS, measures them on every core, writes the run, its
+    # lightcurves (arrays of long ones to the processed bucket) and stars; its POST /sweep
+    # (Cloud Scheduler) publishes the observations ready for a run.
+    "process-observation": Deployment(CLOUD_RUN, PUSH, memory="4Gi", cpu=2, concurrency=1,
+                                      roles=("roles/storage.objectAdmin", "roles/datastore.user",
+                                             "roles/pubsub.publisher")),
     # Reads a header with range requests, writes images/observations/units.
     "record-image": Deployment(FUNCTION, TOPIC, memory="1Gi", timeout_seconds=300,
                                roles=("roles/storage.objectViewer", "roles/datastore.user")),
@@ -554,11 +561,38 @@ def reconcile_steps(target: Target) -> list[Step]:
     ]
 
 
+SWEEP_SERVICE = "process-observation"
+SWEEP_JOB = "panoptes-process-pending"
+SWEEP_SCHEDULE = "*/20 * * * *"  # every 20 minutes; an observation waits out a 60-minute quiet period anyway
+
+
+def sweep_steps(target: Target) -> list[Step]:
+    """A Cloud Scheduler job calling process-observation's POST /sweep (``process --pending``)."""
+    url = push_url(SWEEP_SERVICE, target)
+    job = ("--schedule=" + SWEEP_SCHEDULE, f"--uri={url}/sweep", "--http-method=POST",
+           f"--oidc-service-account-email={target.account(PUSH_INVOKER)}", f"--oidc-token-audience={url}",
+           f"--attempt-deadline={MAX_ACK_DEADLINE}s", "--time-zone=Etc/UTC")
+    return [
+        Note("deploy", f"process --pending on schedule {SWEEP_SCHEDULE!r} (UTC): Cloud Scheduler job "
+                       f"{SWEEP_JOB} -> {url}/sweep"),
+        Ensure("deploy",
+               ("gcloud", "scheduler", "jobs", "describe", SWEEP_JOB, *target.flags(),
+                f"--location={target.region}"),
+               ("gcloud", "scheduler", "jobs", "create", "http", SWEEP_JOB, *target.flags(),
+                f"--location={target.region}", *job),
+               ("gcloud", "scheduler", "jobs", "update", "http", SWEEP_JOB, *target.flags(),
+                f"--location={target.region}", *job)),
+    ]
+
+
 def plan(services: Iterable[str], target: Target, only: set[str] | None = None) -> list[Step]:
     """The steps that deploy ``services`` in order, each once; ``only`` keeps those categories."""
     steps: list[Step] = []
     seen: set[Step] = set()
+    services = list(services)
     scheduled = reconcile_steps(target) if target.reconcile_schedule else []
+    if SWEEP_SERVICE in services:
+        scheduled += sweep_steps(target)
     for step in (common_steps(target) + [step for service in services for step in service_steps(service, target)]
                  + scheduled):
         if step not in seen:

@@ -35,6 +35,7 @@ SERVICES: dict[str, ServiceSpec] = {
         ServiceSpec("compress-fits", "flask", "app"),
         ServiceSpec("make-rgb-fits", "flask", "app"),
         ServiceSpec("plate-solve", "flask", "app"),
+        ServiceSpec("process-observation", "flask", "app"),
         ServiceSpec("record-image", "function", "record_image", "event"),
         ServiceSpec("lookup-field", "function", "lookup_field", "http"),
         ServiceSpec("get-fits-header", "function", "get_fits_header", "http"),

@@ -1,0 +1,167 @@
+"""process-observation end to end (issue 13): a simulated sequence of small frames is
+uploaded as units upload them, drained, processed, and the run, its lightcurves and its
+stars are found.
+
+The frames carry the simulator's true WCS in their header (as frames solved on the unit
+do), so record-image records them solved and no plate-solving runs: solving cut-outs is
+plate-solve's test, and it would add minutes here. The frames are rendered once per
+session and reused.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from panoptes_network import crashpoints, fits
+from panoptes_network.ids import BucketPath
+from panoptes_network.photometry import PhotometryParams
+from panoptes_network.pipeline import process
+from tests.e2e.test_cli import run
+
+START = datetime(2024, 8, 1, 9, 0, tzinfo=timezone.utc)  # HD 189733 high over Mauna Loa
+FIELD = (300.18, 22.71)  # a dense field near the galactic plane: ~50 stars G < 10 on 600 x 400 px
+FRAMES = 10  # the default min_frames
+TOPIC = "process-observation"
+
+
+@pytest.fixture(scope="session")
+def sequence_frames():
+    """(bucket path, .fits.fz bytes, image id) of a 10-frame sequence, truth WCS in each header."""
+    from panoptes_network.simulator.night import simulate_sequence
+
+    made = []
+    for frame in simulate_sequence(*FIELD, START, FRAMES, width=600, height=400, seed=3, field_name="HD 189733"):
+        frame.header.extend(frame.truth.wcs.to_header(relax=True).cards)
+        path = BucketPath(frame.spec.unit_id, frame.spec.camera_id, START, frame.spec.time, ".fits.fz")
+        made.append((path.path, fits.compress(frame.to_fits_bytes()).data, path.image_id))
+    return made
+
+
+def sequence_id(frames) -> str:
+    from panoptes_network.ids import parse_bucket_path
+
+    return parse_bucket_path(frames[0][0]).sequence_id
+
+
+def upload(stack, frames) -> str:
+    for path, data, _ in frames:
+        stack.upload(data, path)
+    stack.drain(timeout=300)
+    return sequence_id(frames)
+
+
+def runs(stack) -> list:
+    return stack.documents.query(process.RUNS)
+
+
+@pytest.mark.parametrize("backend", ["local", "gcp"], indirect=True)
+def test_sequence_processed_into_a_run_lightcurves_and_stars(stack, sequence_frames):
+    sequence = upload(stack, sequence_frames)
+    assert process.pending(stack.documents) == [sequence]  # quiet since 2024, solved, never processed
+    stack.publish(TOPIC, {"sequence_id": sequence})
+    stack.publish(TOPIC, {"sequence_id": sequence})  # delivered twice: one run
+    stack.drain(timeout=600)
+    assert stack.dead_letters() == []
+
+    [run_doc] = runs(stack)
+    data = run_doc.data
+    assert data["status"] == "complete" and data["reason"] is None
+    assert run_doc.id == process.run_id(sequence, PhotometryParams(), [f[2] for f in sequence_frames])
+    assert sorted(data["frames_used"]) == sorted(f[2] for f in sequence_frames)
+    assert data["num_frames_used"] == FRAMES and data["frames_rejected"] == []
+    assert data["num_stars"] >= 20
+    assert len(data["quality"]["fwhm_px"]) == FRAMES and data["summary"]["median_fwhm_px"] > 1
+    assert data["rms_vs_mag"]["channel"] == "g" and len(data["rms_vs_mag"]["rms"]) >= 10
+
+    curves = stack.documents.query(process.LIGHTCURVES, [("processed_observation_id", "==", run_doc.id)])
+    assert len(curves) == data["num_stars"]
+    measured = [doc for doc in curves if doc.data["best_rms"] is not None]  # not saturated in every channel
+    assert len(measured) >= 20
+    curve = measured[0].data
+    assert len(curve["time_bjd_tdb"]) == FRAMES and len(curve["channels"]["g"]["flux"]) == FRAMES
+    assert curve["time_bjd_tdb"][0] == pytest.approx(2460523.88, abs=0.01)  # 2024-08-01 09:01 UTC
+    by_picid = stack.documents.query(process.LIGHTCURVES, [("picid", "==", curve["picid"])])
+    assert [doc.id for doc in by_picid] == [measured[0].id]
+    star = stack.documents.get(process.STARS, curve["picid"])
+    assert star["num_lightcurves"] == 1 and star["best_rms"] == pytest.approx(curve["best_rms"])
+
+    observation = stack.documents.get("observations", sequence)
+    assert observation["processing_state"] == "processed" and observation["latest_run_id"] == run_doc.id
+    assert process.pending(stack.documents) == []
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_pending_takes_quiet_solved_observations_with_new_frames(stack, sequence_frames):
+    """--pending: quiet for the period, every frame solved (or unsolvable), newer than its run."""
+    sequence = upload(stack, sequence_frames[:3])
+    last = max(START + timedelta(seconds=135 * n) for n in range(3))
+    documents = stack.documents
+    assert process.pending(documents, now=last + timedelta(minutes=30)) == []  # not quiet yet
+    assert process.pending(documents, now=last + timedelta(minutes=61)) == [sequence]
+    waiting = sequence_frames[0][2]
+    documents.set("images", waiting, {"plate_solved": False, "status": "received"})
+    assert process.pending(documents, now=last + timedelta(minutes=61)) == []  # a frame not yet solved
+    documents.set("images", waiting, {"status": "unsolved"})  # unsolvable: no reason to wait
+    assert process.pending(documents, now=last + timedelta(minutes=61)) == [sequence]
+    documents.set("images", waiting, {"plate_solved": True, "status": "solved"})
+
+    # Three frames: recorded as not enough, acknowledged; no longer pending...
+    stack.publish(TOPIC, {"sequence_id": sequence})
+    stack.drain(timeout=300)
+    assert stack.dead_letters() == []
+    [run_doc] = runs(stack)
+    assert run_doc.data["status"] == "not_enough_frames"
+    assert run_doc.data["reason"] == "3 solved frames, at least 10 needed"
+    assert stack.documents.get("observations", sequence)["processing_state"] == "not_enough_frames"
+    assert process.pending(documents, now=last + timedelta(days=1)) == []
+    # ... until a new frame arrives: pending again, and it makes a new run; the old one stays.
+    upload(stack, sequence_frames[3:4])
+    assert process.pending(documents, now=last + timedelta(days=1)) == [sequence]
+    stack.publish(TOPIC, {"sequence_id": sequence, "params": {"min_frames": 4}})
+    stack.drain(timeout=300)
+    assert sorted(doc.data["status"] for doc in runs(stack)) == ["complete", "not_enough_frames"]
+    assert process.pending(documents, now=last + timedelta(days=1)) == []
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_bad_params_and_corrupt_input_are_dead_lettered(stack, sequence_frames):
+    sequence = upload(stack, sequence_frames[:2])
+    stack.publish(TOPIC, {"sequence_id": sequence, "params": {"aperture_radius": 3}})
+    stack.drain(timeout=300)
+    [letter] = stack.dead_letters()
+    assert letter["service"] == TOPIC and "unknown photometry parameters: aperture_radius" in letter["reason"]
+    assert runs(stack) == []
+
+    # A solved frame whose stored WCS is not FITS.
+    image = sequence_frames[1][2]
+    stack.bucket(stack.settings.processed_bucket).write("broken.wcs.fits", b"not a FITS header" * 10)
+    stack.documents.set("images", image, {"wcs_path": "broken.wcs.fits"})
+    stack.publish(TOPIC, {"sequence_id": sequence, "params": {"min_frames": 2}})
+    stack.drain(timeout=300)
+    letters = [letter for letter in stack.dead_letters() if "WCS" in letter["reason"]]
+    assert len(letters) == 1 and image in letters[0]["reason"]
+    [run_doc] = runs(stack)
+    assert run_doc.data["status"] == "failed" and image in run_doc.data["reason"]
+    assert stack.documents.get("observations", sequence)["processing_state"] == "failed"
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+@pytest.mark.parametrize("point", ["process-observation:lightcurves-written", "process-observation:stars-updated"])
+def test_a_run_killed_mid_way_is_finished_by_the_redelivery_without_duplicates(stack, sequence_frames, point):
+    sequence = upload(stack, sequence_frames[:4])
+    stack.publish(TOPIC, {"sequence_id": sequence, "params": {"min_frames": 4}})
+    result = run(stack.settings.data_dir, "drain", "--workers", "1", env={"PANOPTES_CRASH_AT": point})
+    assert result.returncode == crashpoints.EXIT_STATUS, f"did not die at {point}: {result.stderr[-2000:]}"
+    [run_doc] = runs(stack)
+    assert run_doc.data["status"] == "running"
+    stack.drain(timeout=300)  # the redelivery
+
+    [run_doc] = runs(stack)
+    assert run_doc.data["status"] == "complete"
+    curves = stack.documents.query(process.LIGHTCURVES)
+    assert len(curves) == run_doc.data["num_stars"] > 0
+    counts = [stack.documents.get(process.STARS, c.data["picid"])["num_lightcurves"] for c in curves]
+    assert counts == [1] * len(curves)
+    assert stack.dead_letters() == []

@@ -1,0 +1,72 @@
+"""process-observation's pure parts: the run id, message parsing, document values, and the
+demo's transit sequences."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from panoptes_network import demo
+from panoptes_network.deadletter import PermanentError
+from panoptes_network.messages import BadMessage, PubSubMessage
+from panoptes_network.photometry import PhotometryParams, picid_of
+from panoptes_network.pipeline import process
+
+SEQUENCE = "PAN001_14d3bd_20240801T090000"
+
+
+def test_run_id_follows_sequence_params_version_and_frames_only():
+    frames = ["PAN001_14d3bd_20240801T090215", "PAN001_14d3bd_20240801T090000"]
+    base = process.run_id(SEQUENCE, PhotometryParams(), frames)
+    assert base.startswith(SEQUENCE + "_") and len(base) == len(SEQUENCE) + 13
+    assert process.run_id(SEQUENCE, PhotometryParams(), list(reversed(frames))) == base  # order of reading
+    assert process.run_id(SEQUENCE, PhotometryParams(min_frames=5), frames) != base
+    assert process.run_id(SEQUENCE, PhotometryParams(), frames[:1]) != base
+    assert process.run_id(SEQUENCE, PhotometryParams(), frames, pipeline_version="photometry-0") != base
+
+
+def message(data: bytes) -> PubSubMessage:
+    return PubSubMessage(data=data)
+
+
+def test_messages_without_a_sequence_or_with_bad_params_are_refused_with_the_reason():
+    sequence, params = process.parse_message(message(b'{"sequence_id": "S", "params": {"min_frames": 4}}'))
+    assert sequence == "S" and params.min_frames == 4
+    with pytest.raises(BadMessage, match="sequence_id"):
+        process.parse_message(message(b'{"params": {}}'))
+    with pytest.raises(PermanentError, match="unknown photometry parameters: radius"):
+        process.parse_message(message(b'{"sequence_id": "S", "params": {"radius": 3}}'))
+    with pytest.raises(PermanentError, match="min_frames must be a int"):
+        process.parse_message(message(b'{"sequence_id": "S", "params": {"min_frames": "many"}}'))
+    with pytest.raises(PermanentError, match="params must be an object"):
+        process.parse_message(message(b'{"sequence_id": "S", "params": [1]}'))
+
+
+def test_document_values_have_no_nan_and_no_numpy():
+    moment = datetime(2024, 8, 1, 9, tzinfo=timezone.utc)
+    value = process.plain({"a": np.array([1.5, np.nan]), "b": np.float32(2), "c": [moment], "d": np.int64(3),
+                           "e": (np.bool_(True), math.inf)})
+    assert value == {"a": [1.5, None], "b": 2.0, "c": ["2024-08-01T09:00:00Z"], "d": 3, "e": [True, None]}
+    assert type(value["d"]) is int and type(value["b"]) is float
+
+
+def test_demo_plans_a_transit_of_a_real_hot_jupiter_in_the_middle_of_its_sequence():
+    with demo._offline_astropy():
+        [sequence] = demo.transit_sequences(3, date(2026, 11, 29),
+                                            not_after=datetime(2026, 11, 30, 12, tzinfo=timezone.utc))
+        demo.observe(sequence)
+    planet = next(p for p in demo.HOT_JUPITERS if p.host == sequence.target.name)
+    [transit] = sequence.signals
+    assert transit.period_days == planet.period_days and transit.depth == planet.depth
+    assert sequence.times[0] < transit.epoch - timedelta(hours=planet.duration_hours / 2)
+    assert transit.epoch + timedelta(hours=planet.duration_hours / 2) < sequence.times[-1]
+    # The signal is on the host: the brightest catalog star at the host's position, G < 10.
+    from panoptes_network.catalog import stars_in_footprint
+
+    host = stars_in_footprint(sequence.target.ra, sequence.target.dec, 0.02, 0.02)[0]
+    assert picid_of(transit.star_id) == picid_of(int(host["id"]), int(host["hip"])) and host["mag"] < 10
+    spec = demo.frame_spec(sequence, 0, 0, sequence.shape)
+    assert spec.signals == (transit,) and (spec.height, spec.width) == demo.TRANSIT_FRAME_SHAPE
