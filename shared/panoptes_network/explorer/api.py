@@ -31,7 +31,7 @@ from typing import Any
 
 import flask
 
-from panoptes_network import runtime
+from panoptes_network import runtime, sky
 from panoptes_network.config import Settings, settings as current_settings
 from panoptes_network.explorer import previews, remote, stars, stats
 from panoptes_network.explorer.search import (
@@ -310,7 +310,15 @@ def get_star(picid: str) -> dict[str, Any]:
     data = _documents().get(stars.STARS, picid)
     if data is None:
         raise NotFound(f"star {picid} is not in the catalog")
-    return stars.star_row(picid, data)
+    row = stars.star_row(picid, data)
+    if not sky.valid(row.get("ra"), row.get("dec")):
+        # Counted by process-observation but not (yet) in the loaded catalog: the position and
+        # magnitude its photometry used, from one of its lightcurves.
+        found = _documents().query(stars.LIGHTCURVES, [("picid", "==", picid)], limit=1)
+        if found:
+            row.update({key: found[0].data.get(key) for key in ("ra", "dec", "mag") if row.get(key) is None})
+            row["position_source"] = "lightcurve"
+    return row
 
 
 def star_lightcurves(picid: str) -> list[dict[str, Any]]:
@@ -320,8 +328,10 @@ def star_lightcurves(picid: str) -> list[dict[str, Any]]:
 def star_observations(star: dict[str, Any], curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The observations whose field covers the star (within 10 degrees of its centre, about a
     PANOPTES field's half diagonal), and those its lightcurves came from."""
-    query = parse({"ra": star["ra"], "dec": star["dec"], "radius": 10, "sort": "time"})
-    rows = {row["sequence_id"]: row for row in search(_documents(), query, everything=True).rows}
+    rows = {}
+    if sky.valid(star.get("ra"), star.get("dec")):  # a star measured before its catalog was loaded has none
+        query = parse({"ra": star["ra"], "dec": star["dec"], "radius": 10, "sort": "time"})
+        rows = {row["sequence_id"]: row for row in search(_documents(), query, everything=True).rows}
     measured = {curve.get("sequence_id") for curve in curves} - set(rows)
     for sequence_id in sorted(filter(None, measured)):
         data = _documents().get("observations", sequence_id)
