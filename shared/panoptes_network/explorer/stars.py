@@ -20,14 +20,13 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from panoptes_network import sky
 from panoptes_network.explorer.search import Cone, ParameterError, _float, _int, _page, _sort_key, _text, _short
-from panoptes_network.ports.documents import DocumentStore, to_jsonable
+from panoptes_network.ports.documents import DocumentStore
 
 STARS = "stars"
 LIGHTCURVES = "lightcurves"
@@ -362,10 +361,5 @@ def _box_least_squares(series: dict[str, np.ndarray], min_period: float | None,
 
 def run_row(run_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
     return {**data, "run_id": run_id}
-
-
-def latest(rows: list[dict[str, Any]], field: str = "time") -> datetime | None:
-    values = [row.get(field) for row in rows if isinstance(row.get(field), datetime)]
-    return max(values) if values else None
 
 
