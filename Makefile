@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SERVICES := image-uploaded compress-fits make-rgb-fits record-image lookup-field get-fits-header data-explorer plate-solve
+SERVICES := image-uploaded compress-fits make-rgb-fits record-image lookup-field get-fits-header data-explorer plate-solve process-observation
 REQUIREMENTS := $(wildcard $(addsuffix /requirements.txt,$(SERVICES)))
 STAMP := $(VENV)/.installed
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import flask
 
 from panoptes_network.explorer import api as explorer
+from panoptes_network.explorer import stars
 from panoptes_network.explorer.remote import RemoteError
 from panoptes_network.explorer.search import FILTERS, ParameterError
 
@@ -35,7 +36,25 @@ def search_page():
 def observation_page(sequence_id):
     found, images = explorer.get_observation(sequence_id), explorer.get_images(sequence_id)
     return flask.render_template("observation.html", observation=found, images=images,
-                                 series=explorer.frame_series(images))
+                                 series=explorer.frame_series(images), runs=explorer.observation_runs(sequence_id))
+
+
+@app.get("/stars")
+def stars_page():
+    args = flask.request.args
+    searched = any(args.get(key) for key in stars.STAR_FILTERS) or args.get("list")
+    result = explorer.run_star_search(args) if searched else None
+    return flask.render_template("stars.html", args=args, result=result)
+
+
+@app.get("/stars/<picid>")
+def star_page(picid):
+    """The star and the observations covering it; its lightcurves (a hundred of 3 x 240 points
+    weigh megabytes) come from the API once the page is shown (static/stars.js)."""
+    star = explorer.get_star(picid)
+    observations = explorer.star_observations(star, [])
+    return flask.render_template("star.html", star=star, observations=observations,
+                                 images=explorer.star_images(observations), period=flask.request.args.get("period", ""))
 
 
 @app.get("/units/<unit_id>")

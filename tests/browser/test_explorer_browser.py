@@ -172,3 +172,77 @@ def test_scientist_searches_and_browses_without_errors(site, browser_page):
 
     outside = [url for url in requested if not url.startswith(base) and not url.startswith(("data:", "blob:"))]
     assert outside == [], f"the pages loaded assets from outside the app: {outside}"
+
+
+@pytest.fixture
+def star_site(stack):
+    """The stack's web server over processed data (tests/explorer_star_data.py): a hot-Jupiter host."""
+    from panoptes_network.explorer import stars
+    from panoptes_network.stack.server import StackServer
+    from tests.explorer_star_data import write_processed
+
+    settings = stack.settings
+    written = write_processed(stack.documents, stack.bucket(settings.processed_bucket), settings.processed_bucket)
+    stars._cache.clear()
+    server = StackServer(settings, "127.0.0.1", 0).start_background()
+    yield server.url, written
+    server.shutdown()
+
+
+def test_scientist_finds_a_host_folds_its_transit_and_judges_a_run(star_site, browser_page):
+    from astropy.io import fits as astropy_fits
+
+    from tests.explorer_star_data import HOST_NAME, HOST_PICID, PERIOD_DAYS, TRANSIT_NUMBERS
+
+    base, written = star_site
+    page = browser_page
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    # From the overview to the star search; the host found by name.
+    page.goto(base + "/")
+    page.click("#stars-link")
+    page.wait_for_url("**/stars")
+    page.fill("#target", HOST_NAME)
+    page.click("#star-search-button")
+    page.wait_for_url("**/stars?*target=HD+209458*")
+    assert page.locator("#star-results tbody a.star-link").all_inner_texts() == [HOST_PICID]
+    settle(page, "star-1-search-by-name")
+
+    # Its star page: catalog ids, the lightcurves against time, the period search and the fold.
+    page.click(f"a.star-link:has-text('{HOST_PICID}')")
+    page.wait_for_url(f"**/stars/{HOST_PICID}")
+    assert "hip 108859" in page.locator("#other-ids").inner_text()
+    page.locator("#lightcurve-chart .main-svg").first.wait_for()
+    page.wait_for_function("() => document.getElementById('periodogram-chart').dataset.best", timeout=60_000)
+    best = float(page.locator("#periodogram-chart").get_attribute("data-best"))
+    assert abs(best - PERIOD_DAYS) / PERIOD_DAYS < 2e-3
+    assert int(page.locator("#fold-chart").get_attribute("data-folded")) > 1000
+    assert page.locator("#lightcurves tbody tr").count() == len(TRANSIT_NUMBERS)
+    # Folded on the search's own epoch: the transit is at the middle of the plot.
+    assert "hours from mid-transit" in page.locator("#fold-chart").inner_text()
+    assert "depth 1." in page.locator("#bls-status").inner_text()
+    settle(page, "star-2-lightcurves-and-fold")
+
+    # The FITS download is the star's lightcurve for lightkurve.
+    with page.expect_download() as download:
+        page.click("#download-lightcurves-fits")
+    with astropy_fits.open(download.value.path()) as hdus:
+        assert hdus[0].header["TICID"] == int(HOST_PICID) and hdus[1].name == "LIGHTCURVE"
+    assert download.value.suggested_filename.endswith(".fits")
+
+    # An observation's processing run: its quality plots and the RMS diagram, with links to the stars.
+    page.locator("#lightcurves tbody a").first.click()
+    page.wait_for_url("**/observations/*")
+    run = page.locator("section.run").first
+    run.locator(".rms-chart .main-svg").first.wait_for()
+    run.locator(".quality-chart .main-svg").first.wait_for()
+    assert "processed" in page.locator("#processing-state").inner_text()
+    assert "fwhm" in run.locator("table.rejected").inner_text()
+    assert HOST_PICID in run.locator(".star-links").inner_text()
+    assert run.locator(".rms-chart .scatterlayer .trace, .rms-chart canvas").count() >= 1
+    settle(page, "star-3-observation-run")
+
+    assert page.problems == []
+    outside = [url for url in requested if not url.startswith(base) and not url.startswith(("data:", "blob:"))]
+    assert outside == [], f"the pages loaded assets from outside the app: {outside}"

@@ -255,3 +255,39 @@ def test_the_search_page_takes_the_units_alias_the_api_takes(explorer):
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert 'id="results"' in html and 'value="PAN001" selected' in html
+
+
+def test_a_star_postage_stamp_is_cut_where_the_wcs_puts_it(explorer, pocs):
+    """The plate-solved POCS frame's own WCS; a frame without one uses the plate solution in the
+    processed bucket; a star off the frame is a 422, not a picture of somewhere else."""
+    from io import BytesIO
+
+    from astropy.wcs import WCS
+    from PIL import Image
+
+    from panoptes_network.pipeline.platesolve import wcs_path
+    from panoptes_network.stars import COLLECTION
+
+    client, stack, sequences = explorer
+    with astropy_fits.open(pocs / "solved.fits.fz") as hdus:  # KIC_IMAGES[1] as uploaded
+        header = next(hdu.header for hdu in hdus if hdu.is_image and hdu.shape)
+    ra, dec = WCS(header, naxis=2).all_pix2world([[350.0, 250.0]], 0)[0]
+    stack.documents.set(COLLECTION, "111", {"ra": float(ra), "dec": float(dec), "mag": 8.0}, merge=False)
+    stack.documents.set(COLLECTION, "222", {"ra": float(ra) + 20, "dec": float(dec), "mag": 8.0}, merge=False)
+    response = client.get(f"/api/stars/111/stamp.png?image_id={KIC_IMAGES[1]}")
+    assert response.status_code == 200 and response.mimetype == "image/png"
+    assert Image.open(BytesIO(response.data)).size == (previews.STAMP_SIZE, previews.STAMP_SIZE)
+    off = client.get(f"/api/stars/222/stamp.png?image_id={KIC_IMAGES[1]}")
+    assert off.status_code == 422 and "not on this frame" in off.get_json()["msg"]
+
+    unsolved = stack.documents.get("images", KIC_IMAGES[0])
+    assert client.get(f"/api/stars/111/stamp.png?image_id={KIC_IMAGES[0]}").status_code == 422  # no WCS yet
+    # A plate solution for the 200 x 200 frame, centred on the star, stored as plate-solve stores it.
+    solution = WCS(naxis=2)
+    solution.wcs.ctype, solution.wcs.crval = ["RA---TAN", "DEC--TAN"], [float(ra), float(dec)]
+    solution.wcs.crpix, solution.wcs.cdelt = [100.5, 100.5], [-0.01, 0.01]
+    buffer = BytesIO()
+    astropy_fits.PrimaryHDU(header=solution.to_header()).writeto(buffer)
+    stack.bucket(stack.settings.processed_bucket).write(wcs_path(unsolved["bucket_path"]), buffer.getvalue())
+    stamped = client.get(f"/api/stars/111/stamp.png?image_id={KIC_IMAGES[0]}")
+    assert stamped.status_code == 200 and Image.open(BytesIO(stamped.data)).size == (64, 64)

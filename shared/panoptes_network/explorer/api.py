@@ -10,6 +10,13 @@
     GET /api/images/<image_id>/header          the frame's FITS header (get-fits-header)
     GET /api/images/<image_id>/preview.png     a PNG preview, made once and cached
     GET /api/images/<image_id>/file            the FITS file itself
+    GET /api/stars                             star search (explorer.stars.parse_stars), ?format=csv|json
+    GET /api/stars/<picid>                     a star: catalog data, observations covering it, its runs
+    GET /api/stars/<picid>/lightcurves         its lightcurves (?format=csv, fits[&channel=g] for lightkurve,
+                                               or plot: what the star page draws)
+    GET /api/stars/<picid>/periodogram         BoxLeastSquares over them stitched (?channel, min_period, max_period)
+    GET /api/stars/<picid>/stamp.png?image_id= its postage stamp on one frame
+    GET /api/processed_observations/<run_id>   a processing run
 
 Every answer is JSON with ``success`` (except the PNG and downloads); a parameter that
 cannot be used is a 400 whose ``msg`` names it, and ``parameter`` holds its name.
@@ -17,15 +24,16 @@ cannot be used is a 400 whose ``msg`` names it, and ``parameter`` holds its name
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime, timezone
 from typing import Any
 
 import flask
 
-from panoptes_network import runtime
+from panoptes_network import runtime, sky
 from panoptes_network.config import Settings, settings as current_settings
-from panoptes_network.explorer import previews, remote, stats
+from panoptes_network.explorer import previews, remote, stars, stats
 from panoptes_network.explorer.search import (
     ParameterError,
     check_image_id,
@@ -35,7 +43,7 @@ from panoptes_network.explorer.search import (
     search,
     to_csv,
 )
-from panoptes_network.ids import UNIT_ID_PATTERN
+from panoptes_network.ids import ID_PATTERN, UNIT_ID_PATTERN
 from panoptes_network.ports.bucket import ObjectNotFound
 from panoptes_network.ports.documents import to_jsonable
 
@@ -284,3 +292,173 @@ def image_file(image_id: str):
     filename = bucket_path.replace("/", "_")
     return flask.Response(data, mimetype="application/fits",
                           headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+# --- stars, lightcurves and processing runs ----------------------------------------------------
+
+
+def _read_bucket(bucket: str, path: str) -> bytes:
+    return runtime.bucket(bucket, _settings()).read(path)
+
+
+def run_star_search(args, everything: bool = False):
+    return stars.search_stars(_documents(), stars.parse_stars(args, remote.resolve), everything=everything)
+
+
+def get_star(picid: str) -> dict[str, Any]:
+    stars.check_picid(picid)
+    data = _documents().get(stars.STARS, picid)
+    if data is None:
+        raise NotFound(f"star {picid} is not in the catalog")
+    row = stars.star_row(picid, data)
+    if not sky.valid(row.get("ra"), row.get("dec")):
+        # Counted by process-observation but not (yet) in the loaded catalog: the position and
+        # magnitude its photometry used, from one of its lightcurves.
+        found = _documents().query(stars.LIGHTCURVES, [("picid", "==", picid)], limit=1)
+        if found:
+            row.update({key: found[0].data.get(key) for key in ("ra", "dec", "mag") if row.get(key) is None})
+            row["position_source"] = "lightcurve"
+    return row
+
+
+def star_lightcurves(picid: str) -> list[dict[str, Any]]:
+    return stars.star_lightcurves(_documents(), picid, _read_bucket)
+
+
+def star_observations(star: dict[str, Any], curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The observations whose field covers the star (within 10 degrees of its centre, about a
+    PANOPTES field's half diagonal), and those its lightcurves came from."""
+    rows = {}
+    if sky.valid(star.get("ra"), star.get("dec")):  # a star measured before its catalog was loaded has none
+        query = parse({"ra": star["ra"], "dec": star["dec"], "radius": 10, "sort": "time"})
+        rows = {row["sequence_id"]: row for row in search(_documents(), query, everything=True).rows}
+    measured = {curve.get("sequence_id") for curve in curves} - set(rows)
+    for sequence_id in sorted(filter(None, measured)):
+        data = _documents().get("observations", sequence_id)
+        if data is not None:
+            rows[sequence_id] = observation_row(sequence_id, data)
+    for row in rows.values():
+        row["measured"] = any(curve.get("sequence_id") == row["sequence_id"] for curve in curves)
+    far_future = datetime.max.replace(tzinfo=timezone.utc)
+    return sorted(rows.values(), key=lambda row: row.get("time") or far_future, reverse=True)
+
+
+def lightcurve_rows(curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The lightcurves without their arrays: what a table lists."""
+    keep = ("lightcurve_id", "sequence_id", "processed_observation_id", "unit_id", "time", "mag", "summary", "best_rms")
+    return [{**{key: curve.get(key) for key in keep}, "num_points": len(curve.get("time_bjd_tdb") or [])}
+            for curve in curves]
+
+
+def star_images(observations: list[dict[str, Any]], limit: int = 200) -> list[dict[str, Any]]:
+    """Frames of the latest runs of the observations covering the star (about ten a run, spread
+    over it) whose files are recorded, for the postage stamp's choice: a few reads, however
+    many runs the star has."""
+    documents = _documents()
+    found = []
+    run_ids = [row["latest_run_id"] for row in observations if row.get("measured", True) and row.get("latest_run_id")]
+    for run_id in run_ids[:3]:
+        run = documents.get(stars.RUNS, run_id) or {}
+        used = run.get("frames_used") or []
+        for image_id in used[:: max(1, len(used) // 10)]:
+            image = documents.get("images", image_id) if ID_PATTERN.fullmatch(str(image_id)) else None
+            if image and image.get("bucket_path"):
+                found.append({"image_id": image_id, "sequence_id": run.get("sequence_id"), "run_id": run_id,
+                              "time": image.get("time")})
+    return found[:limit]
+
+
+def get_run(run_id: str) -> dict[str, Any]:
+    stars.check_run_id(run_id)
+    data = _documents().get(stars.RUNS, run_id)
+    if data is None:
+        raise NotFound(f"processing run {run_id} does not exist")
+    return stars.run_row(run_id, data)
+
+
+def observation_runs(sequence_id: str) -> list[dict[str, Any]]:
+    found = _documents().query(stars.RUNS, [("sequence_id", "==", sequence_id)])
+    runs = [stars.run_row(doc.id, doc.data) for doc in found]
+    far_past = datetime.min.replace(tzinfo=timezone.utc)
+    return sorted(runs, key=lambda run: run.get("time") or far_past, reverse=True)
+
+
+def _download(body, mimetype: str, name: str):
+    return flask.Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@api.get("/stars")
+def stars_route():
+    export = (flask.request.args.get("format") or "").strip().lower()
+    if export and export not in EXPORT_FORMATS:
+        raise ParameterError("format", f"format must be csv or json (a download of every result), not {export!r}")
+    result = run_star_search(flask.request.args, everything=bool(export))
+    query = result.query
+    if export == "csv":
+        return _download(to_csv(result.rows, stars.STAR_COLUMNS), "text/csv", "panoptes-stars.csv")
+    if export == "json":
+        return _download(flask.json.dumps(to_jsonable({"query": query.as_params(), "total": result.total,
+                                                       "stars": result.rows})), "application/json", "panoptes-stars.json")
+    centre = None
+    if query.cone:
+        centre = {"ra": query.cone.ra, "dec": query.cone.dec, "radius": query.cone.radius,
+                  "target": query.target, "resolved_by": query.resolved_by}
+    return _ok({"query": query.as_params(), "cone": centre, "total": result.total, "page": query.page,
+                "per_page": query.per_page, "pages": result.pages, "stars": result.rows})
+
+
+@api.get("/stars/<picid>")
+def star_route(picid: str):
+    star = get_star(picid)
+    curves = star_lightcurves(picid)
+    return _ok({"star": star, "observations": star_observations(star, curves),
+                "lightcurves": lightcurve_rows(curves)})
+
+
+@api.get("/stars/<picid>/lightcurves")
+def star_lightcurves_route(picid: str):
+    star = get_star(picid)
+    export = (flask.request.args.get("format") or "json").strip().lower()
+    if export not in ("json", "csv", "fits", "plot"):
+        raise ParameterError("format", f"format must be json, csv, fits or plot, not {export!r}")
+    channel, _, _ = stars.periodogram_params({"channel": flask.request.args.get("channel")})
+    curves = star_lightcurves(picid)
+    name = f"panoptes-picid-{picid.replace(' ', '_')}-lightcurves"
+    if export == "csv":
+        return _download(stars.to_csv(curves), "text/csv", name + ".csv")
+    if export == "fits":
+        return _download(stars.to_fits(picid, star, curves, channel), "application/fits", f"{name}-{channel}.fits")
+    if export == "plot":  # what the star page draws and lists
+        # The series are plain lists of numbers already: encoded directly, not walked by to_jsonable.
+        body = {"success": True, "picid": picid, "lightcurves": to_jsonable(lightcurve_rows(curves)),
+                "series": stars.plot_series(curves)}
+        return flask.Response(json.dumps(body, separators=(",", ":")), mimetype="application/json")
+    for curve in curves:
+        curve.pop("arrays", None)
+    return _ok({"picid": picid, "lightcurves": curves})
+
+
+@api.get("/stars/<picid>/periodogram")
+def star_periodogram(picid: str):
+    channel, low, high = stars.periodogram_params(flask.request.args)
+    get_star(picid)
+    return _ok(stars.periodogram(picid, star_lightcurves(picid), channel, low, high))
+
+
+@api.get("/stars/<picid>/stamp.png")
+def star_stamp(picid: str):
+    star = get_star(picid)
+    image_id = (flask.request.args.get("image_id") or "").strip()
+    if not image_id:
+        raise ParameterError("image_id", "image_id is required: the frame to cut the stamp from")
+    image = get_image(image_id)
+    try:
+        png = previews.postage_stamp(image["bucket_path"], star["ra"], star["dec"], _settings())
+    except ObjectNotFound:
+        raise NotFound(f"the file of image {image_id} is not in the raw bucket") from None
+    return flask.Response(png, mimetype=previews.CONTENT_TYPE, headers={"Cache-Control": "public, max-age=3600"})
+
+
+@api.get("/processed_observations/<run_id>")
+def processed_observation(run_id: str):
+    return _ok({"run": get_run(run_id)})

@@ -201,3 +201,45 @@ def preview(bucket_path: str, settings: Settings) -> Preview:
         return _makers.submit(name, make).result(timeout=wait_seconds())
     except FutureTimeout:
         raise PreviewBusy() from None
+
+
+STAMP_SIZE = 64  # pixels a side of a star's postage stamp
+
+
+def postage_stamp(bucket_path: str, ra: float, dec: float, settings: Settings, size: int = STAMP_SIZE) -> bytes:
+    """A PNG of the ``size`` x ``size`` pixels round (ra, dec) on a raw frame, placed by the
+    frame's WCS: the plate solution in the processed bucket (``PATH.wcs.fits``) if there is
+    one, else the frame's own header. Only the stamp's tiles are read (``section``)."""
+    from astropy.io import fits as astropy_fits
+    from astropy.wcs import WCS
+
+    from panoptes_network.pipeline.platesolve import wcs_path
+
+    header = None
+    try:
+        solution = runtime.bucket(settings.processed_bucket, settings).read(wcs_path(bucket_path))
+        header = astropy_fits.getheader(io.BytesIO(solution))
+    except ObjectNotFound:
+        pass
+    raw = runtime.bucket(settings.raw_bucket, settings)
+    with raw.local_file(bucket_path) as file:
+        try:
+            with astropy_fits.open(file, memmap=False, lazy_load_hdus=True) as hdus:
+                image = next((hdu for hdu in hdus if hdu.is_image and len(hdu.shape or ()) >= 2), None)
+                if image is None:
+                    raise PreviewError("the frame has no 2-D image")
+                wcs = WCS(header if header is not None else image.header, naxis=2)
+                if not wcs.has_celestial:
+                    raise PreviewError("the frame has no WCS (not plate-solved)")
+                x, y = wcs.all_world2pix([[ra, dec]], 0)[0]
+                rows, columns = image.shape[-2:]
+                if not (np.isfinite(x) and np.isfinite(y) and -0.5 <= x < columns - 0.5 and -0.5 <= y < rows - 0.5):
+                    raise PreviewError(f"the star ({ra:.5f}, {dec:.5f}) is not on this frame")
+                half = size // 2
+                x0, y0 = max(0, int(round(x)) - half), max(0, int(round(y)) - half)
+                x1, y1 = min(columns, x0 + size), min(rows, y0 + size)
+                pixels = np.asarray(image.section[(0,) * (len(image.shape) - 2) + (slice(y0, y1), slice(x0, x1))],
+                                    dtype=np.float32)
+        except (OSError, ValueError, TypeError) as error:
+            raise PreviewError(f"not a readable FITS image: {error}") from None
+    return render_png(pixels)

@@ -33,7 +33,7 @@ MAX_UNITS_IN_QUERY = 30  # Firestore's limit on one ``in``
 FILTERS = ("target", "ra", "dec", "start", "end", "unit", "units", "min_images")
 # Sortable columns: name in the API -> how to read it from a result row.
 SORT_KEYS = ("time", "unit_id", "sequence_id", "field_name", "ra", "dec", "num_images", "exptime",
-             "total_minutes", "separation")
+             "total_minutes", "separation", "processing_state")
 
 
 class ParameterError(ValueError):
@@ -356,7 +356,7 @@ def naive_search(documents: DocumentStore, query: SearchQuery) -> list[dict[str,
 
 EXPORT_COLUMNS = ("sequence_id", "unit_id", "camera_id", "field_name", "ra", "dec", "position_source", "time",
                   "first_image_time", "last_image_time", "num_images", "exptime", "total_exptime",
-                  "total_minutes", "separation", "software_version", "status")
+                  "total_minutes", "separation", "software_version", "status", "processing_state")
 
 
 def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] = EXPORT_COLUMNS) -> str:

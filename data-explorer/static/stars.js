@@ -1,0 +1,200 @@
+// The star page (lightcurves, fold, period search, postage stamp) and the observation
+// page's processing runs (quality per frame, RMS against magnitude). Plotly is the app's own.
+"use strict";
+
+const STAR_PLOT = {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["sendDataToCloud"]};
+const RUN_COLOURS = ["#12355b", "#e07a1f", "#2a9d8f", "#c0392b", "#7b5ea7", "#8c6d31", "#3d85c6", "#6aa84f"];
+const BJD_OFFSET = 2457000;
+
+function parsed(element) { return element ? JSON.parse(element.textContent) : null; }
+
+// --- star: lightcurves, stitched and folded ----------------------------------------------------
+
+const star = {series: null, t0: null, period: null, duration: null};
+
+function goodPoints(curve, channel) {
+  const values = curve.channels[channel];
+  const x = [], y = [];
+  if (!values) return {x, y};
+  curve.time.forEach((t, i) => { if (values.good[i] && values.flux[i] !== null) { x.push(t); y.push(values.flux[i]); } });
+  return {x, y};
+}
+
+function drawLightcurves() {
+  const chart = document.getElementById("lightcurve-chart");
+  const channel = document.getElementById("channel").value;
+  const traces = star.series.map((curve, n) => ({
+    type: "scattergl", mode: "markers", name: curve.sequence_id, ...goodPoints(curve, channel),
+    marker: {size: 3, color: RUN_COLOURS[n % RUN_COLOURS.length]},
+  }));
+  Plotly.react(chart, traces, {
+    height: 320, margin: {t: 10, r: 10, b: 45, l: 60}, showlegend: star.series.length <= 12,
+    xaxis: {title: {text: "BJD_TDB − 2457000 (days)"}}, yaxis: {title: {text: `normalised flux (${channel})`}},
+    annotations: traces.length ? [] : [{text: "No lightcurves", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5}],
+  }, STAR_PLOT);
+}
+
+function drawFold() {
+  const chart = document.getElementById("fold-chart");
+  const summary = document.getElementById("fold-summary");
+  const period = parseFloat(document.getElementById("period").value);
+  const channel = document.getElementById("channel").value;
+  if (!(period > 0)) { summary.textContent = "give a period, or search for one"; return; }
+  const x = [], y = [];
+  // The search's mid-transit time if folding on (the shown digits of) its period, else the first point.
+  const searched = star.period !== null && Math.abs(star.period - period) < 1e-5;
+  const t0 = searched ? star.t0 : (star.series.length ? star.series[0].time[0] : 0);
+  for (const curve of star.series) {
+    const points = goodPoints(curve, channel);
+    points.x.forEach((t, i) => {
+      const phase = ((((t - t0) / period) % 1) + 1.5) % 1 - 0.5;
+      x.push(phase * period * 24); y.push(points.y[i]);
+    });
+  }
+  summary.textContent = `on ${period.toFixed(6)} d, ${x.length} points`;
+  Plotly.react(chart, [{type: "scattergl", mode: "markers", x, y, marker: {size: 3, color: "#12355b"}, name: "folded"}], {
+    height: 320, margin: {t: 10, r: 10, b: 45, l: 60}, showlegend: false,
+    xaxis: {title: {text: searched ? "hours from mid-transit" : "hours from the first point's phase"},
+            range: searched ? [-3 * star.duration * 24, 3 * star.duration * 24] : undefined},
+    yaxis: {title: {text: `normalised flux (${channel})`}},
+  }, STAR_PLOT);
+  chart.dataset.folded = String(x.length);
+}
+
+function searchPeriod() {
+  const chart = document.getElementById("periodogram-chart");
+  const status = document.getElementById("bls-status");
+  const channel = document.getElementById("channel").value;
+  status.textContent = "searching…";
+  fetch(`${chart.dataset.source}?channel=${channel}`)
+    .then((response) => response.json().then((payload) => ({response, payload})))
+    .then(({response, payload}) => {
+      if (!response.ok || !payload.success) throw new Error(payload.msg || response.statusText);
+      if (!payload.best) { status.textContent = payload.msg || "no period found"; return; }
+      const best = payload.best;
+      star.period = best.period; star.t0 = best.t0_bjd_tdb - BJD_OFFSET; star.duration = best.duration_days;
+      document.getElementById("period").value = best.period.toFixed(6);
+      status.textContent = `best ${best.period.toFixed(5)} d, depth ${(best.depth * 100).toFixed(2)}%, ` +
+        `duration ${(best.duration_days * 24).toFixed(1)} h (${payload.num_points} points${payload.cached ? ", cached" : ""})`;
+      Plotly.react(chart, [{type: "scatter", mode: "lines", x: payload.period, y: payload.power, line: {color: "#12355b", width: 1}}], {
+        height: 240, margin: {t: 10, r: 10, b: 45, l: 60}, showlegend: false,
+        xaxis: {title: {text: "period (days)"}, type: "log"}, yaxis: {title: {text: "BLS power"}},
+        shapes: [{type: "line", x0: best.period, x1: best.period, yref: "paper", y0: 0, y1: 1, line: {color: "#e07a1f", dash: "dot"}}],
+      }, STAR_PLOT);
+      chart.dataset.best = String(best.period);
+      drawFold();
+    })
+    .catch((error) => { status.textContent = `no period search: ${error.message}`; });
+}
+
+function showStamp() {
+  const select = document.getElementById("stamp-frame");
+  const image = document.getElementById("stamp");
+  const status = document.getElementById("stamp-status");
+  status.textContent = "Cutting the stamp…";
+  image.onload = () => { status.textContent = ""; };
+  image.onerror = () => { status.textContent = "No stamp: the frame could not be read or has no WCS."; };
+  image.src = `${select.dataset.source}?image_id=${encodeURIComponent(select.value)}`;
+}
+
+function cell(row, text, className) {
+  const td = document.createElement("td");
+  if (className) td.className = className;
+  td.append(text);
+  row.append(td);
+  return td;
+}
+
+function fillLightcurveTable(rows) {
+  const body = document.querySelector("#lightcurves tbody");
+  const template = body.dataset.observationUrl;
+  const fixed = (value, digits) => (value === null || value === undefined ? "–" : Number(value).toFixed(digits));
+  if (!rows.length) { const tr = document.createElement("tr"); cell(tr, "No lightcurves yet.", "empty").colSpan = 8; body.append(tr); }
+  for (const lc of rows) {
+    const tr = document.createElement("tr");
+    const link = (text, hash) => {
+      const a = document.createElement("a");
+      a.href = template.replace("SEQUENCE", encodeURIComponent(lc.sequence_id)) + (hash || "");
+      a.textContent = text;
+      return a;
+    };
+    cell(tr, link(lc.sequence_id));
+    cell(tr, link((lc.processed_observation_id || "–").slice(-12), `#run-${lc.processed_observation_id}`));
+    cell(tr, lc.unit_id || "–");
+    cell(tr, String(lc.num_points), "n");
+    for (const c of ["g", "r", "b"]) cell(tr, fixed(((lc.summary || {})[c] || {}).rms, 5), "n");
+    cell(tr, fixed(((lc.summary || {}).g || {}).ppm_30min, 0), "n");
+    body.append(tr);
+  }
+}
+
+function setUpStar() {
+  const chart = document.getElementById("lightcurve-chart");
+  if (!chart) return;
+  const status = document.getElementById("lightcurve-status");
+  document.getElementById("channel").addEventListener("change", () => { if (star.series) { drawLightcurves(); drawFold(); } });
+  document.getElementById("fold-form").addEventListener("submit", (event) => { event.preventDefault(); if (star.series) drawFold(); });
+  document.getElementById("bls-button").addEventListener("click", searchPeriod);
+  const stampButton = document.getElementById("stamp-button");
+  if (stampButton) stampButton.addEventListener("click", showStamp);
+  fetch(chart.dataset.source).then((response) => response.json().then((payload) => ({response, payload})))
+    .then(({response, payload}) => {
+      if (!response.ok || !payload.success) throw new Error(payload.msg || response.statusText);
+      star.series = payload.series;
+      const points = payload.lightcurves.reduce((total, lc) => total + lc.num_points, 0);
+      status.textContent = `${payload.lightcurves.length} lightcurves, ${points} points each channel`;
+      fillLightcurveTable(payload.lightcurves);
+      drawLightcurves();
+      if (document.getElementById("period").value) drawFold();
+      else if (star.series.length) searchPeriod();
+    })
+    .catch((error) => { status.textContent = `No lightcurves: ${error.message}`; });
+}
+
+// --- observation: processing runs ----------------------------------------------------------------
+
+const QUALITY = [["fwhm_px", "FWHM (px)"], ["background_adu", "Background (ADU)"], ["zero_point_mag", "Zero point (mag)"],
+                 ["transparency", "Transparency"], ["drift_x_px", "Drift x (px)"], ["drift_y_px", "Drift y (px)"]];
+
+function drawRuns() {
+  document.querySelectorAll("section.run").forEach((section) => {
+    const quality = parsed(section.querySelector(".quality-data")) || {};
+    const chart = section.querySelector(".quality-chart");
+    const shown = QUALITY.filter(([key]) => Array.isArray(quality[key]) && quality[key].length);
+    if (shown.length && quality.time) {
+      const layout = {height: 100 + 95 * shown.length, margin: {t: 10, r: 10, b: 40, l: 80}, showlegend: false,
+                      grid: {rows: shown.length, columns: 1, pattern: "coupled"}, xaxis: {type: "date", title: {text: "UTC"}}};
+      const traces = shown.map(([key, label], n) => {
+        layout[n ? `yaxis${n + 1}` : "yaxis"] = {title: {text: label, font: {size: 10}}};
+        return {type: "scatter", mode: "markers", name: label, x: quality.time, y: quality[key],
+                yaxis: n ? `y${n + 1}` : "y", marker: {size: 4, color: RUN_COLOURS[n % RUN_COLOURS.length]}};
+      });
+      Plotly.newPlot(chart, traces, layout, STAR_PLOT);
+    }
+    const rms = parsed(section.querySelector(".rms-data")) || {};
+    const rmsChart = section.querySelector(".rms-chart");
+    if (Array.isArray(rms.mag) && rms.mag.length) {
+      const traces = [{type: "scattergl", mode: "markers", name: "stars", x: rms.mag, y: rms.rms, text: rms.picid,
+                       hovertemplate: "PICID %{text}<br>mag %{x:.2f}<br>rms %{y:.5f}<extra></extra>",
+                       marker: {size: 5, color: "#12355b"}}];
+      if (Array.isArray(rms.theory_mag) && rms.theory_mag.length) {
+        traces.push({type: "scatter", mode: "lines", name: "theory", x: rms.theory_mag, y: rms.theory_rms,
+                     line: {color: "#e07a1f", width: 2}});
+      }
+      Plotly.newPlot(rmsChart, traces, {
+        height: 340, margin: {t: 10, r: 10, b: 45, l: 70}, legend: {orientation: "h"},
+        xaxis: {title: {text: "magnitude"}}, yaxis: {title: {text: "RMS (fractional)"}, type: "log"},
+      }, STAR_PLOT);
+      rmsChart.on("plotly_click", (event) => {
+        const point = event.points[0];
+        if (point && point.text) window.location = rmsChart.dataset.starUrl.replace("PICID", encodeURIComponent(point.text));
+      });
+    }
+  });
+}
+
+window.addEventListener("DOMContentLoaded", () => {
+  if (typeof Plotly === "undefined") return;
+  setUpStar();
+  drawRuns();
+});

@@ -1,0 +1,365 @@
+"""Stars and their lightcurves, as the explorer shows them (documents of SCIENCE_SCHEMA.md).
+
+- Star search: a cone (``ra``/``dec`` or a resolved ``target``, ``radius`` in degrees) asks
+  the store only for the stars in the HEALPix cells covering it (the index observations
+  use, :mod:`panoptes_network.sky`); without a cone, the stars that have lightcurves.
+  ``mag_min``/``mag_max`` bound the catalog magnitude.
+- A star's lightcurves: ``lightcurves`` documents by picid, their arrays inline or, when
+  the document names ``arrays: {bucket, path}``, read from that JSON object.
+- The period search: astropy's BoxLeastSquares over all the star's lightcurves stitched,
+  on a bounded grid, cached per star and input.
+- The FITS lightcurve in the layout lightkurve reads (STYLE.md).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from panoptes_network import sky
+from panoptes_network.explorer.search import Cone, ParameterError, _float, _int, _page, _sort_key, _text, _short
+from panoptes_network.ports.documents import DocumentStore
+
+STARS = "stars"
+LIGHTCURVES = "lightcurves"
+RUNS = "processed_observations"
+CHANNELS = ("r", "g", "b")
+DEFAULT_CHANNEL = "g"
+NAME_RADIUS = 0.05  # degrees round a resolved name: the star itself, not its neighbourhood
+DEFAULT_PER_PAGE = 50
+MAX_PER_PAGE = 500
+MAX_EXPORT = 10_000
+STAR_SORT_KEYS = ("picid", "ra", "dec", "mag", "num_lightcurves", "best_rms", "separation", "last_processed")
+PICID_PATTERN = re.compile(r"[0-9]{1,20}|HIP [0-9]{1,7}")
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_]{1,120}")
+BJD_REFERENCE = 2457000  # TIME in the FITS lightcurve is BJD_TDB - this (as TESS)
+BAD_FLAGS = 1 | 8 | 16  # saturated, bad WCS, frame rejected: left out of the stitched series
+
+
+@dataclass(frozen=True)
+class StarQuery:
+    cone: Cone | None = None
+    target: str | None = None
+    resolved_by: str | None = None
+    mag_min: float | None = None
+    mag_max: float | None = None
+    sort: str = "best_rms"
+    descending: bool = False
+    page: int = 1
+    per_page: int = DEFAULT_PER_PAGE
+
+    def as_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self.target:
+            params["target"] = self.target
+        elif self.cone:
+            params.update(ra=_short(self.cone.ra), dec=_short(self.cone.dec))
+        if self.cone:
+            params["radius"] = _short(self.cone.radius)
+        if self.mag_min is not None:
+            params["mag_min"] = _short(self.mag_min)
+        if self.mag_max is not None:
+            params["mag_max"] = _short(self.mag_max)
+        params.update(sort=self.sort, order="desc" if self.descending else "asc")
+        if self.per_page != DEFAULT_PER_PAGE:
+            params["per_page"] = self.per_page
+        return params
+
+
+STAR_FILTERS = ("target", "ra", "dec", "mag_min", "mag_max")
+
+
+def parse_stars(args: Mapping[str, Any], resolve: Callable[[str], tuple[float, float, str]] | None = None) -> StarQuery:
+    """A :class:`StarQuery` from request parameters; :class:`ParameterError` names what is wrong."""
+    ra = _float(args, "ra", 0, 360, "right ascension in degrees")
+    dec = _float(args, "dec", -90, 90, "declination in degrees")
+    radius = _float(args, "radius", 0, 30, "degrees")
+    target = _text(args, "target")
+    if (ra is None) != (dec is None):
+        missing = "dec" if dec is None else "ra"
+        raise ParameterError(missing, f"{missing} is needed too: give both ra and dec, or a target")
+    cone, resolved_by = None, None
+    if ra is not None:
+        cone, target = Cone(ra % 360.0, dec, 1.0 if radius is None else radius), None
+    elif target is not None:
+        if len(target) > 200:
+            raise ParameterError("target", "target is too long (200 characters at most)")
+        if resolve is None:
+            raise ParameterError("target", "target names cannot be resolved here; give ra and dec")
+        target_ra, target_dec, resolved_by = resolve(target)
+        cone = Cone(float(target_ra) % 360.0, float(target_dec), NAME_RADIUS if radius is None else radius)
+    if cone is not None and cone.radius <= 0:
+        raise ParameterError("radius", "radius must be more than 0 (degrees, at most 30)")
+    mag_min = _float(args, "mag_min", -30, 40, "magnitude")
+    mag_max = _float(args, "mag_max", -30, 40, "magnitude")
+    if mag_min is not None and mag_max is not None and mag_max < mag_min:
+        raise ParameterError("mag_max", f"mag_max ({mag_max:g}) is below mag_min ({mag_min:g})")
+    sort = _text(args, "sort") or ("separation" if cone else "best_rms")
+    if sort not in STAR_SORT_KEYS:
+        raise ParameterError("sort", f"sort must be one of {', '.join(STAR_SORT_KEYS)}, not {sort!r}")
+    if sort == "separation" and cone is None:
+        raise ParameterError("sort", "sort=separation needs a cone search (ra/dec or target)")
+    order = (_text(args, "order") or ("desc" if sort in ("num_lightcurves", "last_processed") else "asc")).lower()
+    if order not in ("asc", "desc"):
+        raise ParameterError("order", f"order must be asc or desc, not {order!r}")
+    return StarQuery(cone=cone, target=target, resolved_by=resolved_by, mag_min=mag_min, mag_max=mag_max,
+                     sort=sort, descending=order == "desc", page=_int(args, "page", 1, 1, 1_000_000),
+                     per_page=_int(args, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE))
+
+
+def check_picid(picid: str) -> str:
+    if not PICID_PATTERN.fullmatch(picid or ""):
+        raise ParameterError("picid", f"picid {picid!r} is not a star id such as 129979528 (or HIP 11397)")
+    return picid
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID_PATTERN.fullmatch(run_id or ""):
+        raise ParameterError("run_id", f"run_id {run_id!r} is not of the form <sequence_id>_<12 hex digits>")
+    return run_id
+
+
+def star_row(picid: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    row = {key: value for key, value in data.items() if key != sky.INDEX_FIELD}
+    row.update(picid=picid, num_lightcurves=data.get("num_lightcurves") or 0, best_rms=data.get("best_rms"))
+    return row
+
+
+@dataclass
+class StarResult:
+    query: StarQuery
+    total: int
+    rows: list[dict[str, Any]]
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.query.per_page))
+
+
+def _mag_ok(query: StarQuery, row: Mapping[str, Any]) -> bool:
+    mag = row.get("mag")
+    if query.mag_min is not None and (mag is None or mag < query.mag_min):
+        return False
+    if query.mag_max is not None and (mag is None or mag > query.mag_max):
+        return False
+    return True
+
+
+def search_stars(documents: DocumentStore, query: StarQuery, everything: bool = False) -> StarResult:
+    """One page of stars (every one, up to MAX_EXPORT, with ``everything``)."""
+    rows = []
+    if query.cone is not None:
+        cone = query.cone
+        for doc in documents.query(STARS, [sky.cone_cover(cone.ra, cone.dec, cone.radius).filter()]):
+            row = star_row(doc.id, doc.data)
+            if row.get("ra") is None or not _mag_ok(query, row):
+                continue
+            row["separation"] = float(sky.separation(cone.ra, cone.dec, row["ra"], row["dec"]))
+            if row["separation"] <= cone.radius:
+                rows.append(row)
+    else:  # the catalog is large: without a cone, the stars that have been measured
+        rows = [row for row in (star_row(doc.id, doc.data)
+                                for doc in documents.query(STARS, [("num_lightcurves", ">=", 1)]))
+                if _mag_ok(query, row)]
+    rows.sort(key=_sort_key(query.sort), reverse=query.descending)
+    return StarResult(query, len(rows), _page(rows, query, everything)[:MAX_EXPORT])
+
+
+STAR_COLUMNS = ("picid", "ra", "dec", "mag", "catalog", "num_lightcurves", "best_rms", "last_processed", "separation")
+
+
+# --- lightcurves ------------------------------------------------------------------------------
+
+
+def lightcurve_arrays(data: Mapping[str, Any], read_bucket: Callable[[str, str], bytes]) -> dict[str, Any]:
+    """A lightcurve document with its arrays, read from their bucket object when moved there."""
+    found = dict(data)
+    arrays = data.get("arrays")
+    if arrays and arrays.get("bucket") and arrays.get("path"):
+        stored = json.loads(read_bucket(arrays["bucket"], arrays["path"]))
+        found.update(time_bjd_tdb=stored["time_bjd_tdb"], time_utc=stored.get("time_utc", []),
+                     channels=stored["channels"])
+    return found
+
+
+def star_lightcurves(documents: DocumentStore, picid: str,
+                     read_bucket: Callable[[str, str], bytes]) -> list[dict[str, Any]]:
+    """Every lightcurve of the star, with its arrays, oldest run time first."""
+    found = documents.query(LIGHTCURVES, [("picid", "==", picid)])
+    curves = [{**lightcurve_arrays(doc.data, read_bucket), "lightcurve_id": doc.id} for doc in found]
+    curves.sort(key=lambda curve: (curve.get("time_bjd_tdb") or [math.inf])[0])
+    return curves
+
+
+def stitched(curves: list[dict[str, Any]], channel: str = DEFAULT_CHANNEL) -> dict[str, np.ndarray]:
+    """All the lightcurves of one channel end to end, flagged points left out, in time order."""
+    times, fluxes, errors, flags = [], [], [], []
+    for curve in curves:
+        values = (curve.get("channels") or {}).get(channel)
+        if not values:
+            continue
+        times.append(np.asarray(curve["time_bjd_tdb"], dtype=float))
+        fluxes.append(np.asarray(values["flux"], dtype=float))
+        errors.append(np.asarray(values.get("flux_err") or np.full(len(values["flux"]), np.nan), dtype=float))
+        flags.append(np.asarray(values.get("flags") or np.zeros(len(values["flux"])), dtype=int))
+    if not times:
+        empty = np.array([])
+        return {"time": empty, "flux": empty, "flux_err": empty, "flags": empty.astype(int)}
+    time, flux, error, flag = (np.concatenate(part) for part in (times, fluxes, errors, flags))
+    keep = np.isfinite(time) & np.isfinite(flux) & ((flag & BAD_FLAGS) == 0)
+    order = np.argsort(time[keep], kind="stable")
+    return {"time": time[keep][order], "flux": flux[keep][order], "flux_err": error[keep][order],
+            "flags": flag[keep][order]}
+
+
+def plot_series(curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the star page draws: per lightcurve, its times (BJD - 2457000) and flux per channel."""
+    series = []
+    for curve in curves:
+        time = np.asarray(curve.get("time_bjd_tdb") or [], dtype=float) - BJD_REFERENCE
+        channels = {}
+        for channel, values in (curve.get("channels") or {}).items():
+            flux = np.asarray(values.get("flux") or [], dtype=float)
+            flags = np.asarray(values.get("flags") or np.zeros(len(flux)), dtype=int)
+            channels[channel] = {"flux": np.round(flux, 6).tolist(), "good": ((flags & BAD_FLAGS) == 0).tolist()}
+        series.append({"lightcurve_id": curve["lightcurve_id"], "sequence_id": curve.get("sequence_id"),
+                       "run_id": curve.get("processed_observation_id"), "time": np.round(time, 6).tolist(),
+                       "channels": channels})
+    return series
+
+
+def to_csv(curves: list[dict[str, Any]]) -> str:
+    """One row per point and channel, every lightcurve of the star."""
+    out = io.StringIO()
+    out.write("lightcurve_id,sequence_id,run_id,channel,time_bjd_tdb,time_utc,flux,flux_err,raw_flux,flags\n")
+    for curve in curves:
+        utc = curve.get("time_utc") or []
+        for channel, values in sorted((curve.get("channels") or {}).items()):
+            for index, when in enumerate(curve.get("time_bjd_tdb") or []):
+                cells = [curve["lightcurve_id"], curve.get("sequence_id") or "", curve.get("processed_observation_id") or "",
+                         channel, repr(float(when)), utc[index] if index < len(utc) else ""]
+                for name in ("flux", "flux_err", "raw_flux", "flags"):
+                    column = values.get(name) or []
+                    cells.append("" if index >= len(column) or column[index] is None else repr(column[index]))
+                out.write(",".join(str(cell) for cell in cells) + "\n")
+    return out.getvalue()
+
+
+def to_fits(picid: str, star: Mapping[str, Any], curves: list[dict[str, Any]], channel: str = DEFAULT_CHANNEL) -> bytes:
+    """The star's lightcurves of one channel, stitched, in the layout lightkurve reads (STYLE.md)."""
+    from astropy.io import fits as astropy_fits
+
+    series = stitched(curves, channel)
+    primary = astropy_fits.PrimaryHDU()
+    header = primary.header
+    header["TELESCOP"] = ("PANOPTES", "PANOPTES Network")
+    header["OBJECT"] = (f"PICID {picid}", "the star's PANOPTES Input Catalog id")
+    if picid.isdigit():
+        header["TICID"] = (int(picid), "PICID, the same number as a TIC id")
+    header["PICID"] = (picid, "PANOPTES Input Catalog id")
+    header["RA_OBJ"] = (float(star.get("ra") or 0.0), "[deg] right ascension")
+    header["DEC_OBJ"] = (float(star.get("dec") or 0.0), "[deg] declination")
+    header["ORIGIN"] = ("PANOPTES Network", "institution")
+    header["FILTER"] = (channel, "Bayer channel of the camera")
+    header["NLCURVES"] = (len(curves), "lightcurves stitched")
+    columns = astropy_fits.ColDefs([
+        astropy_fits.Column("TIME", "D", unit="BJD - 2457000, days", array=series["time"] - BJD_REFERENCE),
+        astropy_fits.Column("FLUX", "E", unit="", array=series["flux"]),
+        astropy_fits.Column("FLUX_ERR", "E", unit="", array=series["flux_err"]),
+        astropy_fits.Column("QUALITY", "J", array=series["flags"].astype(np.int32)),
+    ])
+    table = astropy_fits.BinTableHDU.from_columns(columns, name="LIGHTCURVE")
+    for key, value in (("TIMESYS", "TDB"), ("TIMEREF", "SOLARSYSTEM"), ("BJDREFI", BJD_REFERENCE),
+                       ("BJDREFF", 0.0), ("TIMEUNIT", "d"), ("TELESCOP", "PANOPTES")):
+        table.header[key] = value
+    out = io.BytesIO()
+    astropy_fits.HDUList([primary, table]).writeto(out)
+    return out.getvalue()
+
+
+# --- the period search ---------------------------------------------------------------------------
+
+MIN_PERIOD_DAYS = 0.5
+MAX_PERIOD_DAYS = 30.0
+MAX_PERIODS = 8_000  # the grid's size bound: keeps one search to a second or two
+DURATIONS_DAYS = (0.05, 0.08, 0.12, 0.18)
+_cache: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
+_cache_lock = threading.Lock()
+CACHE_SIZE = 64
+
+
+def periodogram_params(args: Mapping[str, Any]) -> tuple[str, float | None, float | None]:
+    channel = (_text(args, "channel") or DEFAULT_CHANNEL).lower()
+    if channel not in CHANNELS:
+        raise ParameterError("channel", f"channel must be one of r, g, b, not {channel!r}")
+    low = _float(args, "min_period", MIN_PERIOD_DAYS, MAX_PERIOD_DAYS, "days")
+    high = _float(args, "max_period", MIN_PERIOD_DAYS, MAX_PERIOD_DAYS, "days")
+    if low is not None and high is not None and high <= low:
+        raise ParameterError("max_period", f"max_period ({high:g}) must be more than min_period ({low:g})")
+    return channel, low, high
+
+
+def periodogram(picid: str, curves: list[dict[str, Any]], channel: str = DEFAULT_CHANNEL,
+                min_period: float | None = None, max_period: float | None = None) -> dict[str, Any]:
+    """BoxLeastSquares over the stitched lightcurves: the power per period and the best transit.
+
+    Cached on the star, the channel, the period range and the lightcurves read (their ids
+    and point counts), so a new run's lightcurve makes a new search.
+    """
+    key = (picid, channel, min_period, max_period,
+           tuple((curve["lightcurve_id"], len(curve.get("time_bjd_tdb") or [])) for curve in curves))
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return {**_cache[key], "cached": True}
+    result = _box_least_squares(stitched(curves, channel), min_period, max_period)
+    result.update(picid=picid, channel=channel)
+    with _cache_lock:
+        _cache[key] = result
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return {**result, "cached": False}
+
+
+def _box_least_squares(series: dict[str, np.ndarray], min_period: float | None,
+                       max_period: float | None) -> dict[str, Any]:
+    from astropy.timeseries import BoxLeastSquares
+
+    time, flux, error = series["time"], series["flux"], series["flux_err"]
+    if len(time) < 10:
+        return {"num_points": int(len(time)), "period": [], "power": [], "best": None,
+                "msg": "fewer than 10 good points: no period search"}
+    baseline = float(time[-1] - time[0])
+    low = min_period or MIN_PERIOD_DAYS
+    high = max_period or min(MAX_PERIOD_DAYS, max(baseline / 2, low * 2))
+    durations = [d for d in DURATIONS_DAYS if d < low / 2] or [low / 4]
+    # Uniform in frequency, as fine as a transit's duration needs over the baseline, bounded.
+    step = min(durations) / max(baseline, 1e-3) ** 2 / 2  # a transit drifts by half its length across the baseline
+    count = int(min(MAX_PERIODS, max(200, (1 / low - 1 / high) / step)))
+    frequency = np.linspace(1 / high, 1 / low, count)
+    period = np.sort(1 / frequency)
+    good = np.isfinite(error) & (error > 0)
+    model = BoxLeastSquares(time, flux, dy=error if good.all() else None)
+    power = model.power(period, durations, objective="snr")
+    best = int(np.nanargmax(power.power))
+    return {
+        "num_points": int(len(time)), "baseline_days": baseline,
+        "period": np.round(power.period, 7).tolist(), "power": np.round(np.nan_to_num(power.power), 4).tolist(),
+        "best": {"period": float(power.period[best]), "t0_bjd_tdb": float(power.transit_time[best]),
+                 "duration_days": float(power.duration[best]), "depth": float(power.depth[best]),
+                 "power": float(power.power[best])},
+    }
+
+
+def run_row(run_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    return {**data, "run_id": run_id}
+
+
