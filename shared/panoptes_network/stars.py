@@ -144,7 +144,8 @@ def _gaia_json_rows(stars: np.ndarray) -> list[tuple[str, str]]:
             doc_id, ids, name, kind = str(gaia_id), f'"gaia_dr3":"{gaia_id}"' + ("," + hip_id if hip else ""), \
                 "gaia-dr3", "gaia_dr3_source_id"
         else:  # proper motions of the Hipparcos stars are not in the package
-            doc_id, ids, name, kind, pmra, pmdec = f"HIP {hip}", hip_id, "hipparcos-2", "hipparcos_number", "null", "null"
+            doc_id, ids, name, kind = f"HIP {hip}", hip_id, "hipparcos-2", "hipparcos_number"
+            pmra = pmdec = "null"
         rows.append((doc_id, template % (ra, dec, pmra, pmdec, mag, mag, ids, name, kind, *healpix_cells)))
     return rows
 
