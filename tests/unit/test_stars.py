@@ -225,3 +225,24 @@ def test_the_bulk_json_load_writes_what_the_document_by_document_load_writes(tmp
     rows = [sorted(store.db.connection().execute('SELECT id, data FROM "docs_stars"').fetchall(), key=tuple)
             for store in (bulk, one_by_one)]
     assert [tuple(row) for row in rows[0]] == [tuple(row) for row in rows[1]] and len(rows[0]) == len(sample)
+
+
+def test_a_bulk_reload_keeps_the_indexes_queries_made(tmp_path):
+    """replace_json drops a table's indexes for the insert and makes them again after."""
+    from panoptes_network.adapters.sqlite_documents import SQLiteDocuments
+
+    store = SQLiteDocuments(tmp_path / "documents.sqlite")
+    source = stars.gaia_source(near_fields(), "reload", "near the fields")
+    stars.load(store, source)
+    ra, dec, rotation = FIELDS[0]
+    before = document_keys(stars.in_footprint(store, ra, dec, WIDTH, HEIGHT, rotation))
+
+    def indexes():
+        return {row["name"] for row in store.db.connection().execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
+
+    made = indexes()
+    assert made and before
+    assert stars.load(store, source, again=True).written == len(near_fields())
+    assert indexes() == made
+    assert document_keys(stars.in_footprint(store, ra, dec, WIDTH, HEIGHT, rotation)) == before
