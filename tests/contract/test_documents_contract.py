@@ -231,3 +231,13 @@ def test_set_many_refuses_a_bad_batch_and_writes_none_of_it(docs):
     with pytest.raises(ValueError):
         docs.set_many("things", [("fine", {"i": 1}), ("nan", {"i": float("nan")})])
     assert docs.count("things") == 0
+
+
+def test_replace_json_replaces_documents_from_their_text_all_or_none(docs):
+    docs.set("things", "old", {"a": 1, "map": {"x": 1}})
+    docs.replace_json("things", [("old", '{"b":2.5,"map":{"y":null}}'), ("new", '{"s":"text","n":[1,2]}')])
+    assert docs.get("things", "old") == {"b": 2.5, "map": {"y": None}}
+    assert docs.get("things", "new") == {"s": "text", "n": [1, 2]}
+    with pytest.raises(ValueError):
+        docs.replace_json("things", [("fine", '{"i":1}'), ("same", '{"i":1}'), ("same", '{"i":2}')])
+    assert docs.get("things", "fine") is None and docs.count("things") == 2

@@ -173,3 +173,76 @@ def test_up_loads_the_bundled_catalog_on_its_first_start_only(tmp_path, monkeypa
         assert runtime.documents().count(stars.COLLECTION) == 700
     finally:
         runtime.reset()
+
+
+def test_up_loads_the_catalog_in_the_background_once(tmp_path, monkeypatch, capsys):
+    """`up` serves while the load runs in a thread; the load marker still makes it once."""
+    from panoptes_network.config import settings
+
+    monkeypatch.setenv("PANOPTES_BACKEND", "local")
+    monkeypatch.setenv("PANOPTES_DATA_DIR", str(tmp_path / "data"))
+    small = stars.gaia_source(catalog.bundled_stars()[:700], "bundled-stand-in", "a stand-in")
+    monkeypatch.setattr(stars, "bundled_source", lambda: small)
+    runtime.reset()
+    try:
+        thread = cli._load_catalog_once(settings(), in_background=True)
+        thread.join(timeout=120)
+        assert not thread.is_alive() and "700 stars loaded into stars" in capsys.readouterr().out
+        assert stars.load_state(runtime.documents(), small)["complete"]
+        assert cli._load_catalog_once(settings(), in_background=True) is None  # loaded: no thread, no load
+        assert runtime.documents().count(stars.COLLECTION) == 700
+    finally:
+        runtime.reset()
+
+
+def test_the_bulk_json_load_writes_what_the_document_by_document_load_writes(tmp_path):
+    """The local store's fast path (JSON text assembled by the loader, one transaction)
+    against the generic one (a dict per star through set_many), for a sample of stars that
+    has Hipparcos-only stars, Gaia stars with and without a HIP number, every kind of sky."""
+    import json
+    from dataclasses import replace
+
+    from panoptes_network.adapters.sqlite_documents import SQLiteDocuments
+
+    everything = catalog.bundled_stars()
+    sample = everything[(np.arange(len(everything)) % 1009 == 0) | (everything["hip"] != 0)]
+    with_hip = sample[sample["id"] != 0][:3].copy()  # the package gives no Gaia star a HIP number; a TIC-like one might
+    with_hip["id"] += 1
+    with_hip["hip"] = [7, 70, 700]
+    sample = np.concatenate([sample, with_hip])
+    assert (sample["id"] == 0).any() and ((sample["id"] != 0) & (sample["hip"] != 0)).any()
+    generic = [document for batch in stars._gaia_batches(sample, 0) for document in batch]
+    fast = stars._gaia_json_rows(sample)
+    assert fast == [(doc_id, json.dumps(data, separators=(",", ":"))) for doc_id, data in generic]
+
+    source = stars.gaia_source(sample, "equivalence", "a sample")
+    bulk, one_by_one = SQLiteDocuments(tmp_path / "bulk.sqlite"), SQLiteDocuments(tmp_path / "generic.sqlite")
+    assert bulk.replaces_json_in_bulk
+    stars.load(bulk, source)
+    stars.load(one_by_one, replace(source, json_rows=None))
+    for doc_id, data in generic[::7]:
+        assert bulk.get(stars.COLLECTION, doc_id) == one_by_one.get(stars.COLLECTION, doc_id) == data
+    rows = [sorted(store.db.connection().execute('SELECT id, data FROM "docs_stars"').fetchall(), key=tuple)
+            for store in (bulk, one_by_one)]
+    assert [tuple(row) for row in rows[0]] == [tuple(row) for row in rows[1]] and len(rows[0]) == len(sample)
+
+
+def test_a_bulk_reload_keeps_the_indexes_queries_made(tmp_path):
+    """replace_json drops a table's indexes for the insert and makes them again after."""
+    from panoptes_network.adapters.sqlite_documents import SQLiteDocuments
+
+    store = SQLiteDocuments(tmp_path / "documents.sqlite")
+    source = stars.gaia_source(near_fields(), "reload", "near the fields")
+    stars.load(store, source)
+    ra, dec, rotation = FIELDS[0]
+    before = document_keys(stars.in_footprint(store, ra, dec, WIDTH, HEIGHT, rotation))
+
+    def indexes():
+        return {row["name"] for row in store.db.connection().execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
+
+    made = indexes()
+    assert made and before
+    assert stars.load(store, source, again=True).written == len(near_fields())
+    assert indexes() == made
+    assert document_keys(stars.in_footprint(store, ra, dec, WIDTH, HEIGHT, rotation)) == before

@@ -111,6 +111,25 @@ class DocumentStore(abc.ABC):
         more is split into batches by the caller, who knows how to resume after a failure.
         """
 
+    # Whether replace_json writes any number of rows in one transaction at bulk-load speed
+    # (SQLite), so a loader that can build JSON text itself should hand it large pieces.
+    replaces_json_in_bulk = False
+
+    def replace_json(self, collection: str, rows: Sequence[tuple[str, str]]) -> None:
+        """Replace documents given as ``(doc_id, JSON text of a map)``, all or none: for a loader
+        that builds the text itself (the star catalog), so a store that keeps JSON writes it as
+        it is, without a dict per document. The texts must hold only plain JSON values (no
+        tagged datetimes or GeoPoints, no NaN), and the caller vouches for that: where
+        :attr:`replaces_json_in_bulk`, they are not checked one by one.
+
+        Here: decoded and written with :meth:`set_many`, at most :data:`BATCH_LIMIT` at once."""
+        import json
+
+        rows = list(rows)
+        if len(rows) > BATCH_LIMIT:
+            raise ValueError(f"at most {BATCH_LIMIT} documents in one batch on this store, not {len(rows)}")
+        self.set_many(collection, [(doc_id, json.loads(text)) for doc_id, text in rows], merge=False)
+
     def increment(self, collection: str, doc_id: str, field: str, amount: int | float = 1) -> None:
         self.set(collection, doc_id, {field: Increment(amount)}, merge=True)
 

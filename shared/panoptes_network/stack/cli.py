@@ -76,7 +76,7 @@ def command_up(args) -> int:
     # Recorded so that drain, status and demo find this stack without being told.
     serving = running.record(settings, server.url, args.public_url or server.url)
     if not args.no_catalog:
-        _load_catalog_once(settings)
+        _load_catalog_once(settings, in_background=True)  # serving meanwhile: the load is seconds on its own
     print(f"PANOPTES Network is up ({settings.backend} backend, {where}):", flush=True)
     print_urls(server.url)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
@@ -159,18 +159,44 @@ def _stop_on_sigterm(signum, frame):
     raise KeyboardInterrupt  # stop as on Ctrl-C: close the server, stop the workers
 
 
-def _load_catalog_once(settings) -> None:
-    """The bundled star catalog on the first start of the local backend (seconds); on gcp a hint."""
+def _load_catalog_once(settings, in_background: bool = False):
+    """The bundled star catalog on the first start of the local backend (seconds); on gcp a hint.
+
+    ``in_background``: a load still needed runs in a thread (returned) while ``up`` serves;
+    one stopped half-way is resumed on the next start, as the load marker says."""
+    import threading
+
     from panoptes_network import runtime, stars
 
     documents = runtime.documents(settings)
+    source = stars.bundled_source()
     if settings.backend != "local":
-        if not (stars.load_state(documents, stars.bundled_source()) or {}).get("complete"):
+        if not (stars.load_state(documents, source) or {}).get("complete"):
             print("No star catalog loaded yet: `panoptes-network catalog load` fills the stars collection.", flush=True)
-        return
-    result = _load_catalog(documents, stars.bundled_source(), again=False)
-    if not result.already_loaded:
-        print(f"star catalog: {result.total} stars loaded into {stars.COLLECTION}", flush=True)
+        return None
+    if not in_background:
+        result = _load_catalog(documents, source, again=False)
+        if not result.already_loaded:
+            print(f"star catalog: {result.total} stars loaded into {stars.COLLECTION}", flush=True)
+        return None
+    if (stars.load_state(documents, source) or {}).get("complete"):
+        return None
+
+    def load():
+        started = time.monotonic()
+        try:
+            result = stars.load(documents, source)
+        except Exception as error:  # the stack serves on without it; the next start resumes the load
+            print(f"star catalog: load failed ({error}); `panoptes-network catalog load` resumes it", flush=True)
+            return
+        if not result.already_loaded:
+            print(f"star catalog: {result.total} stars loaded into {stars.COLLECTION} "
+                  f"({time.monotonic() - started:.0f} s)", flush=True)
+
+    print(f"star catalog: loading {source.description} into {stars.COLLECTION} in the background", flush=True)
+    thread = threading.Thread(target=load, name="star-catalog-load", daemon=True)
+    thread.start()
+    return thread
 
 
 def _load_catalog(documents, source, again: bool):
