@@ -30,6 +30,9 @@ def test_a_processed_sequence_is_browsed_star_by_star(stack, sequence_frames):  
     assert shown["num_stars"] == run.data["num_stars"] and shown["rms_vs_mag"]["rms"]
     page = client.get(f"/observations/{sequence}").get_data(as_text=True)
     assert f'id="run-{run.id}"' in page and "RMS against magnitude" in page
+    # Each run once, in the page's body: the title is only the sequence id.
+    assert page.count(f'id="run-{run.id}"') == 1
+    assert f"<title>{sequence} · PANOPTES Data Explorer</title>" in page
 
     measured = [doc for doc in stack.documents.query(process.LIGHTCURVES) if doc.data["best_rms"] is not None]
     picid = min(measured, key=lambda doc: doc.data["best_rms"]).data["picid"]
