@@ -276,6 +276,10 @@ def load(documents: DocumentStore, source: Source, *, again: bool = False,
             progress(done, source.total)
         if stop_after is not None and done - start >= stop_after and done < source.total:
             return LoadResult(source.key, source.total, done - start, start, False)
+    # The documents were replaced whole: what process-observation keeps on them comes back.
+    from panoptes_network.pipeline.process import restore_star_summaries
+
+    restore_star_summaries(documents)
     documents.set(LOADS, source.key, {"loaded": done, "complete": True,
                                       "finished": datetime.now(timezone.utc)}, merge=True)
     return LoadResult(source.key, source.total, done - start, start, False)

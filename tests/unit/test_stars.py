@@ -120,6 +120,31 @@ def test_a_tic_export_loads_with_tic_ids(backend, tmp_path):
     assert stars.in_footprint(documents, 93.0, -80.5, 2.0, 2.0, fields=None)[0].data == pi_mensae
 
 
+def test_a_catalog_reload_keeps_what_processing_wrote_on_the_stars(backend, tmp_path):
+    """catalog load replaces star documents whole; their lightcurve summaries come back."""
+    from datetime import datetime, timezone
+
+    from panoptes_network.pipeline import process
+
+    path = tmp_path / "tic.csv"
+    path.write_text(TIC_CSV)
+    documents = runtime.documents()
+    stars.load(documents, stars.tic_source(path))
+    first, second = datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 2, 1, tzinfo=timezone.utc)
+    for run, when, rms in (("RUN1", first, 0.004), ("RUN2", second, 0.006)):
+        documents.set(process.LIGHTCURVES, f"{run}_261136679", {"picid": "261136679", "time": when,
+                                                                "best_rms": rms, "star_counted": True})
+    documents.set(process.LIGHTCURVES, "RUN3_261136679", {"picid": "261136679", "time": second,
+                                                          "best_rms": 0.001})  # not counted yet
+    documents.set(stars.COLLECTION, "261136679", {"num_lightcurves": 2, "best_rms": 0.004,
+                                                  "last_processed": second}, merge=True)
+    stars.load(documents, stars.tic_source(path), again=True)
+    star = documents.get(stars.COLLECTION, "261136679")
+    assert (star["num_lightcurves"], star["best_rms"], star["last_processed"]) == (2, 0.004, second)
+    assert star["catalog"] == "tic"  # the catalog's own fields are the reloaded ones
+    assert "num_lightcurves" not in documents.get(stars.COLLECTION, "38846515")
+
+
 @pytest.mark.parametrize("text, reason", [
     ("TIC,ra,dec\n1,2,3\n", "no column ID"),
     ("ID,ra,dec,Tmag\n12,10.0,95.0,8\n", "line 2: TIC 12 has no position"),

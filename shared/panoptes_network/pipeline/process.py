@@ -430,6 +430,27 @@ def update_stars(documents, run: str, result, run_time: datetime) -> None:
         documents.run_transaction(write)
 
 
+def restore_star_summaries(documents) -> int:
+    """Put back on ``stars/{picid}`` what :func:`update_stars` keeps there, worked out again from
+    the lightcurves it counted: a catalog load replaces star documents whole (``catalog load
+    --again``, a TIC export), which would otherwise forget them. Returns the stars restored."""
+    summaries: dict[str, dict[str, Any]] = {}
+    for doc in documents.query(LIGHTCURVES, select=("picid", "best_rms", "time", "star_counted")):
+        curve = doc.data
+        if not curve.get("star_counted"):
+            continue
+        summary = summaries.setdefault(str(curve["picid"]), {"num_lightcurves": 0})
+        summary["num_lightcurves"] += 1
+        if curve.get("time") is not None:
+            summary["last_processed"] = max(summary.get("last_processed", curve["time"]), curve["time"])
+        if curve.get("best_rms") is not None:
+            summary["best_rms"] = min(summary.get("best_rms", curve["best_rms"]), curve["best_rms"])
+    rows = sorted(summaries.items())
+    for start in range(0, len(rows), 500):
+        documents.set_many(STARS, rows[start:start + 500], merge=True)
+    return len(rows)
+
+
 # --- which observations to process -------------------------------------------------------------
 
 
