@@ -47,6 +47,44 @@ def use_local_backend(data_dir: Path) -> None:
     runtime.reset()
 
 
+LOCAL_LABEL = "local (SQLite, files)"
+GCP_LABEL = "gcp (Firestore emulator, fake-gcs-server)"
+
+
+def on_each_backend(measure, not_run, prefix: str) -> None:
+    """``measure(label)`` on the local backend in a scratch data directory, then on the gcp
+    backend against emulators started for it; ``not_run(reason)`` when they cannot start
+    (no gcloud or Java here)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        use_local_backend(work)
+        measure(LOCAL_LABEL)
+        from panoptes_network.stack.emulators import EmulatorError, Emulators
+
+        try:
+            with Emulators(project="panoptes-bench") as emulators:
+                os.environ.update(emulators.environment)
+                os.environ["PANOPTES_BACKEND"] = "gcp"
+                from google.cloud import pubsub_v1
+                from panoptes_network import runtime
+                from panoptes_network.config import settings
+                from panoptes_network.stack.gcp import ensure_buckets, ensure_topic
+                from panoptes_network.wiring import subscriptions
+
+                runtime.reset()
+                current = settings()
+                ensure_buckets(current)
+                # Topics without subscriptions: what a handler publishes is accepted and dropped.
+                publisher = pubsub_v1.PublisherClient()
+                for subscription in subscriptions(current):
+                    ensure_topic(publisher, publisher.topic_path(current.project, subscription.topic))
+                measure(GCP_LABEL)
+        except EmulatorError as error:
+            not_run(str(error))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:

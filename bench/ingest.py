@@ -16,7 +16,6 @@ Run with ``make bench`` (all benchmarks) or ``.venv/bin/python bench/ingest.py``
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,8 @@ from unittest import mock
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    DATA, POCS, full_frame, median, peak_rss_mib, table, timed, use_local_backend, write_section,
+    DATA, GCP_LABEL, LOCAL_LABEL, POCS, full_frame, median, on_each_backend, peak_rss_mib, table, timed,
+    use_local_backend, write_section,
 )
 
 FRAME_PATH = "PAN001/14d3bd/20180216T110623/20180216T112430.fits"
@@ -190,34 +190,16 @@ def record_throughput(count: int, concurrency: int) -> tuple[float, float, int]:
 
 
 def bench_record(count: int) -> str:
-    work = Path(tempfile.mkdtemp(prefix="bench-record-"))
     rows = []
+    goals = {LOCAL_LABEL: ">= 50", GCP_LABEL: ">= 20"}
 
-    def measure(label: str, goal: str) -> None:
+    def measure(label: str) -> None:
         for concurrency in (1, 8):
             ours, anchor, redelivered = record_throughput(count, concurrency)
-            rows.append([label, concurrency, f"{ours:.0f}", redelivered, f"{anchor:.0f}", goal])
+            rows.append([label, concurrency, f"{ours:.0f}", redelivered, f"{anchor:.0f}", goals[label]])
 
-    try:
-        use_local_backend(work)
-        measure("local (SQLite, files)", ">= 50")
-        from panoptes_network.stack.emulators import EmulatorError, Emulators
-
-        try:
-            with Emulators(project="panoptes-bench") as emulators:
-                os.environ.update(emulators.environment)
-                os.environ["PANOPTES_BACKEND"] = "gcp"
-                from panoptes_network import runtime
-                from panoptes_network.config import settings
-                from panoptes_network.stack.gcp import ensure_buckets
-
-                runtime.reset()
-                ensure_buckets(settings())
-                measure("gcp (Firestore emulator, fake-gcs-server)", ">= 20")
-        except EmulatorError as error:
-            rows.append(["gcp (emulators)", "", f"not run: {error}", "", "", ">= 20"])
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    on_each_backend(measure, lambda reason: rows.append(["gcp (emulators)", "", f"not run: {reason}", "", "",
+                                                          goals[GCP_LABEL]]), "bench-record-")
     return (
         f"{count} distinct compressed frames over {SEQUENCES} sequences recorded by `record_object` (range-read "
         "the header, then one transaction writing images, observations and units), one at a time and 8 at a "

@@ -5,14 +5,11 @@ collections, without comparing anything): the least any reconcile must read."""
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from common import table, use_local_backend, write_section
+from common import on_each_backend, table, write_section
 
 SEQUENCES = 20
 
@@ -80,28 +77,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-reconcile-"))
     rows = []
-    try:
-        use_local_backend(work)
-        rows.append(measure("local (SQLite, files)", args.frames, args.repeat))
-        from panoptes_network.stack.emulators import EmulatorError, Emulators
-
-        try:
-            with Emulators(project="panoptes-bench") as emulators:
-                os.environ.update(emulators.environment)
-                os.environ["PANOPTES_BACKEND"] = "gcp"
-                from panoptes_network import runtime
-                from panoptes_network.config import settings
-                from panoptes_network.stack.gcp import ensure_buckets
-
-                runtime.reset()
-                ensure_buckets(settings())
-                rows.append(measure("gcp (Firestore emulator, fake-gcs-server)", args.frames, args.repeat))
-        except EmulatorError as error:
-            rows.append(["gcp (emulators)", f"not run: {error}", "", "", "", "", ""])
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    on_each_backend(lambda label: rows.append(measure(label, args.frames, args.repeat)),
+                    lambda reason: rows.append(["gcp (emulators)", f"not run: {reason}", "", "", "", "", ""]),
+                    "bench-reconcile-")
     write_section("reconcile", "reconcile: objects and documents checked per second", (
         f"{args.frames} recorded frames (a .fits.fz each and its `images` document) over {SEQUENCES} observations "
         f"with the right counts, so nothing to fix and everything compared; median of {args.repeat} interleaved "
