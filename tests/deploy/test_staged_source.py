@@ -129,6 +129,9 @@ def deploy_python() -> str:
     return sys.executable
 
 
+UV = str(Path(sys.executable).with_name("uv"))  # the lock's uv, installed by `make install`
+
+
 @pytest.fixture(scope="session")
 def clean_venvs(tmp_path_factory):
     """A virtual environment per distinct staged requirements.txt, made once per session,
@@ -142,13 +145,17 @@ def clean_venvs(tmp_path_factory):
         key = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
         if key not in made:
             path = tmp_path_factory.mktemp(f"venv-{key}")
-            subprocess.run([python, "-m", "venv", str(path)], check=True)
             venv_python = str(path / "bin" / "python")
-            install = subprocess.run(
-                [venv_python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes",
-                 "--requirement", str(requirements)], capture_output=True, text=True, timeout=900)
-            assert install.returncode == 0, f"pip could not install {requirements}:\n{install.stderr[-3000:]}"
-            frozen = subprocess.run([venv_python, "-m", "pip", "freeze", "--disable-pip-version-check"],
+            # uv, not pip, installs them: as pip does with --require-hashes, it refuses a package
+            # without a pin and a hash in the file (a missing transitive pin fails here) and
+            # checks every hash, but in seconds where pip took a minute or two per service.
+            # pip itself is exercised on the same lock by `make install` (tests/deploy/test_lock.py).
+            for command in ([UV, "venv", "--quiet", "--python", python, str(path)],
+                            [UV, "pip", "install", "--quiet", "--python", venv_python, "--require-hashes",
+                             "--requirement", str(requirements)]):
+                made_step = subprocess.run(command, capture_output=True, text=True, timeout=900)
+                assert made_step.returncode == 0, f"{' '.join(command)}:\n{made_step.stderr[-3000:]}"
+            frozen = subprocess.run([UV, "pip", "freeze", "--python", venv_python],
                                     capture_output=True, text=True, check=True).stdout.split()
             environment = marker_environment(venv_python)
             staged = lock.parse(requirements.read_text())
