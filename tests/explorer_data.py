@@ -1,4 +1,5 @@
-"""What the explorer tests search: real POCS frames and a few generated ones, recorded by the pipeline."""
+"""What the explorer tests search (real POCS frames and a few generated ones, recorded by the
+pipeline), and how they read its JSON API."""
 
 from __future__ import annotations
 
@@ -60,3 +61,12 @@ def record_observations(stack, pocs) -> list[demo.Sequence]:
     stack.drain()
     assert stack.dead_letters() == []
     return sequences
+
+
+def get_json(client, url: str, status: int = 200) -> dict:
+    """The API's answer to a GET, checked to be ``status`` with ``success`` to match."""
+    response = client.get(url)
+    assert response.status_code == status, (url, response.status_code, response.data[:500])
+    payload = response.get_json()
+    assert payload["success"] is (status == 200)
+    return payload

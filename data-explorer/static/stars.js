@@ -12,11 +12,27 @@ function parsed(element) { return element ? JSON.parse(element.textContent) : nu
 
 const star = {series: null, t0: null, period: null, duration: null};
 
+// A typed array as the API sends it: {dtype: "f8" | "f4", bdata: little-endian bytes in base64}.
+function typedArray(spec) {
+  const text = atob(spec.bdata);
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return spec.dtype === "f4" ? new Float32Array(bytes.buffer) : new Float64Array(bytes.buffer);
+}
+
+function decodeSeries(series) {
+  return series.map((curve) => ({
+    ...curve, time: typedArray(curve.time),
+    channels: Object.fromEntries(Object.entries(curve.channels).map(([name, flux]) => [name, typedArray(flux)])),
+  }));
+}
+
+// The points of one channel that are not flagged: the API sends those as NaN.
 function goodPoints(curve, channel) {
-  const values = curve.channels[channel];
+  const flux = curve.channels[channel];
   const x = [], y = [];
-  if (!values) return {x, y};
-  curve.time.forEach((t, i) => { if (values.good[i] && values.flux[i] !== null) { x.push(t); y.push(values.flux[i]); } });
+  if (!flux) return {x, y};
+  curve.time.forEach((t, i) => { if (!Number.isNaN(flux[i])) { x.push(t); y.push(flux[i]); } });
   return {x, y};
 }
 
@@ -140,7 +156,7 @@ function setUpStar() {
   fetch(chart.dataset.source).then((response) => response.json().then((payload) => ({response, payload})))
     .then(({response, payload}) => {
       if (!response.ok || !payload.success) throw new Error(payload.msg || response.statusText);
-      star.series = payload.series;
+      star.series = decodeSeries(payload.series);
       const points = payload.lightcurves.reduce((total, lc) => total + lc.num_points, 0);
       status.textContent = `${payload.lightcurves.length} lightcurves, ${points} points each channel`;
       fillLightcurveTable(payload.lightcurves);

@@ -321,8 +321,8 @@ def get_star(picid: str) -> dict[str, Any]:
     return row
 
 
-def star_lightcurves(picid: str) -> list[dict[str, Any]]:
-    return stars.star_lightcurves(_documents(), picid, _read_bucket)
+def star_lightcurves(picid: str, fields: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    return stars.star_lightcurves(_documents(), picid, _read_bucket, fields)
 
 
 def star_observations(star: dict[str, Any], curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -341,13 +341,6 @@ def star_observations(star: dict[str, Any], curves: list[dict[str, Any]]) -> lis
         row["measured"] = any(curve.get("sequence_id") == row["sequence_id"] for curve in curves)
     far_future = datetime.max.replace(tzinfo=timezone.utc)
     return sorted(rows.values(), key=lambda row: row.get("time") or far_future, reverse=True)
-
-
-def lightcurve_rows(curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The lightcurves without their arrays: what a table lists."""
-    keep = ("lightcurve_id", "sequence_id", "processed_observation_id", "unit_id", "time", "mag", "summary", "best_rms")
-    return [{**{key: curve.get(key) for key in keep}, "num_points": len(curve.get("time_bjd_tdb") or [])}
-            for curve in curves]
 
 
 def star_images(observations: list[dict[str, Any]], limit: int = 200) -> list[dict[str, Any]]:
@@ -410,9 +403,9 @@ def stars_route():
 @api.get("/stars/<picid>")
 def star_route(picid: str):
     star = get_star(picid)
-    curves = star_lightcurves(picid)
+    curves = star_lightcurves(picid, stars.ROW_FIELDS)
     return _ok({"star": star, "observations": star_observations(star, curves),
-                "lightcurves": lightcurve_rows(curves)})
+                "lightcurves": stars.lightcurve_rows(curves)})
 
 
 @api.get("/stars/<picid>/lightcurves")
@@ -422,17 +415,18 @@ def star_lightcurves_route(picid: str):
     if export not in ("json", "csv", "fits", "plot"):
         raise ParameterError("format", f"format must be json, csv, fits or plot, not {export!r}")
     channel, _, _ = stars.periodogram_params({"channel": flask.request.args.get("channel")})
-    curves = star_lightcurves(picid)
     name = f"panoptes-picid-{picid.replace(' ', '_')}-lightcurves"
+    if export == "plot":  # what the star page draws and lists, and only that
+        curves = star_lightcurves(picid, stars.plot_fields())
+        # The series are typed arrays in base64 already: encoded as they are, not walked by to_jsonable.
+        body = {"success": True, "picid": picid, "lightcurves": to_jsonable(stars.lightcurve_rows(curves)),
+                "series": stars.plot_series(curves)}
+        return flask.Response(json.dumps(body, separators=(",", ":")), mimetype="application/json")
+    curves = star_lightcurves(picid)
     if export == "csv":
         return _download(stars.to_csv(curves), "text/csv", name + ".csv")
     if export == "fits":
         return _download(stars.to_fits(picid, star, curves, channel), "application/fits", f"{name}-{channel}.fits")
-    if export == "plot":  # what the star page draws and lists
-        # The series are plain lists of numbers already: encoded directly, not walked by to_jsonable.
-        body = {"success": True, "picid": picid, "lightcurves": to_jsonable(lightcurve_rows(curves)),
-                "series": stars.plot_series(curves)}
-        return flask.Response(json.dumps(body, separators=(",", ":")), mimetype="application/json")
     for curve in curves:
         curve.pop("arrays", None)
     return _ok({"picid": picid, "lightcurves": curves})
@@ -442,7 +436,7 @@ def star_lightcurves_route(picid: str):
 def star_periodogram(picid: str):
     channel, low, high = stars.periodogram_params(flask.request.args)
     get_star(picid)
-    return _ok(stars.periodogram(picid, star_lightcurves(picid), channel, low, high))
+    return _ok(stars.periodogram(picid, star_lightcurves(picid, stars.channel_fields(channel)), channel, low, high))
 
 
 @api.get("/stars/<picid>/stamp.png")
