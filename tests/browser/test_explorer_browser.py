@@ -17,7 +17,7 @@ import pytest
 
 from panoptes_network.explorer import stats
 from tests.conftest import REPOSITORY, skip_or_fail
-from tests.explorer_data import KIC_SEQUENCE_ID, record_observations, sequence_id
+from tests.explorer_data import KIC_IMAGES, KIC_SEQUENCE_ID, record_observations, sequence_id
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = os.environ.get("PANOPTES_CHROMIUM", "/usr/bin/chromium")
@@ -139,15 +139,37 @@ def test_scientist_searches_and_browses_without_errors(site, browser_page):
     settle(page, "4-search-sorted")
 
     # The observation page: metadata, frames, the per-frame plot, a preview and the header.
+    # The first preview asked for finds the server busy (503 with Retry-After, as the previews
+    # module answers when every maker stays taken): the page asks again after it.
+    preview_answers = []
+
+    def busy_once(route):
+        if preview_answers:
+            preview_answers.append(200)
+            route.continue_()
+            return
+        preview_answers.append(503)
+        route.fulfill(status=503, headers={"Retry-After": "1"}, content_type="application/json",
+                      body='{"success": false, "msg": "previews are being made for other requests; try again in 1 s"}')
+
+    page.route("**/preview.png", busy_once)
     page.goto(base + "/search?target=KIC+8462852")
     page.click(f"a.observation-link:has-text('{KIC_SEQUENCE_ID}')")
     page.wait_for_url(f"**/observations/{KIC_SEQUENCE_ID}")
     assert "KIC 8462852" in page.locator("#observation-meta").inner_text()
     assert page.locator("#images tbody tr").count() == 2
     page.locator("#frames-chart .main-svg").first.wait_for()
+    page.wait_for_function("() => document.getElementById('preview-status').textContent.includes('asking again in 1 s')")
+    shown = ("(imageId) => { const img = document.getElementById('preview'); return img.complete && img.naturalWidth > 0"
+             " && img.dataset.source.includes(imageId) && !document.getElementById('preview-status').textContent; }")
+    page.wait_for_function(shown, arg=KIC_IMAGES[0])
+    assert preview_answers == [503, 200]
+    page.unroute("**/preview.png")
+    # The browser logs the 503 itself; the page logs nothing.
+    assert len(page.problems) == 1 and "status of 503" in page.problems[0], page.problems
+    page.problems.clear()
     page.locator("#images tbody tr").nth(1).locator("button.show-frame").click()
-    page.wait_for_function("() => { const img = document.getElementById('preview');"
-                           " return img.complete && img.naturalWidth > 0 && img.src.includes('081434'); }")
+    page.wait_for_function(shown, arg=KIC_IMAGES[1])
     assert page.evaluate("document.getElementById('preview').naturalWidth") == 350
     page.wait_for_function("() => document.querySelectorAll('#fits-header tbody tr').length > 20")
     header = dict(zip(page.locator("#fits-header tbody th").all_inner_texts(),
