@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 import flask
 
@@ -195,30 +195,35 @@ def run_search(args, everything: bool = False):
 # --- routes ---------------------------------------------------------------------------------------
 
 
-@api.get("/observations")
-def observations():
+def _export_format() -> str:
     export = (flask.request.args.get("format") or "").strip().lower()
     if export and export not in EXPORT_FORMATS:
         raise ParameterError("format", f"format must be csv or json (a download of every result), not {export!r}")
-    result = run_search(flask.request.args, everything=bool(export))
+    return export
+
+
+def _download(body, mimetype: str, name: str):
+    return flask.Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _search_answer(result, rows_name: str, export: str, csv_text: Callable[[], str], filename: str):
+    """A search's answer: one page as JSON, or with ``export`` every result as a download."""
     query = result.query
-    if export:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        name = f"panoptes-observations-{stamp}.{export}"
-        if export == "csv":
-            body, mimetype = to_csv(result.rows), "text/csv"
-        else:
-            body, mimetype = flask.json.dumps(to_jsonable(
-                {"query": query.as_params(), "total": result.total, "observations": result.rows})), "application/json"
-        return flask.Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
-    centre = None
-    if query.cone:
-        centre = {"ra": query.cone.ra, "dec": query.cone.dec, "radius": query.cone.radius,
-                  "target": query.target, "resolved_by": query.resolved_by}
-    return _ok({
-        "query": query.as_params(), "cone": centre, "total": result.total, "page": query.page,
-        "per_page": query.per_page, "pages": result.pages, "observations": result.rows,
-    })
+    if export == "csv":
+        return _download(csv_text(), "text/csv", f"{filename}.csv")
+    if export == "json":
+        return _download(flask.json.dumps(to_jsonable({"query": query.as_params(), "total": result.total,
+                                                       rows_name: result.rows})), "application/json", f"{filename}.json")
+    return _ok({"query": query.as_params(), "cone": query.centre(), "total": result.total, "page": query.page,
+                "per_page": query.per_page, "pages": result.pages, rows_name: result.rows})
+
+
+@api.get("/observations")
+def observations():
+    export = _export_format()
+    result = run_search(flask.request.args, everything=bool(export))
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return _search_answer(result, "observations", export, lambda: to_csv(result.rows), f"panoptes-observations-{stamp}")
 
 
 @api.get("/observations/<sequence_id>")
@@ -376,28 +381,11 @@ def observation_runs(sequence_id: str) -> list[dict[str, Any]]:
     return sorted(runs, key=lambda run: run.get("time") or far_past, reverse=True)
 
 
-def _download(body, mimetype: str, name: str):
-    return flask.Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
 @api.get("/stars")
 def stars_route():
-    export = (flask.request.args.get("format") or "").strip().lower()
-    if export and export not in EXPORT_FORMATS:
-        raise ParameterError("format", f"format must be csv or json (a download of every result), not {export!r}")
+    export = _export_format()
     result = run_star_search(flask.request.args, everything=bool(export))
-    query = result.query
-    if export == "csv":
-        return _download(to_csv(result.rows, stars.STAR_COLUMNS), "text/csv", "panoptes-stars.csv")
-    if export == "json":
-        return _download(flask.json.dumps(to_jsonable({"query": query.as_params(), "total": result.total,
-                                                       "stars": result.rows})), "application/json", "panoptes-stars.json")
-    centre = None
-    if query.cone:
-        centre = {"ra": query.cone.ra, "dec": query.cone.dec, "radius": query.cone.radius,
-                  "target": query.target, "resolved_by": query.resolved_by}
-    return _ok({"query": query.as_params(), "cone": centre, "total": result.total, "page": query.page,
-                "per_page": query.per_page, "pages": result.pages, "stars": result.rows})
+    return _search_answer(result, "stars", export, lambda: to_csv(result.rows, stars.STAR_COLUMNS), "panoptes-stars")
 
 
 @api.get("/stars/<picid>")

@@ -26,7 +26,21 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from panoptes_network import sky
-from panoptes_network.explorer.search import Cone, ParameterError, _float, _int, _page, _sort_key, _text, _short
+from panoptes_network.explorer.search import (
+    DEFAULT_PER_PAGE,
+    MAX_EXPORT,
+    MAX_PER_PAGE,
+    PagedQuery,
+    PagedResult,
+    ParameterError,
+    parse_cone,
+    _float,
+    _int,
+    _page,
+    _short,
+    _sort_key,
+    _text,
+)
 from panoptes_network.ports.documents import DocumentStore
 
 STARS = "stars"
@@ -35,9 +49,8 @@ RUNS = "processed_observations"
 CHANNELS = ("r", "g", "b")
 DEFAULT_CHANNEL = "g"
 NAME_RADIUS = 0.05  # degrees round a resolved name: the star itself, not its neighbourhood
-DEFAULT_PER_PAGE = 50
-MAX_PER_PAGE = 500
-MAX_EXPORT = 10_000
+RADIUS_AT_COORDINATES = 1.0  # degrees round coordinates given
+MAX_RADIUS = 30.0
 STAR_SORT_KEYS = ("picid", "ra", "dec", "mag", "num_lightcurves", "best_rms", "separation", "last_processed")
 PICID_PATTERN = re.compile(r"[0-9]{1,20}|HIP [0-9]{1,7}")
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_]{1,120}")
@@ -46,32 +59,18 @@ BAD_FLAGS = 1 | 8 | 16  # saturated, bad WCS, frame rejected: left out of the st
 
 
 @dataclass(frozen=True)
-class StarQuery:
-    cone: Cone | None = None
-    target: str | None = None
-    resolved_by: str | None = None
-    mag_min: float | None = None
-    mag_max: float | None = None
+class StarQuery(PagedQuery):
     sort: str = "best_rms"
     descending: bool = False
-    page: int = 1
-    per_page: int = DEFAULT_PER_PAGE
+    mag_min: float | None = None
+    mag_max: float | None = None
 
-    def as_params(self) -> dict[str, Any]:
+    def filter_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {}
-        if self.target:
-            params["target"] = self.target
-        elif self.cone:
-            params.update(ra=_short(self.cone.ra), dec=_short(self.cone.dec))
-        if self.cone:
-            params["radius"] = _short(self.cone.radius)
         if self.mag_min is not None:
             params["mag_min"] = _short(self.mag_min)
         if self.mag_max is not None:
             params["mag_max"] = _short(self.mag_max)
-        params.update(sort=self.sort, order="desc" if self.descending else "asc")
-        if self.per_page != DEFAULT_PER_PAGE:
-            params["per_page"] = self.per_page
         return params
 
 
@@ -80,25 +79,7 @@ STAR_FILTERS = ("target", "ra", "dec", "mag_min", "mag_max")
 
 def parse_stars(args: Mapping[str, Any], resolve: Callable[[str], tuple[float, float, str]] | None = None) -> StarQuery:
     """A :class:`StarQuery` from request parameters; :class:`ParameterError` names what is wrong."""
-    ra = _float(args, "ra", 0, 360, "right ascension in degrees")
-    dec = _float(args, "dec", -90, 90, "declination in degrees")
-    radius = _float(args, "radius", 0, 30, "degrees")
-    target = _text(args, "target")
-    if (ra is None) != (dec is None):
-        missing = "dec" if dec is None else "ra"
-        raise ParameterError(missing, f"{missing} is needed too: give both ra and dec, or a target")
-    cone, resolved_by = None, None
-    if ra is not None:
-        cone, target = Cone(ra % 360.0, dec, 1.0 if radius is None else radius), None
-    elif target is not None:
-        if len(target) > 200:
-            raise ParameterError("target", "target is too long (200 characters at most)")
-        if resolve is None:
-            raise ParameterError("target", "target names cannot be resolved here; give ra and dec")
-        target_ra, target_dec, resolved_by = resolve(target)
-        cone = Cone(float(target_ra) % 360.0, float(target_dec), NAME_RADIUS if radius is None else radius)
-    if cone is not None and cone.radius <= 0:
-        raise ParameterError("radius", "radius must be more than 0 (degrees, at most 30)")
+    cone, target, resolved_by = parse_cone(args, resolve, MAX_RADIUS, RADIUS_AT_COORDINATES, NAME_RADIUS)
     mag_min = _float(args, "mag_min", -30, 40, "magnitude")
     mag_max = _float(args, "mag_max", -30, 40, "magnitude")
     if mag_min is not None and mag_max is not None and mag_max < mag_min:
@@ -134,17 +115,6 @@ def star_row(picid: str, data: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-@dataclass
-class StarResult:
-    query: StarQuery
-    total: int
-    rows: list[dict[str, Any]]
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.query.per_page))
-
-
 def _mag_ok(query: StarQuery, row: Mapping[str, Any]) -> bool:
     mag = row.get("mag")
     if query.mag_min is not None and (mag is None or mag < query.mag_min):
@@ -154,7 +124,7 @@ def _mag_ok(query: StarQuery, row: Mapping[str, Any]) -> bool:
     return True
 
 
-def search_stars(documents: DocumentStore, query: StarQuery, everything: bool = False) -> StarResult:
+def search_stars(documents: DocumentStore, query: StarQuery, everything: bool = False) -> PagedResult:
     """One page of stars (every one, up to MAX_EXPORT, with ``everything``)."""
     rows = []
     if query.cone is not None:
@@ -171,7 +141,7 @@ def search_stars(documents: DocumentStore, query: StarQuery, everything: bool = 
                                 for doc in documents.query(STARS, [("num_lightcurves", ">=", 1)]))
                 if _mag_ok(query, row)]
     rows.sort(key=_sort_key(query.sort), reverse=query.descending)
-    return StarResult(query, len(rows), _page(rows, query, everything)[:MAX_EXPORT])
+    return PagedResult(query, len(rows), _page(rows, query, everything)[:MAX_EXPORT])
 
 
 STAR_COLUMNS = ("picid", "ra", "dec", "mag", "catalog", "num_lightcurves", "best_rms", "last_processed", "separation")
