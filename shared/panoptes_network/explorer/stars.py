@@ -5,9 +5,11 @@
   use, :mod:`panoptes_network.sky`); without a cone, the stars that have lightcurves.
   ``mag_min``/``mag_max`` bound the catalog magnitude.
 - A star's lightcurves: ``lightcurves`` documents by picid, their arrays inline or, when
-  the document names ``arrays: {bucket, path}``, read from that JSON object.
+  the document names ``arrays: {bucket, path}``, read from that JSON object; only the
+  fields a page shows where it says which (the plot: times and one flux per channel).
 - The period search: astropy's BoxLeastSquares over all the star's lightcurves stitched,
-  on a bounded grid, cached per star and input.
+  a bounded grid over the series binned, then its peaks refined over every point; cached
+  per star and input.
 - The FITS lightcurve in the layout lightkurve reads (STYLE.md).
 """
 
