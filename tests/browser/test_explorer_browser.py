@@ -245,6 +245,13 @@ def test_scientist_finds_a_host_folds_its_transit_and_judges_a_run(star_site, br
     assert "hours from mid-transit" in page.locator("#fold-chart").inner_text()
     assert "depth 1." in page.locator("#bls-status").inner_text()
     settle(page, "star-2-lightcurves-and-fold")
+    # The page read the g fluxes only; another channel's are read when it is chosen.
+    assert [url for url in requested if "format=plot" in url] == [f"{base}/api/stars/{HOST_PICID}/lightcurves?format=plot&channel=g"]
+    page.select_option("#channel", "r")
+    page.wait_for_function("() => document.getElementById('fold-chart').textContent.includes('normalised flux (r)')"
+                           " && document.getElementById('lightcurve-chart').textContent.includes('normalised flux (r)')")
+    assert int(page.locator("#fold-chart").get_attribute("data-folded")) > 1000
+    assert any(url.endswith("format=plot&channel=r") for url in requested)
 
     # The FITS download is the star's lightcurve for lightkurve.
     with page.expect_download() as download:

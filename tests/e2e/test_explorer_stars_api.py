@@ -59,6 +59,16 @@ def assert_plot_matches(plot: dict, curves: list[dict]) -> None:
     assert flagged >= len(curves)  # the data has a rejected frame in every run
 
 
+def assert_one_channel_plotted(client, picid: str, channel: str) -> None:
+    """With ``channel``, the plot data holds that channel's fluxes only, the same as in the whole."""
+    whole = get_json(client, f"/api/stars/{picid}/lightcurves?format=plot")
+    one = get_json(client, f"/api/stars/{picid}/lightcurves?format=plot&channel={channel}")
+    assert one["lightcurves"] == whole["lightcurves"]
+    assert [series["channels"] for series in one["series"]] == [
+        {channel: series["channels"][channel]} for series in whole["series"]]
+    assert [series["time"] for series in one["series"]] == [series["time"] for series in whole["series"]]
+
+
 def test_a_host_found_by_name_and_the_measured_stars_listed(explorer):
     client, stack, written = explorer
     payload = get_json(client, "/api/stars?target=HD%20209458")
@@ -102,6 +112,7 @@ def test_the_star_its_lightcurves_observations_and_runs(explorer):
     assert all(len(curve["time_bjd_tdb"]) == len(curve["channels"]["g"]["flux"]) > 100 for curve in curves)
     assert [row["num_points"] for row in payload["lightcurves"]] == [len(curve["time_bjd_tdb"]) for curve in curves]
     assert_plot_matches(get_json(client, f"/api/stars/{HOST_PICID}/lightcurves?format=plot"), curves)
+    assert_one_channel_plotted(client, HOST_PICID, "g")
     run = get_json(client, f"/api/processed_observations/{written.run_ids[0]}")["run"]
     assert run["rms_vs_mag"]["picid"][0] == HOST_PICID and run["frames_rejected"][0]["reason"]
     observation = get_json(client, f"/api/observations/{written.sequence_ids[0]}")["observation"]
@@ -116,6 +127,7 @@ def test_arrays_moved_to_a_bucket_are_read_from_it(explorer):
     assert len(curves) == len(TRANSIT_NUMBERS)
     assert all(len(curve["channels"]["r"]["flux"]) == len(curve["time_bjd_tdb"]) > 100 for curve in curves)
     assert_plot_matches(get_json(client, f"/api/stars/{BUCKET_STAR}/lightcurves?format=plot"), curves)
+    assert_one_channel_plotted(client, BUCKET_STAR, "r")
     table = client.get(f"/api/stars/{BUCKET_STAR}/lightcurves?format=csv").get_data(as_text=True)
     assert len(table.splitlines()) == 1 + 3 * sum(len(curve["time_bjd_tdb"]) for curve in curves)
 

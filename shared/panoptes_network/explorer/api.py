@@ -404,11 +404,12 @@ def star_lightcurves_route(picid: str):
         raise ParameterError("format", f"format must be json, csv, fits or plot, not {export!r}")
     channel, _, _ = stars.periodogram_params({"channel": flask.request.args.get("channel")})
     name = f"panoptes-picid-{picid.replace(' ', '_')}-lightcurves"
-    if export == "plot":  # what the star page draws and lists, and only that
-        curves = star_lightcurves(picid, stars.plot_fields())
+    if export == "plot":  # what the star page draws and lists, and only that: one channel, or all three
+        shown = (channel,) if flask.request.args.get("channel") else stars.CHANNELS
+        curves = star_lightcurves(picid, stars.plot_fields(shown))
         # The series are typed arrays in base64 already: encoded as they are, not walked by to_jsonable.
         body = {"success": True, "picid": picid, "lightcurves": to_jsonable(stars.lightcurve_rows(curves)),
-                "series": stars.plot_series(curves)}
+                "series": stars.plot_series(curves, shown)}
         return flask.Response(json.dumps(body, separators=(",", ":")), mimetype="application/json")
     curves = star_lightcurves(picid)
     if export == "csv":

@@ -157,9 +157,10 @@ ROW_FIELDS = ("sequence_id", "processed_observation_id", "unit_id", "time", "mag
 ARRAY_FIELDS = ("time_bjd_tdb", "time_utc", "channels")
 
 
-def plot_fields() -> tuple[str, ...]:
-    """The fields the star page's plot needs: a third of a lightcurve document's numbers."""
-    return ROW_FIELDS + ("time_bjd_tdb",) + tuple(f"channels.{c}.{name}" for c in CHANNELS for name in ("flux", "flags"))
+def plot_fields(channels: Sequence[str] = CHANNELS) -> tuple[str, ...]:
+    """The fields the star page's plot of ``channels`` needs: for all three, a third of a
+    lightcurve document's numbers; for the one it shows first, a ninth."""
+    return ROW_FIELDS + ("time_bjd_tdb",) + tuple(f"channels.{c}.{name}" for c in channels for name in ("flux", "flags"))
 
 
 def channel_fields(channel: str) -> tuple[str, ...]:
@@ -231,15 +232,17 @@ def _fitted(values: np.ndarray, size: int, fill) -> np.ndarray:
     return np.concatenate([values, np.full(size - len(values), fill, dtype=values.dtype)])
 
 
-def plot_series(curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def plot_series(curves: list[dict[str, Any]], shown: Sequence[str] = CHANNELS) -> list[dict[str, Any]]:
     """What the star page draws: per lightcurve, its times (BJD_TDB - 2457000, float64: the
-    subtraction is exact) and per channel its normalised flux (float32, finer than a part per
-    million near 1), NaN where a point is flagged (BAD_FLAGS) or missing."""
+    subtraction is exact) and for each channel ``shown`` its normalised flux (float32, finer
+    than a part per million near 1), NaN where a point is flagged (BAD_FLAGS) or missing."""
     series = []
     for curve in curves:
         time = np.asarray(curve.get("time_bjd_tdb") or [], dtype=float)
         channels = {}
         for channel, values in (curve.get("channels") or {}).items():
+            if channel not in shown:
+                continue
             # A point per time: a value missing at the end is NaN (a missing flag, none).
             flux = _fitted(np.asarray(values.get("flux") or [], dtype=float), len(time), np.nan)
             flags = _fitted(np.asarray(values.get("flags") or [], dtype=np.int64), len(time), 0)
