@@ -69,6 +69,8 @@ def browser_page():
         context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
         page = context.new_page()
         page.problems = []
+        page.requested = []
+        page.on("request", lambda request: page.requested.append(request.url))
         page.on("console", lambda message: message.type == "error" and page.problems.append(
             f"console error on {page.url}: {message.text}"))
         page.on("pageerror", lambda error: page.problems.append(f"uncaught exception on {page.url}: {error}"))
@@ -79,6 +81,11 @@ def browser_page():
         browser.close()
 
 
+def assert_nothing_from_outside(page, base: str) -> None:
+    outside = [url for url in page.requested if not url.startswith((base, "data:", "blob:"))]
+    assert outside == [], f"the pages loaded assets from outside the app: {outside}"
+
+
 def settle(page, name: str) -> None:
     page.wait_for_load_state("networkidle")
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -87,8 +94,7 @@ def settle(page, name: str) -> None:
 def test_scientist_searches_and_browses_without_errors(site, browser_page):
     base, sequences = site
     page = browser_page
-    requested = []
-    page.on("request", lambda request: requested.append(request.url))
+    requested = page.requested
 
     # Overview: the cards count what the pipeline recorded; the weekly chart is drawn.
     page.goto(base + "/")
@@ -192,21 +198,17 @@ def test_scientist_searches_and_browses_without_errors(site, browser_page):
     settle(page, "7-bad-search")
     assert all("status of 400" in problem for problem in page.problems), page.problems
 
-    outside = [url for url in requested if not url.startswith(base) and not url.startswith(("data:", "blob:"))]
-    assert outside == [], f"the pages loaded assets from outside the app: {outside}"
+    assert_nothing_from_outside(page, base)
 
 
 @pytest.fixture
 def star_site(stack):
     """The stack's web server over processed data (tests/explorer_star_data.py): a hot-Jupiter host."""
-    from panoptes_network.explorer import stars
     from panoptes_network.stack.server import StackServer
-    from tests.explorer_star_data import write_processed
+    from tests.explorer_star_data import write_processed_on
 
-    settings = stack.settings
-    written = write_processed(stack.documents, stack.bucket(settings.processed_bucket), settings.processed_bucket)
-    stars._cache.clear()
-    server = StackServer(settings, "127.0.0.1", 0).start_background()
+    written = write_processed_on(stack)
+    server = StackServer(stack.settings, "127.0.0.1", 0).start_background()
     yield server.url, written
     server.shutdown()
 
@@ -218,8 +220,7 @@ def test_scientist_finds_a_host_folds_its_transit_and_judges_a_run(star_site, br
 
     base, written = star_site
     page = browser_page
-    requested = []
-    page.on("request", lambda request: requested.append(request.url))
+    requested = page.requested
 
     # From the overview to the star search; the host found by name.
     page.goto(base + "/")
@@ -273,5 +274,4 @@ def test_scientist_finds_a_host_folds_its_transit_and_judges_a_run(star_site, br
     settle(page, "star-3-observation-run")
 
     assert page.problems == []
-    outside = [url for url in requested if not url.startswith(base) and not url.startswith(("data:", "blob:"))]
-    assert outside == [], f"the pages loaded assets from outside the app: {outside}"
+    assert_nothing_from_outside(page, base)

@@ -24,16 +24,13 @@ from tests.explorer_star_data import (
     HOST_RA,
     PERIOD_DAYS,
     TRANSIT_NUMBERS,
-    write_processed,
+    write_processed_on,
 )
 
 
 @pytest.fixture
 def explorer(stack):
-    settings = stack.settings
-    written = write_processed(stack.documents, stack.bucket(settings.processed_bucket), settings.processed_bucket)
-    stars._cache.clear()
-    return load_app("data-explorer").test_client(), stack, written
+    return load_app("data-explorer").test_client(), stack, write_processed_on(stack)
 
 
 def typed_array(spec: dict) -> np.ndarray:
