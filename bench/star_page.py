@@ -148,7 +148,10 @@ def main() -> int:
         f"{stars.BIN_DAYS * 1440:.0f} minutes on a grid even in log frequency (at most {stars.MAX_PERIODS} periods), "
         f"then around its {stars.REFINED_PEAKS} strongest peaks over every point: found {found:.6f} d "
         f"(injected {PERIOD_DAYS} d, error {100 * (found / PERIOD_DAYS - 1):+.4f}%); the one-pass anchor found "
-        f"{single['period']:.6f} d ({100 * (single['period'] / PERIOD_DAYS - 1):+.4f}%)."
+        f"{single['period']:.6f} d ({100 * (single['period'] / PERIOD_DAYS - 1):+.4f}%).\n\n"
+        "Before (2026-11-30 03:36 UTC, load average 6.6, the same data): the page p95 150 ms, its plot data "
+        "(every channel, each document read and decoded whole, numbers written as JSON text, 1.4 MB) p95 1353 ms, "
+        "`/api/stars/<picid>` p95 617 ms, the first period search 5.6 s."
     )
     write_section("star-page", "data-explorer: the star page", body)
     print(body)
