@@ -1,8 +1,13 @@
-"""What the explorer tests search: real POCS frames and a few generated ones, recorded by the pipeline."""
+"""What the explorer tests search (real POCS frames and a few generated ones, recorded by the
+pipeline), how they read its JSON API, and what it must show of a processed sequence."""
 
 from __future__ import annotations
 
+import io
 from datetime import date, datetime, timezone
+
+import numpy as np
+from astropy.io import fits as astropy_fits
 
 from panoptes_network import demo
 
@@ -60,3 +65,51 @@ def record_observations(stack, pocs) -> list[demo.Sequence]:
     stack.drain()
     assert stack.dead_letters() == []
     return sequences
+
+
+def get_json(client, url: str, status: int = 200) -> dict:
+    """The API's answer to a GET, checked to be ``status`` with ``success`` to match."""
+    response = client.get(url)
+    assert response.status_code == status, (url, response.status_code, response.data[:500])
+    payload = response.get_json()
+    assert payload["success"] is (status == 200)
+    return payload
+
+
+def assert_browsable_in_the_explorer(stack, sequence: str, run_id: str) -> None:
+    """What process-observation wrote for ``sequence`` (its run ``run_id``), read back through the
+    explorer's API and pages, as a scientist would: the run, the observation page, the best star's
+    lightcurves, the star list and the FITS download for lightkurve."""
+    from panoptes_network.pipeline import process
+    from panoptes_network.stack.services import load_app
+
+    client = load_app("data-explorer").test_client()
+    observation = get_json(client, f"/api/observations/{sequence}")["observation"]
+    assert observation["processing_state"] == "processed" and observation["latest_run_id"] == run_id
+    run = stack.documents.get(process.RUNS, run_id)
+    shown = get_json(client, f"/api/processed_observations/{run_id}")["run"]
+    assert shown["num_stars"] == run["num_stars"] and shown["rms_vs_mag"]["rms"]
+    page = client.get(f"/observations/{sequence}").get_data(as_text=True)
+    assert f'id="run-{run_id}"' in page and "RMS against magnitude" in page
+    # Each run once, in the page's body: the title is only the sequence id.
+    assert page.count(f'id="run-{run_id}"') == 1
+    assert f"<title>{sequence} · PANOPTES Data Explorer</title>" in page
+
+    measured = [doc for doc in stack.documents.query(process.LIGHTCURVES) if doc.data["best_rms"] is not None]
+    picid = min(measured, key=lambda doc: doc.data["best_rms"]).data["picid"]
+    star = get_json(client, f"/api/stars/{picid}")
+    assert [row["processed_observation_id"] for row in star["lightcurves"]] == [run_id]
+    assert sequence in [row["sequence_id"] for row in star["observations"]]
+    plot = get_json(client, f"/api/stars/{picid}/lightcurves?format=plot")
+    assert [series["run_id"] for series in plot["series"]] == [run_id]
+    assert plot["lightcurves"][0]["num_points"] == len(run["frames_used"])
+    listed = get_json(client, "/api/stars?sort=best_rms&per_page=500")
+    assert picid in [row["picid"] for row in listed["stars"]]
+    assert client.get(f"/stars/{picid}").status_code == 200
+
+    response = client.get(f"/api/stars/{picid}/lightcurves?format=fits")
+    assert response.status_code == 200
+    with astropy_fits.open(io.BytesIO(response.data)) as hdus:
+        assert hdus[0].header["TICID"] == int(picid) if picid.isdigit() else hdus[0].header["PICID"] == picid
+        time = hdus[1].data["TIME"]
+        assert len(time) >= 5 and np.all(np.diff(time) > 0) and 3000 < time[0] < 4000  # BTJD of 2024

@@ -150,3 +150,14 @@ def write_processed(documents, bucket=None, bucket_name: str | None = None, nigh
     # A catalog star nobody measured, inside the cone: found by a cone search, not by the list of measured stars.
     documents.set("stars", "420814999", star_document("420814999", HOST_RA + 0.2, HOST_DEC + 0.2, 9.95), merge=False)
     return written
+
+
+def write_processed_on(stack, **options) -> Written:
+    """:func:`write_processed` into a test stack's store and processed bucket, with the explorer's
+    cache of period searches emptied (a search cached by an earlier test is no answer here)."""
+    from panoptes_network.explorer import stars
+
+    settings = stack.settings
+    written = write_processed(stack.documents, stack.bucket(settings.processed_bucket), settings.processed_bucket, **options)
+    stars._cache.clear()
+    return written

@@ -154,16 +154,62 @@ function drawFrames() {
   Plotly.newPlot(chart, traces, layout, PLOT_CONFIG);
 }
 
+// A server making as many previews as it may answers 503 with Retry-After (seconds, or an
+// HTTP date): the page asks again after it, a few times, then says so.
+const PREVIEW_RETRIES = 4;
+const RETRY_AFTER_DEFAULT_S = 5, RETRY_AFTER_MAX_S = 60;
+let previewShown = 0;  // the latest preview asked for: an earlier answer arriving late is dropped
+
+function retryAfterSeconds(header) {
+  const text = (header || "").trim();
+  let seconds = /^[0-9]+$/.test(text) ? Number(text) : (Date.parse(text) - Date.now()) / 1000;
+  if (!Number.isFinite(seconds)) seconds = RETRY_AFTER_DEFAULT_S;
+  return Math.min(RETRY_AFTER_MAX_S, Math.max(1, Math.ceil(seconds)));
+}
+
+function fetchPreview(url, onBusy, retriesLeft = PREVIEW_RETRIES) {
+  return fetch(url).then((response) => {
+    if (response.status !== 503 || retriesLeft <= 0) return response;
+    const seconds = retryAfterSeconds(response.headers.get("Retry-After"));
+    onBusy(seconds);
+    return new Promise((resolve) => setTimeout(resolve, seconds * 1000))
+      .then(() => fetchPreview(url, onBusy, retriesLeft - 1));
+  });
+}
+
+function showPreview(row) {
+  const image = document.getElementById("preview");
+  const status = document.getElementById("preview-status");
+  const shown = ++previewShown;
+  const current = () => shown === previewShown;
+  status.textContent = "Making the preview…";
+  const busy = (seconds) => { if (current()) status.textContent = `The server is busy making previews; asking again in ${seconds} s…`; };
+  fetchPreview(row.dataset.preview, busy)
+    .then((response) => {
+      if (response.ok) return response.blob();
+      return response.json().catch(() => ({})).then((payload) => { throw new Error(payload.msg || response.statusText); });
+    })
+    .then((png) => {
+      if (!current()) return;
+      const old = image.src;
+      image.onload = () => { status.textContent = ""; image.classList.add("loaded"); };
+      image.onerror = () => { status.textContent = "No preview: the picture could not be shown."; image.classList.remove("loaded"); };
+      image.dataset.source = row.dataset.preview;
+      image.src = URL.createObjectURL(png);
+      if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+    })
+    .catch((error) => {
+      if (!current()) return;
+      status.textContent = `No preview: ${error.message}`;
+      image.classList.remove("loaded");
+    });
+}
+
 function showFrame(row) {
   document.querySelectorAll("#images tr.chosen").forEach((other) => other.classList.remove("chosen"));
   row.classList.add("chosen");
-  const image = document.getElementById("preview");
-  const status = document.getElementById("preview-status");
   document.getElementById("preview-name").textContent = row.dataset.imageId;
-  status.textContent = "Making the preview…";
-  image.onload = () => { status.textContent = ""; image.classList.add("loaded"); };
-  image.onerror = () => { status.textContent = "No preview: the frame could not be read."; image.classList.remove("loaded"); };
-  image.src = row.dataset.preview;
+  showPreview(row);
 
   const table = document.querySelector("#fits-header tbody");
   const headerStatus = document.getElementById("header-status");

@@ -10,13 +10,29 @@ function parsed(element) { return element ? JSON.parse(element.textContent) : nu
 
 // --- star: lightcurves, stitched and folded ----------------------------------------------------
 
-const star = {series: null, t0: null, period: null, duration: null};
+const star = {series: null, fetched: new Set(), summary: "", t0: null, period: null, duration: null};
 
+// A typed array as the API sends it: {dtype: "f8" | "f4", bdata: little-endian bytes in base64}.
+function typedArray(spec) {
+  const text = atob(spec.bdata);
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return spec.dtype === "f4" ? new Float32Array(bytes.buffer) : new Float64Array(bytes.buffer);
+}
+
+function decodeSeries(series) {
+  return series.map((curve) => ({
+    ...curve, time: typedArray(curve.time),
+    channels: Object.fromEntries(Object.entries(curve.channels).map(([name, flux]) => [name, typedArray(flux)])),
+  }));
+}
+
+// The points of one channel that are not flagged: the API sends those as NaN.
 function goodPoints(curve, channel) {
-  const values = curve.channels[channel];
+  const flux = curve.channels[channel];
   const x = [], y = [];
-  if (!values) return {x, y};
-  curve.time.forEach((t, i) => { if (values.good[i] && values.flux[i] !== null) { x.push(t); y.push(values.flux[i]); } });
+  if (!flux) return {x, y};
+  curve.time.forEach((t, i) => { if (!Number.isNaN(flux[i])) { x.push(t); y.push(flux[i]); } });
   return {x, y};
 }
 
@@ -128,21 +144,49 @@ function fillLightcurveTable(rows) {
   }
 }
 
+// The plot data of one channel (the API reads only its fluxes): the shown one first, the others when chosen.
+function fetchChannel(channel) {
+  const source = document.getElementById("lightcurve-chart").dataset.source;
+  return fetch(`${source}&channel=${encodeURIComponent(channel)}`)
+    .then((response) => response.json().then((payload) => ({response, payload})))
+    .then(({response, payload}) => {
+      if (!response.ok || !payload.success) throw new Error(payload.msg || response.statusText);
+      return payload;
+    });
+}
+
+function showChannel() {
+  const channel = document.getElementById("channel").value;
+  if (!star.series) return;
+  if (star.fetched.has(channel)) { drawLightcurves(); drawFold(); return; }
+  const status = document.getElementById("lightcurve-status");
+  status.textContent = `Reading the ${channel} lightcurves…`;
+  fetchChannel(channel).then((payload) => {
+    star.fetched.add(channel);
+    const fluxes = new Map(decodeSeries(payload.series).map((curve) => [curve.lightcurve_id, curve.channels[channel]]));
+    for (const curve of star.series) if (fluxes.get(curve.lightcurve_id)) curve.channels[channel] = fluxes.get(curve.lightcurve_id);
+    status.textContent = star.summary;
+    if (document.getElementById("channel").value === channel) { drawLightcurves(); drawFold(); }
+  }).catch((error) => { status.textContent = `No ${channel} lightcurves: ${error.message}`; });
+}
+
 function setUpStar() {
   const chart = document.getElementById("lightcurve-chart");
   if (!chart) return;
   const status = document.getElementById("lightcurve-status");
-  document.getElementById("channel").addEventListener("change", () => { if (star.series) { drawLightcurves(); drawFold(); } });
+  document.getElementById("channel").addEventListener("change", showChannel);
   document.getElementById("fold-form").addEventListener("submit", (event) => { event.preventDefault(); if (star.series) drawFold(); });
   document.getElementById("bls-button").addEventListener("click", searchPeriod);
   const stampButton = document.getElementById("stamp-button");
   if (stampButton) stampButton.addEventListener("click", showStamp);
-  fetch(chart.dataset.source).then((response) => response.json().then((payload) => ({response, payload})))
-    .then(({response, payload}) => {
-      if (!response.ok || !payload.success) throw new Error(payload.msg || response.statusText);
-      star.series = payload.series;
+  const first = document.getElementById("channel").value;
+  fetchChannel(first)
+    .then((payload) => {
+      star.series = decodeSeries(payload.series);
+      star.fetched.add(first);
       const points = payload.lightcurves.reduce((total, lc) => total + lc.num_points, 0);
-      status.textContent = `${payload.lightcurves.length} lightcurves, ${points} points each channel`;
+      star.summary = `${payload.lightcurves.length} lightcurves, ${points} points each channel`;
+      status.textContent = star.summary;
       fillLightcurveTable(payload.lightcurves);
       drawLightcurves();
       if (document.getElementById("period").value) drawFold();

@@ -11,13 +11,14 @@ import csv
 import io
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from panoptes_network.explorer import stats
 from tests.conftest import REPOSITORY, skip_or_fail
-from tests.explorer_data import KIC_SEQUENCE_ID, record_observations, sequence_id
+from tests.explorer_data import KIC_IMAGES, KIC_SEQUENCE_ID, record_observations, sequence_id
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = os.environ.get("PANOPTES_CHROMIUM", "/usr/bin/chromium")
@@ -69,6 +70,8 @@ def browser_page():
         context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
         page = context.new_page()
         page.problems = []
+        page.requested = []
+        page.on("request", lambda request: page.requested.append(request.url))
         page.on("console", lambda message: message.type == "error" and page.problems.append(
             f"console error on {page.url}: {message.text}"))
         page.on("pageerror", lambda error: page.problems.append(f"uncaught exception on {page.url}: {error}"))
@@ -79,6 +82,11 @@ def browser_page():
         browser.close()
 
 
+def assert_nothing_from_outside(page, base: str) -> None:
+    outside = [url for url in page.requested if not url.startswith((base, "data:", "blob:"))]
+    assert outside == [], f"the pages loaded assets from outside the app: {outside}"
+
+
 def settle(page, name: str) -> None:
     page.wait_for_load_state("networkidle")
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -87,8 +95,7 @@ def settle(page, name: str) -> None:
 def test_scientist_searches_and_browses_without_errors(site, browser_page):
     base, sequences = site
     page = browser_page
-    requested = []
-    page.on("request", lambda request: requested.append(request.url))
+    requested = page.requested
 
     # Overview: the cards count what the pipeline recorded; the weekly chart is drawn.
     page.goto(base + "/")
@@ -139,15 +146,37 @@ def test_scientist_searches_and_browses_without_errors(site, browser_page):
     settle(page, "4-search-sorted")
 
     # The observation page: metadata, frames, the per-frame plot, a preview and the header.
+    # The first preview asked for finds the server busy (503 with Retry-After, as the previews
+    # module answers when every maker stays taken): the page asks again after it.
+    preview_answers = []
+
+    def busy_once(route):
+        if preview_answers:
+            preview_answers.append((200, time.monotonic()))
+            route.continue_()
+            return
+        preview_answers.append((503, time.monotonic()))
+        route.fulfill(status=503, headers={"Retry-After": "1"}, content_type="application/json",
+                      body='{"success": false, "msg": "previews are being made for other requests; try again in 1 s"}')
+
+    page.route("**/preview.png", busy_once)
     page.goto(base + "/search?target=KIC+8462852")
     page.click(f"a.observation-link:has-text('{KIC_SEQUENCE_ID}')")
     page.wait_for_url(f"**/observations/{KIC_SEQUENCE_ID}")
     assert "KIC 8462852" in page.locator("#observation-meta").inner_text()
     assert page.locator("#images tbody tr").count() == 2
     page.locator("#frames-chart .main-svg").first.wait_for()
+    shown = ("(imageId) => { const img = document.getElementById('preview'); return img.complete && img.naturalWidth > 0"
+             " && img.dataset.source.includes(imageId) && !document.getElementById('preview-status').textContent; }")
+    page.wait_for_function(shown, arg=KIC_IMAGES[0])
+    [(busy, refused_at), (made, asked_again_at)] = preview_answers
+    assert (busy, made) == (503, 200) and asked_again_at - refused_at >= 0.95  # after its Retry-After: 1
+    page.unroute("**/preview.png")
+    # The browser logs the 503 itself; the page logs nothing.
+    assert len(page.problems) == 1 and "status of 503" in page.problems[0], page.problems
+    page.problems.clear()
     page.locator("#images tbody tr").nth(1).locator("button.show-frame").click()
-    page.wait_for_function("() => { const img = document.getElementById('preview');"
-                           " return img.complete && img.naturalWidth > 0 && img.src.includes('081434'); }")
+    page.wait_for_function(shown, arg=KIC_IMAGES[1])
     assert page.evaluate("document.getElementById('preview').naturalWidth") == 350
     page.wait_for_function("() => document.querySelectorAll('#fits-header tbody tr').length > 20")
     header = dict(zip(page.locator("#fits-header tbody th").all_inner_texts(),
@@ -170,21 +199,17 @@ def test_scientist_searches_and_browses_without_errors(site, browser_page):
     settle(page, "7-bad-search")
     assert all("status of 400" in problem for problem in page.problems), page.problems
 
-    outside = [url for url in requested if not url.startswith(base) and not url.startswith(("data:", "blob:"))]
-    assert outside == [], f"the pages loaded assets from outside the app: {outside}"
+    assert_nothing_from_outside(page, base)
 
 
 @pytest.fixture
 def star_site(stack):
     """The stack's web server over processed data (tests/explorer_star_data.py): a hot-Jupiter host."""
-    from panoptes_network.explorer import stars
     from panoptes_network.stack.server import StackServer
-    from tests.explorer_star_data import write_processed
+    from tests.explorer_star_data import write_processed_on
 
-    settings = stack.settings
-    written = write_processed(stack.documents, stack.bucket(settings.processed_bucket), settings.processed_bucket)
-    stars._cache.clear()
-    server = StackServer(settings, "127.0.0.1", 0).start_background()
+    written = write_processed_on(stack)
+    server = StackServer(stack.settings, "127.0.0.1", 0).start_background()
     yield server.url, written
     server.shutdown()
 
@@ -196,8 +221,7 @@ def test_scientist_finds_a_host_folds_its_transit_and_judges_a_run(star_site, br
 
     base, written = star_site
     page = browser_page
-    requested = []
-    page.on("request", lambda request: requested.append(request.url))
+    requested = page.requested
 
     # From the overview to the star search; the host found by name.
     page.goto(base + "/")
@@ -223,6 +247,13 @@ def test_scientist_finds_a_host_folds_its_transit_and_judges_a_run(star_site, br
     assert "hours from mid-transit" in page.locator("#fold-chart").inner_text()
     assert "depth 1." in page.locator("#bls-status").inner_text()
     settle(page, "star-2-lightcurves-and-fold")
+    # The page read the g fluxes only; another channel's are read when it is chosen.
+    assert [url for url in requested if "format=plot" in url] == [f"{base}/api/stars/{HOST_PICID}/lightcurves?format=plot&channel=g"]
+    page.select_option("#channel", "r")
+    page.wait_for_function("() => document.getElementById('fold-chart').textContent.includes('normalised flux (r)')"
+                           " && document.getElementById('lightcurve-chart').textContent.includes('normalised flux (r)')")
+    assert int(page.locator("#fold-chart").get_attribute("data-folded")) > 1000
+    assert any(url.endswith("format=plot&channel=r") for url in requested)
 
     # The FITS download is the star's lightcurve for lightkurve.
     with page.expect_download() as download:
@@ -244,5 +275,4 @@ def test_scientist_finds_a_host_folds_its_transit_and_judges_a_run(star_site, br
     settle(page, "star-3-observation-run")
 
     assert page.problems == []
-    outside = [url for url in requested if not url.startswith(base) and not url.startswith(("data:", "blob:"))]
-    assert outside == [], f"the pages loaded assets from outside the app: {outside}"
+    assert_nothing_from_outside(page, base)

@@ -19,6 +19,7 @@ from tests.explorer_data import (
     KIC_IMAGES,
     KIC_SEQUENCE_ID,
     POLE_SEQUENCE_ID,
+    get_json,
     record_observations,
     sequence_id,
 )
@@ -30,14 +31,6 @@ def explorer(stack, pocs):
     stats._cache.clear()
     client = load_app("data-explorer").test_client()
     return client, stack, sequences
-
-
-def get_json(client, url, status=200):
-    response = client.get(url)
-    assert response.status_code == status, (url, response.status_code, response.data[:500])
-    payload = response.get_json()
-    assert payload["success"] is (status == 200)
-    return payload
 
 
 def test_observations_carry_their_healpix_cells(explorer):

@@ -1,6 +1,6 @@
 """process-observation end to end (issue 13): a simulated sequence of small frames is
 uploaded as units upload them, drained, processed, and the run, its lightcurves and its
-stars are found.
+stars are found, in the store and through the data explorer (on both backends).
 
 The frames carry the simulator's true WCS in their header (as frames solved on the unit
 do), so record-image records them solved and no plate-solving runs: solving cut-outs is
@@ -19,6 +19,7 @@ from panoptes_network.ids import BucketPath
 from panoptes_network.photometry import PhotometryParams
 from panoptes_network.pipeline import process
 from tests.e2e.test_cli import run
+from tests.explorer_data import assert_browsable_in_the_explorer
 
 START = datetime(2024, 8, 1, 9, 0, tzinfo=timezone.utc)  # HD 189733 high over Mauna Loa
 FIELD = (300.18, 22.71)  # a dense field near the galactic plane: ~50 stars G < 10 on 600 x 400 px
@@ -90,6 +91,7 @@ def test_sequence_processed_into_a_run_lightcurves_and_stars(stack, sequence_fra
     observation = stack.documents.get("observations", sequence)
     assert observation["processing_state"] == "processed" and observation["latest_run_id"] == run_doc.id
     assert process.pending(stack.documents) == []
+    assert_browsable_in_the_explorer(stack, sequence, run_doc.id)
 
 
 @pytest.mark.parametrize("backend", ["local"], indirect=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 import flask
 
@@ -195,30 +195,35 @@ def run_search(args, everything: bool = False):
 # --- routes ---------------------------------------------------------------------------------------
 
 
-@api.get("/observations")
-def observations():
+def _export_format() -> str:
     export = (flask.request.args.get("format") or "").strip().lower()
     if export and export not in EXPORT_FORMATS:
         raise ParameterError("format", f"format must be csv or json (a download of every result), not {export!r}")
-    result = run_search(flask.request.args, everything=bool(export))
+    return export
+
+
+def _download(body, mimetype: str, name: str):
+    return flask.Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _search_answer(result, rows_name: str, export: str, csv_text: Callable[[], str], filename: str):
+    """A search's answer: one page as JSON, or with ``export`` every result as a download."""
     query = result.query
-    if export:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        name = f"panoptes-observations-{stamp}.{export}"
-        if export == "csv":
-            body, mimetype = to_csv(result.rows), "text/csv"
-        else:
-            body, mimetype = flask.json.dumps(to_jsonable(
-                {"query": query.as_params(), "total": result.total, "observations": result.rows})), "application/json"
-        return flask.Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
-    centre = None
-    if query.cone:
-        centre = {"ra": query.cone.ra, "dec": query.cone.dec, "radius": query.cone.radius,
-                  "target": query.target, "resolved_by": query.resolved_by}
-    return _ok({
-        "query": query.as_params(), "cone": centre, "total": result.total, "page": query.page,
-        "per_page": query.per_page, "pages": result.pages, "observations": result.rows,
-    })
+    if export == "csv":
+        return _download(csv_text(), "text/csv", f"{filename}.csv")
+    if export == "json":
+        return _download(flask.json.dumps(to_jsonable({"query": query.as_params(), "total": result.total,
+                                                       rows_name: result.rows})), "application/json", f"{filename}.json")
+    return _ok({"query": query.as_params(), "cone": query.centre(), "total": result.total, "page": query.page,
+                "per_page": query.per_page, "pages": result.pages, rows_name: result.rows})
+
+
+@api.get("/observations")
+def observations():
+    export = _export_format()
+    result = run_search(flask.request.args, everything=bool(export))
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return _search_answer(result, "observations", export, lambda: to_csv(result.rows), f"panoptes-observations-{stamp}")
 
 
 @api.get("/observations/<sequence_id>")
@@ -321,8 +326,8 @@ def get_star(picid: str) -> dict[str, Any]:
     return row
 
 
-def star_lightcurves(picid: str) -> list[dict[str, Any]]:
-    return stars.star_lightcurves(_documents(), picid, _read_bucket)
+def star_lightcurves(picid: str, fields: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    return stars.star_lightcurves(_documents(), picid, _read_bucket, fields)
 
 
 def star_observations(star: dict[str, Any], curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -341,13 +346,6 @@ def star_observations(star: dict[str, Any], curves: list[dict[str, Any]]) -> lis
         row["measured"] = any(curve.get("sequence_id") == row["sequence_id"] for curve in curves)
     far_future = datetime.max.replace(tzinfo=timezone.utc)
     return sorted(rows.values(), key=lambda row: row.get("time") or far_future, reverse=True)
-
-
-def lightcurve_rows(curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The lightcurves without their arrays: what a table lists."""
-    keep = ("lightcurve_id", "sequence_id", "processed_observation_id", "unit_id", "time", "mag", "summary", "best_rms")
-    return [{**{key: curve.get(key) for key in keep}, "num_points": len(curve.get("time_bjd_tdb") or [])}
-            for curve in curves]
 
 
 def star_images(observations: list[dict[str, Any]], limit: int = 200) -> list[dict[str, Any]]:
@@ -383,36 +381,19 @@ def observation_runs(sequence_id: str) -> list[dict[str, Any]]:
     return sorted(runs, key=lambda run: run.get("time") or far_past, reverse=True)
 
 
-def _download(body, mimetype: str, name: str):
-    return flask.Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
 @api.get("/stars")
 def stars_route():
-    export = (flask.request.args.get("format") or "").strip().lower()
-    if export and export not in EXPORT_FORMATS:
-        raise ParameterError("format", f"format must be csv or json (a download of every result), not {export!r}")
+    export = _export_format()
     result = run_star_search(flask.request.args, everything=bool(export))
-    query = result.query
-    if export == "csv":
-        return _download(to_csv(result.rows, stars.STAR_COLUMNS), "text/csv", "panoptes-stars.csv")
-    if export == "json":
-        return _download(flask.json.dumps(to_jsonable({"query": query.as_params(), "total": result.total,
-                                                       "stars": result.rows})), "application/json", "panoptes-stars.json")
-    centre = None
-    if query.cone:
-        centre = {"ra": query.cone.ra, "dec": query.cone.dec, "radius": query.cone.radius,
-                  "target": query.target, "resolved_by": query.resolved_by}
-    return _ok({"query": query.as_params(), "cone": centre, "total": result.total, "page": query.page,
-                "per_page": query.per_page, "pages": result.pages, "stars": result.rows})
+    return _search_answer(result, "stars", export, lambda: to_csv(result.rows, stars.STAR_COLUMNS), "panoptes-stars")
 
 
 @api.get("/stars/<picid>")
 def star_route(picid: str):
     star = get_star(picid)
-    curves = star_lightcurves(picid)
+    curves = star_lightcurves(picid, stars.ROW_FIELDS)
     return _ok({"star": star, "observations": star_observations(star, curves),
-                "lightcurves": lightcurve_rows(curves)})
+                "lightcurves": stars.lightcurve_rows(curves)})
 
 
 @api.get("/stars/<picid>/lightcurves")
@@ -422,17 +403,19 @@ def star_lightcurves_route(picid: str):
     if export not in ("json", "csv", "fits", "plot"):
         raise ParameterError("format", f"format must be json, csv, fits or plot, not {export!r}")
     channel, _, _ = stars.periodogram_params({"channel": flask.request.args.get("channel")})
-    curves = star_lightcurves(picid)
     name = f"panoptes-picid-{picid.replace(' ', '_')}-lightcurves"
+    if export == "plot":  # what the star page draws and lists, and only that: one channel, or all three
+        shown = (channel,) if flask.request.args.get("channel") else stars.CHANNELS
+        curves = star_lightcurves(picid, stars.plot_fields(shown))
+        # The series are typed arrays in base64 already: encoded as they are, not walked by to_jsonable.
+        body = {"success": True, "picid": picid, "lightcurves": to_jsonable(stars.lightcurve_rows(curves)),
+                "series": stars.plot_series(curves, shown)}
+        return flask.Response(json.dumps(body, separators=(",", ":")), mimetype="application/json")
+    curves = star_lightcurves(picid)
     if export == "csv":
         return _download(stars.to_csv(curves), "text/csv", name + ".csv")
     if export == "fits":
         return _download(stars.to_fits(picid, star, curves, channel), "application/fits", f"{name}-{channel}.fits")
-    if export == "plot":  # what the star page draws and lists
-        # The series are plain lists of numbers already: encoded directly, not walked by to_jsonable.
-        body = {"success": True, "picid": picid, "lightcurves": to_jsonable(lightcurve_rows(curves)),
-                "series": stars.plot_series(curves)}
-        return flask.Response(json.dumps(body, separators=(",", ":")), mimetype="application/json")
     for curve in curves:
         curve.pop("arrays", None)
     return _ok({"picid": picid, "lightcurves": curves})
@@ -442,7 +425,7 @@ def star_lightcurves_route(picid: str):
 def star_periodogram(picid: str):
     channel, low, high = stars.periodogram_params(flask.request.args)
     get_star(picid)
-    return _ok(stars.periodogram(picid, star_lightcurves(picid), channel, low, high))
+    return _ok(stars.periodogram(picid, star_lightcurves(picid, stars.channel_fields(channel)), channel, low, high))
 
 
 @api.get("/stars/<picid>/stamp.png")

@@ -4,7 +4,7 @@ A preview is ``previews/<bucket path>.png`` in the temp bucket (``PREVIEW_BUCKET
 use another), stamped with the generation of the frame it was made from; a re-uploaded
 frame gets a new one. Requests for the same frame that arrive while it is being made
 in this process wait for that one instead of making it again. The page loads the image
-on its own, so it never waits for this.
+on its own, so it never waits for this, and asks again after a 503's Retry-After.
 
 The picture: 2x2 Bayer cells averaged to one grey pixel (the raw RGGB mosaic would show
 as a checkerboard), binned down to at most :data:`MAX_SIZE` pixels a side, z-scale limits

@@ -52,18 +52,20 @@ class Cone:
 
 
 @dataclass(frozen=True)
-class SearchQuery:
+class PagedQuery:
+    """What the explorer's searches share: a cone (from coordinates, or a resolved name), an
+    ordering and a page. A search adds its own filters (:meth:`filter_params`)."""
+
     cone: Cone | None = None
     target: str | None = None  # the name or text the cone came from, if any
     resolved_by: str | None = None
-    start: datetime | None = None  # inclusive
-    end: datetime | None = None  # exclusive
-    units: tuple[str, ...] = ()
-    min_images: int = 0
     sort: str = "time"
     descending: bool = True
     page: int = 1
     per_page: int = DEFAULT_PER_PAGE
+
+    def filter_params(self) -> dict[str, Any]:
+        return {}
 
     def as_params(self) -> dict[str, Any]:
         """The query as URL parameters, so a search can be bookmarked and repeated."""
@@ -74,6 +76,29 @@ class SearchQuery:
             params.update(ra=_short(self.cone.ra), dec=_short(self.cone.dec))
         if self.cone:
             params["radius"] = _short(self.cone.radius)
+        params.update(self.filter_params())
+        params.update(sort=self.sort, order="desc" if self.descending else "asc")
+        if self.per_page != DEFAULT_PER_PAGE:
+            params["per_page"] = self.per_page
+        return params
+
+    def centre(self) -> dict[str, Any] | None:
+        """The cone searched, as the API answers it (None without one)."""
+        if self.cone is None:
+            return None
+        return {"ra": self.cone.ra, "dec": self.cone.dec, "radius": self.cone.radius,
+                "target": self.target, "resolved_by": self.resolved_by}
+
+
+@dataclass(frozen=True)
+class SearchQuery(PagedQuery):
+    start: datetime | None = None  # inclusive
+    end: datetime | None = None  # exclusive
+    units: tuple[str, ...] = ()
+    min_images: int = 0
+
+    def filter_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {}
         if self.start:
             params["start"] = self.start.date().isoformat()
         if self.end:
@@ -82,9 +107,6 @@ class SearchQuery:
             params["unit"] = list(self.units)
         if self.min_images:
             params["min_images"] = self.min_images
-        params.update(sort=self.sort, order="desc" if self.descending else "asc")
-        if self.per_page != DEFAULT_PER_PAGE:
-            params["per_page"] = self.per_page
         return params
 
 
@@ -156,33 +178,41 @@ def _list(args, name: str) -> list[str]:
     return items
 
 
-def parse(args: Mapping[str, Any], resolve: Callable[[str], tuple[float, float, str]] | None = None) -> SearchQuery:
-    """A :class:`SearchQuery` from request parameters; :class:`ParameterError` names what is wrong.
-
-    ``target`` is an object name or coordinates typed as text, resolved by ``resolve`` (the
-    lookup service) to ``(ra, dec, source)``; ``ra`` and ``dec`` (degrees) give the centre directly.
-    """
+def parse_cone(args: Mapping[str, Any], resolve: Callable[[str], tuple[float, float, str]] | None,
+               max_radius: float, radius_at_coordinates: float,
+               radius_at_name: float) -> tuple[Cone | None, str | None, str | None]:
+    """The cone a search asks for, ``(cone, target, resolved_by)``: from ``ra`` and ``dec``, or from
+    a ``target`` name resolved by ``resolve``; ``radius`` (degrees, at most ``max_radius``) or
+    the default for each kind of centre. No centre, no cone."""
     ra = _float(args, "ra", 0, 360, "right ascension in degrees")
     dec = _float(args, "dec", -90, 90, "declination in degrees")
-    radius = _float(args, "radius", 0, 180, "degrees")
+    radius = _float(args, "radius", 0, max_radius, "degrees")
     target = _text(args, "target")
     if (ra is None) != (dec is None):
         missing = "dec" if dec is None else "ra"
         raise ParameterError(missing, f"{missing} is needed too: give both ra and dec, or a target")
     cone, resolved_by = None, None
     if ra is not None:
-        cone = Cone(ra % 360.0, dec, DEFAULT_RADIUS if radius is None else radius)
-        target = None
+        cone, target = Cone(ra % 360.0, dec, radius_at_coordinates if radius is None else radius), None
     elif target is not None:
         if len(target) > 200:
             raise ParameterError("target", "target is too long (200 characters at most)")
         if resolve is None:
             raise ParameterError("target", "target names cannot be resolved here; give ra and dec")
         target_ra, target_dec, resolved_by = resolve(target)
-        cone = Cone(float(target_ra) % 360.0, float(target_dec), DEFAULT_RADIUS if radius is None else radius)
+        cone = Cone(float(target_ra) % 360.0, float(target_dec), radius_at_name if radius is None else radius)
     if cone is not None and cone.radius <= 0:
-        raise ParameterError("radius", "radius must be between 0 and 180 (degrees) and more than 0")
+        raise ParameterError("radius", f"radius must be between 0 and {max_radius:g} (degrees) and more than 0")
+    return cone, target, resolved_by
 
+
+def parse(args: Mapping[str, Any], resolve: Callable[[str], tuple[float, float, str]] | None = None) -> SearchQuery:
+    """A :class:`SearchQuery` from request parameters; :class:`ParameterError` names what is wrong.
+
+    ``target`` is an object name or coordinates typed as text, resolved by ``resolve`` (the
+    lookup service) to ``(ra, dec, source)``; ``ra`` and ``dec`` (degrees) give the centre directly.
+    """
+    cone, target, resolved_by = parse_cone(args, resolve, 180, DEFAULT_RADIUS, DEFAULT_RADIUS)
     start_day, end_day = _day(args, "start"), _day(args, "end")
     if start_day and end_day and end_day < start_day:
         raise ParameterError("end", f"end ({end_day}) is before start ({start_day})")
@@ -248,15 +278,21 @@ def observation_row(sequence_id: str, data: Mapping[str, Any]) -> dict[str, Any]
 
 
 @dataclass
-class SearchResult:
-    query: SearchQuery
+class PagedResult:
+    """One page of a search's results (or every one, for a download), and how many there are."""
+
+    query: PagedQuery
     total: int
     rows: list[dict[str, Any]]
-    candidates_read: int  # documents the store returned: what the index saves
 
     @property
     def pages(self) -> int:
         return max(1, math.ceil(self.total / self.query.per_page))
+
+
+@dataclass
+class SearchResult(PagedResult):
+    candidates_read: int  # documents the store returned: what the index saves
 
 
 def _time_filters(query: SearchQuery) -> list[tuple[str, str, Any]]:

@@ -5,14 +5,17 @@
   use, :mod:`panoptes_network.sky`); without a cone, the stars that have lightcurves.
   ``mag_min``/``mag_max`` bound the catalog magnitude.
 - A star's lightcurves: ``lightcurves`` documents by picid, their arrays inline or, when
-  the document names ``arrays: {bucket, path}``, read from that JSON object.
+  the document names ``arrays: {bucket, path}``, read from that JSON object; only the
+  fields a page shows where it says which (the plot: times and one flux per channel).
 - The period search: astropy's BoxLeastSquares over all the star's lightcurves stitched,
-  on a bounded grid, cached per star and input.
+  a bounded grid over the series binned, then its peaks refined over every point; cached
+  per star and input.
 - The FITS lightcurve in the layout lightkurve reads (STYLE.md).
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import math
@@ -20,12 +23,26 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from panoptes_network import sky
-from panoptes_network.explorer.search import Cone, ParameterError, _float, _int, _page, _sort_key, _text, _short
+from panoptes_network.explorer.search import (
+    DEFAULT_PER_PAGE,
+    MAX_EXPORT,
+    MAX_PER_PAGE,
+    PagedQuery,
+    PagedResult,
+    ParameterError,
+    parse_cone,
+    _float,
+    _int,
+    _page,
+    _short,
+    _sort_key,
+    _text,
+)
 from panoptes_network.ports.documents import DocumentStore
 
 STARS = "stars"
@@ -34,9 +51,8 @@ RUNS = "processed_observations"
 CHANNELS = ("r", "g", "b")
 DEFAULT_CHANNEL = "g"
 NAME_RADIUS = 0.05  # degrees round a resolved name: the star itself, not its neighbourhood
-DEFAULT_PER_PAGE = 50
-MAX_PER_PAGE = 500
-MAX_EXPORT = 10_000
+RADIUS_AT_COORDINATES = 1.0  # degrees round coordinates given
+MAX_RADIUS = 30.0
 STAR_SORT_KEYS = ("picid", "ra", "dec", "mag", "num_lightcurves", "best_rms", "separation", "last_processed")
 PICID_PATTERN = re.compile(r"[0-9]{1,20}|HIP [0-9]{1,7}")
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_]{1,120}")
@@ -45,32 +61,18 @@ BAD_FLAGS = 1 | 8 | 16  # saturated, bad WCS, frame rejected: left out of the st
 
 
 @dataclass(frozen=True)
-class StarQuery:
-    cone: Cone | None = None
-    target: str | None = None
-    resolved_by: str | None = None
-    mag_min: float | None = None
-    mag_max: float | None = None
+class StarQuery(PagedQuery):
     sort: str = "best_rms"
     descending: bool = False
-    page: int = 1
-    per_page: int = DEFAULT_PER_PAGE
+    mag_min: float | None = None
+    mag_max: float | None = None
 
-    def as_params(self) -> dict[str, Any]:
+    def filter_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {}
-        if self.target:
-            params["target"] = self.target
-        elif self.cone:
-            params.update(ra=_short(self.cone.ra), dec=_short(self.cone.dec))
-        if self.cone:
-            params["radius"] = _short(self.cone.radius)
         if self.mag_min is not None:
             params["mag_min"] = _short(self.mag_min)
         if self.mag_max is not None:
             params["mag_max"] = _short(self.mag_max)
-        params.update(sort=self.sort, order="desc" if self.descending else "asc")
-        if self.per_page != DEFAULT_PER_PAGE:
-            params["per_page"] = self.per_page
         return params
 
 
@@ -79,25 +81,7 @@ STAR_FILTERS = ("target", "ra", "dec", "mag_min", "mag_max")
 
 def parse_stars(args: Mapping[str, Any], resolve: Callable[[str], tuple[float, float, str]] | None = None) -> StarQuery:
     """A :class:`StarQuery` from request parameters; :class:`ParameterError` names what is wrong."""
-    ra = _float(args, "ra", 0, 360, "right ascension in degrees")
-    dec = _float(args, "dec", -90, 90, "declination in degrees")
-    radius = _float(args, "radius", 0, 30, "degrees")
-    target = _text(args, "target")
-    if (ra is None) != (dec is None):
-        missing = "dec" if dec is None else "ra"
-        raise ParameterError(missing, f"{missing} is needed too: give both ra and dec, or a target")
-    cone, resolved_by = None, None
-    if ra is not None:
-        cone, target = Cone(ra % 360.0, dec, 1.0 if radius is None else radius), None
-    elif target is not None:
-        if len(target) > 200:
-            raise ParameterError("target", "target is too long (200 characters at most)")
-        if resolve is None:
-            raise ParameterError("target", "target names cannot be resolved here; give ra and dec")
-        target_ra, target_dec, resolved_by = resolve(target)
-        cone = Cone(float(target_ra) % 360.0, float(target_dec), NAME_RADIUS if radius is None else radius)
-    if cone is not None and cone.radius <= 0:
-        raise ParameterError("radius", "radius must be more than 0 (degrees, at most 30)")
+    cone, target, resolved_by = parse_cone(args, resolve, MAX_RADIUS, RADIUS_AT_COORDINATES, NAME_RADIUS)
     mag_min = _float(args, "mag_min", -30, 40, "magnitude")
     mag_max = _float(args, "mag_max", -30, 40, "magnitude")
     if mag_min is not None and mag_max is not None and mag_max < mag_min:
@@ -133,17 +117,6 @@ def star_row(picid: str, data: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-@dataclass
-class StarResult:
-    query: StarQuery
-    total: int
-    rows: list[dict[str, Any]]
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.query.per_page))
-
-
 def _mag_ok(query: StarQuery, row: Mapping[str, Any]) -> bool:
     mag = row.get("mag")
     if query.mag_min is not None and (mag is None or mag < query.mag_min):
@@ -153,7 +126,7 @@ def _mag_ok(query: StarQuery, row: Mapping[str, Any]) -> bool:
     return True
 
 
-def search_stars(documents: DocumentStore, query: StarQuery, everything: bool = False) -> StarResult:
+def search_stars(documents: DocumentStore, query: StarQuery, everything: bool = False) -> PagedResult:
     """One page of stars (every one, up to MAX_EXPORT, with ``everything``)."""
     rows = []
     if query.cone is not None:
@@ -170,13 +143,29 @@ def search_stars(documents: DocumentStore, query: StarQuery, everything: bool = 
                                 for doc in documents.query(STARS, [("num_lightcurves", ">=", 1)]))
                 if _mag_ok(query, row)]
     rows.sort(key=_sort_key(query.sort), reverse=query.descending)
-    return StarResult(query, len(rows), _page(rows, query, everything)[:MAX_EXPORT])
+    return PagedResult(query, len(rows), _page(rows, query, everything)[:MAX_EXPORT])
 
 
 STAR_COLUMNS = ("picid", "ra", "dec", "mag", "catalog", "num_lightcurves", "best_rms", "last_processed", "separation")
 
 
 # --- lightcurves ------------------------------------------------------------------------------
+
+
+# What a table of lightcurves lists (besides lightcurve_id and num_points).
+ROW_FIELDS = ("sequence_id", "processed_observation_id", "unit_id", "time", "mag", "summary", "best_rms")
+ARRAY_FIELDS = ("time_bjd_tdb", "time_utc", "channels")
+
+
+def plot_fields(channels: Sequence[str] = CHANNELS) -> tuple[str, ...]:
+    """The fields the star page's plot of ``channels`` needs: for all three, a third of a
+    lightcurve document's numbers; for the one it shows first, a ninth."""
+    return ROW_FIELDS + ("time_bjd_tdb",) + tuple(f"channels.{c}.{name}" for c in channels for name in ("flux", "flags"))
+
+
+def channel_fields(channel: str) -> tuple[str, ...]:
+    """The fields the stitched series of one channel (the period search) needs."""
+    return ("time_bjd_tdb",) + tuple(f"channels.{channel}.{name}" for name in ("flux", "flux_err", "flags"))
 
 
 def lightcurve_arrays(data: Mapping[str, Any], read_bucket: Callable[[str, str], bytes]) -> dict[str, Any]:
@@ -190,13 +179,24 @@ def lightcurve_arrays(data: Mapping[str, Any], read_bucket: Callable[[str, str],
     return found
 
 
-def star_lightcurves(documents: DocumentStore, picid: str,
-                     read_bucket: Callable[[str, str], bytes]) -> list[dict[str, Any]]:
-    """Every lightcurve of the star, with its arrays, oldest run time first."""
-    found = documents.query(LIGHTCURVES, [("picid", "==", picid)])
+def star_lightcurves(documents: DocumentStore, picid: str, read_bucket: Callable[[str, str], bytes],
+                     fields: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Every lightcurve of the star, with its arrays, oldest first.
+
+    With ``fields`` (dotted paths), only those are read from each document (and where its
+    arrays were moved to a bucket, that object whole): a hundred lightcurves weigh six
+    megabytes of JSON, and a page that plots one channel's flux needs a fraction of it."""
+    select = None if fields is None else list(dict.fromkeys((*fields, "time_bjd_tdb", "arrays")))
+    found = documents.query(LIGHTCURVES, [("picid", "==", picid)], select=select)
     curves = [{**lightcurve_arrays(doc.data, read_bucket), "lightcurve_id": doc.id} for doc in found]
-    curves.sort(key=lambda curve: (curve.get("time_bjd_tdb") or [math.inf])[0])
+    curves.sort(key=lambda curve: ((curve.get("time_bjd_tdb") or [math.inf])[0], curve["lightcurve_id"]))
     return curves
+
+
+def lightcurve_rows(curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The lightcurves without their arrays: what a table lists."""
+    return [{"lightcurve_id": curve["lightcurve_id"], **{key: curve.get(key) for key in ROW_FIELDS},
+             "num_points": len(curve.get("time_bjd_tdb") or [])} for curve in curves]
 
 
 def stitched(curves: list[dict[str, Any]], channel: str = DEFAULT_CHANNEL) -> dict[str, np.ndarray]:
@@ -220,19 +220,36 @@ def stitched(curves: list[dict[str, Any]], channel: str = DEFAULT_CHANNEL) -> di
             "flags": flag[keep][order]}
 
 
-def plot_series(curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What the star page draws: per lightcurve, its times (BJD - 2457000) and flux per channel."""
+def typed_array(values: np.ndarray, dtype: str) -> dict[str, str]:
+    """A little-endian typed array in base64, in the form plotly.js reads (``{dtype, bdata}``):
+    no number is written out as text or parsed back, at either end."""
+    return {"dtype": dtype, "bdata": base64.b64encode(np.ascontiguousarray(values, dtype="<" + dtype).tobytes()).decode()}
+
+
+def _fitted(values: np.ndarray, size: int, fill) -> np.ndarray:
+    if len(values) >= size:
+        return values[:size]
+    return np.concatenate([values, np.full(size - len(values), fill, dtype=values.dtype)])
+
+
+def plot_series(curves: list[dict[str, Any]], shown: Sequence[str] = CHANNELS) -> list[dict[str, Any]]:
+    """What the star page draws: per lightcurve, its times (BJD_TDB - 2457000, float64: the
+    subtraction is exact) and for each channel ``shown`` its normalised flux (float32, finer
+    than a part per million near 1), NaN where a point is flagged (BAD_FLAGS) or missing."""
     series = []
     for curve in curves:
-        time = np.asarray(curve.get("time_bjd_tdb") or [], dtype=float) - BJD_REFERENCE
+        time = np.asarray(curve.get("time_bjd_tdb") or [], dtype=float)
         channels = {}
         for channel, values in (curve.get("channels") or {}).items():
-            flux = np.asarray(values.get("flux") or [], dtype=float)
-            flags = np.asarray(values.get("flags") or np.zeros(len(flux)), dtype=int)
-            channels[channel] = {"flux": np.round(flux, 6).tolist(), "good": ((flags & BAD_FLAGS) == 0).tolist()}
+            if channel not in shown:
+                continue
+            # A point per time: a value missing at the end is NaN (a missing flag, none).
+            flux = _fitted(np.asarray(values.get("flux") or [], dtype=float), len(time), np.nan)
+            flags = _fitted(np.asarray(values.get("flags") or [], dtype=np.int64), len(time), 0)
+            channels[channel] = typed_array(np.where((flags & BAD_FLAGS) == 0, flux, np.nan), "f4")
         series.append({"lightcurve_id": curve["lightcurve_id"], "sequence_id": curve.get("sequence_id"),
-                       "run_id": curve.get("processed_observation_id"), "time": np.round(time, 6).tolist(),
-                       "channels": channels})
+                       "run_id": curve.get("processed_observation_id"),
+                       "time": typed_array(time - BJD_REFERENCE, "f8"), "channels": channels})
     return series
 
 
@@ -289,8 +306,16 @@ def to_fits(picid: str, star: Mapping[str, Any], curves: list[dict[str, Any]], c
 
 MIN_PERIOD_DAYS = 0.5
 MAX_PERIOD_DAYS = 30.0
-MAX_PERIODS = 8_000  # the grid's size bound: keeps one search to a second or two
+MAX_PERIODS = 8_000  # the grid's size bound
 DURATIONS_DAYS = (0.05, 0.08, 0.12, 0.18)
+# The search runs in two passes, so that its cost hardly grows with the number of points:
+# the whole grid over the series binned in BIN_DAYS (a fifth of the shortest duration, at
+# most; the periodogram shown), then, finely, around the REFINED_PEAKS strongest peaks over
+# every point (the best period, epoch, duration and depth).
+BIN_DAYS = 10 / 1440
+COARSE_OVERSAMPLE = 5  # phase bins per shortest duration in the coarse pass (astropy's default: 10)
+REFINED_PEAKS = 5
+REFINED_PER_PEAK = 41
 _cache: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
 _cache_lock = threading.Lock()
 CACHE_SIZE = 64
@@ -329,33 +354,65 @@ def periodogram(picid: str, curves: list[dict[str, Any]], channel: str = DEFAULT
     return {**result, "cached": False}
 
 
-def _box_least_squares(series: dict[str, np.ndarray], min_period: float | None,
-                       max_period: float | None) -> dict[str, Any]:
+def binned(series: dict[str, np.ndarray], width: float) -> dict[str, np.ndarray]:
+    """The series averaged in bins of ``width`` days (weighted by 1/flux_err² where every
+    error is known): mean time, mean flux and the mean's error, per bin that holds a point."""
+    time, flux, error = series["time"], series["flux"], series["flux_err"]
+    if not len(time):
+        return {"time": time, "flux": flux, "flux_err": error}
+    _, which = np.unique(np.floor((time - time[0]) / width).astype(np.int64), return_inverse=True)
+    if np.all(np.isfinite(error) & (error > 0)):
+        weight = 1 / error**2
+        total = np.bincount(which, weight)
+        return {"time": np.bincount(which, time * weight) / total, "flux": np.bincount(which, flux * weight) / total,
+                "flux_err": 1 / np.sqrt(total)}
+    count = np.bincount(which)
+    return {"time": np.bincount(which, time) / count, "flux": np.bincount(which, flux) / count,
+            "flux_err": np.full(len(count), np.nan)}
+
+
+def _model(series: dict[str, np.ndarray]):
     from astropy.timeseries import BoxLeastSquares
 
-    time, flux, error = series["time"], series["flux"], series["flux_err"]
+    error = series["flux_err"]
+    known = bool(np.all(np.isfinite(error) & (error > 0)))
+    return BoxLeastSquares(series["time"], series["flux"], dy=error if known else None)
+
+
+def _box_least_squares(series: dict[str, np.ndarray], min_period: float | None,
+                       max_period: float | None) -> dict[str, Any]:
+    time = series["time"]
     if len(time) < 10:
         return {"num_points": int(len(time)), "period": [], "power": [], "best": None,
                 "msg": "fewer than 10 good points: no period search"}
-    baseline = float(time[-1] - time[0])
+    baseline = max(float(time[-1] - time[0]), 1e-3)
     low = min_period or MIN_PERIOD_DAYS
-    high = max_period or min(MAX_PERIOD_DAYS, max(baseline / 2, low * 2))
+    high = max(max_period or min(MAX_PERIOD_DAYS, max(baseline / 2, low * 2)), low * 1.01)
     durations = [d for d in DURATIONS_DAYS if d < low / 2] or [low / 4]
-    # Uniform in frequency, as fine as a transit's duration needs over the baseline, bounded.
-    step = min(durations) / max(baseline, 1e-3) ** 2 / 2  # a transit drifts by half its length across the baseline
-    count = int(min(MAX_PERIODS, max(200, (1 / low - 1 / high) / step)))
-    frequency = np.linspace(1 / high, 1 / low, count)
-    period = np.sort(1 / frequency)
-    good = np.isfinite(error) & (error > 0)
-    model = BoxLeastSquares(time, flux, dy=error if good.all() else None)
-    power = model.power(period, durations, objective="snr")
-    best = int(np.nanargmax(power.power))
+    # A grid even in log frequency: a step of df/f moves a transit by df/f * baseline days at
+    # the far end of the series; half the shortest duration is fine enough, bounded.
+    fine_step = min(durations) / baseline / 2
+    count = int(min(MAX_PERIODS, max(200, np.log(high / low) / fine_step)))
+    period = np.geomspace(low, high, count)
+    coarse = _model(binned(series, min(BIN_DAYS, min(durations) / 5))).power(
+        period, durations, objective="snr", oversample=COARSE_OVERSAMPLE)
+    # Around the strongest peaks (local maxima): one step of the grid either side, in
+    # REFINED_PER_PEAK periods, over every point with astropy's own phase resolution.
+    power = np.nan_to_num(coarse.power)
+    peaks = np.flatnonzero(np.r_[True, power[1:] >= power[:-1]] & np.r_[power[:-1] >= power[1:], True])
+    grid_step = np.log(period[1] / period[0])
+    offsets = np.linspace(-grid_step, grid_step, REFINED_PER_PEAK)
+    near = np.unique(np.concatenate([period[index] * np.exp(offsets)
+                                     for index in peaks[np.argsort(power[peaks], kind="stable")[::-1][:REFINED_PEAKS]]]))
+    near = near[(near >= low) & (near <= high)]
+    refined = _model(series).power(near, durations, objective="snr")
+    best = int(np.nanargmax(refined.power))
     return {
-        "num_points": int(len(time)), "baseline_days": baseline,
-        "period": np.round(power.period, 7).tolist(), "power": np.round(np.nan_to_num(power.power), 4).tolist(),
-        "best": {"period": float(power.period[best]), "t0_bjd_tdb": float(power.transit_time[best]),
-                 "duration_days": float(power.duration[best]), "depth": float(power.depth[best]),
-                 "power": float(power.power[best])},
+        "num_points": int(len(time)), "baseline_days": baseline, "num_refined": int(len(near)),
+        "period": np.round(period, 7).tolist(), "power": np.round(power, 4).tolist(),
+        "best": {"period": float(refined.period[best]), "t0_bjd_tdb": float(refined.transit_time[best]),
+                 "duration_days": float(refined.duration[best]), "depth": float(refined.depth[best]),
+                 "power": float(refined.power[best])},
     }
 
 

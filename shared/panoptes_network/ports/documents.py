@@ -222,6 +222,15 @@ def as_utc(moment: datetime) -> datetime:
 def to_jsonable(value: Any) -> Any:
     """A document value as JSON takes it: ISO 8601 UTC times, GeoPoints as
     ``{"latitude", "longitude"}``, non-finite numbers as null."""
+    kind = type(value)  # the common kinds first, by type: isinstance against Mapping is slow
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        return {key: to_jsonable(item) for key, item in value.items()}
+    if kind is list:
+        return [to_jsonable(item) for item in value]
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
     if isinstance(value, GeoPoint):
