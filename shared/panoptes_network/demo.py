@@ -86,6 +86,7 @@ TRANSIT_SEQUENCES = 1  # how many the demo adds (each the transit plus the basel
 TRANSIT_BASELINE_HOURS = 1.2  # out of transit, half before and half after
 TRANSIT_FRAME_SHAPE = (1000, 1500)  # rows, columns: 2.9 x 4.3 deg round the host, ~50+ comparison stars
 TRANSIT_MIN_ALTITUDE_DEG = 40.0
+TRANSIT_HOST_MIN_MAG = 7.7  # G: a brighter host saturates a 120 s frame (HD 189733, G 7.4), its lightcurve all flags
 
 
 @dataclass(frozen=True)
@@ -215,10 +216,17 @@ def host_star_id(ra: float, dec: float) -> int:
     return int(star["id"]) if star["id"] else -int(star["hip"])
 
 
+def host_star_mag(ra: float, dec: float) -> float:
+    """The catalog G of the star :func:`host_star_id` names."""
+    from panoptes_network.catalog import stars_in_footprint
+
+    return float(stars_in_footprint(ra, dec, 4 / 60, 4 / 60)[0]["mag"])
+
+
 def transit_sequences(nights: int, last_night: date, count: int = TRANSIT_SEQUENCES,
                       not_after: datetime | None = None) -> list[Sequence]:
-    """Up to ``count`` sequences on hot-Jupiter hosts (the transit plus
-    :data:`TRANSIT_BASELINE_HOURS`), each the first
+    """Up to ``count`` sequences on hot-Jupiter hosts no brighter than
+    :data:`TRANSIT_HOST_MIN_MAG` (the transit plus :data:`TRANSIT_BASELINE_HOURS`), each the first
     window of the demo's nights where a host stays above :data:`TRANSIT_MIN_ALTITUDE_DEG` in
     the dark at some site, a transit at the planet's period injected mid-sequence."""
     from panoptes_network.lookup.catalogs import find_exoplanet_host
@@ -234,6 +242,8 @@ def transit_sequences(nights: int, last_night: date, count: int = TRANSIT_SEQUEN
         frames = int(hours * 3600 / step.total_seconds())
         entry = find_exoplanet_host(planet.host)
         target = Target(planet.host, entry.ra, entry.dec)
+        if host_star_mag(target.ra, target.dec) < TRANSIT_HOST_MIN_MAG:
+            continue
         found = None
         for offset in range(nights):
             night = last_night - timedelta(days=offset)

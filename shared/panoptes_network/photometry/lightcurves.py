@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import numpy as np
@@ -51,28 +51,32 @@ class StarLightcurve:
     best_rms: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe (NaN as None, times as ISO text, numbers as floats and ints), in the
-        ``lightcurves`` document's shape (SCIENCE_SCHEMA.md) less the run's own fields."""
-        return {"picid": self.picid, "ra": self.ra, "dec": self.dec, "mag": self.mag,
-                "time_bjd_tdb": _floats(self.time_bjd_tdb), "time_utc": [t.isoformat() for t in self.time_utc],
-                "channels": {name: {"flux": _floats(values["flux"]), "flux_err": _floats(values["flux_err"]),
-                                    "raw_flux": _floats(values["raw_flux"]),
-                                    "flags": [int(v) for v in values["flags"]]}
-                             for name, values in self.channels.items()},
-                "summary": {name: {key: _float(value) if key != "num_points" else int(value)
-                                   for key, value in figures.items()} for name, figures in self.summary.items()},
-                "best_rms": _float(self.best_rms)}
+        """The ``lightcurves`` document's star part (SCIENCE_SCHEMA.md; the run's own fields
+        are the service's), JSON-safe (:func:`plain`); its arrays are :data:`ARRAY_FIELDS`."""
+        return plain({"picid": self.picid, "ra": self.ra, "dec": self.dec, "mag": self.mag,
+                      "time_bjd_tdb": self.time_bjd_tdb, "time_utc": self.time_utc, "channels": self.channels,
+                      "summary": self.summary, "best_rms": self.best_rms})
 
 
-def _float(value) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+ARRAY_FIELDS = ("time_bjd_tdb", "time_utc", "channels")  # what moves to a bucket when a document is too big
 
 
-def _floats(values) -> list[float | None]:
-    return [_float(v) for v in np.asarray(values, float).tolist()]
+def plain(value: Any) -> Any:
+    """Document values from numpy and NaN, recursively: numbers as float/int, NaN and
+    infinities as None, times as ISO text in UTC ending in Z, arrays and tuples as lists."""
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [plain(item) for item in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return value
 
 
 @dataclass
@@ -142,17 +146,19 @@ class ObservationResult:
                               best_rms=min(finite) if finite else None)
 
     def to_dict(self) -> dict[str, Any]:
-        """The run's figures, JSON-safe, in the ``processed_observations`` document's shape
-        (SCIENCE_SCHEMA.md) less the ids and times the service adds."""
-        return {"status": self.status, "reason": self.reason, "pipeline_version": self.pipeline_version,
-                "params": self.params.to_dict(), "frames_used": list(self.frames_used),
-                "frames_rejected": [{"image_id": image_id, "reason": reason}
-                                    for image_id, reason in self.frames_rejected],
-                "num_frames_used": len(self.frames_used), "num_stars": self.num_stars,
-                "quality": {key: [_float(v) if not isinstance(v, str) and v is not None else v for v in values]
-                            for key, values in self.quality.items()},
-                "summary": {key: _float(value) for key, value in self.summary.items()},
-                "rms_vs_mag": self.rms_vs_mag("g") if self.num_stars else None}
+        """The run's figures, JSON-safe (:func:`plain`), in the ``processed_observations``
+        document's shape (SCIENCE_SCHEMA.md) less the ids and times the service adds."""
+        return plain({"status": self.status, "reason": self.reason, "pipeline_version": self.pipeline_version,
+                      "params": self.params.to_dict(), **self.run_figures()})
+
+    def run_figures(self) -> dict[str, Any]:
+        """What a run document takes from the result, whatever its status."""
+        return plain({"frames_used": list(self.frames_used),
+                      "frames_rejected": [{"image_id": image_id, "reason": reason}
+                                          for image_id, reason in self.frames_rejected],
+                      "num_frames_used": len(self.frames_used), "num_stars": self.num_stars,
+                      "quality": self.quality, "summary": self.summary,
+                      "rms_vs_mag": self.rms_vs_mag("g") if self.num_stars else None})
 
     def lightcurves(self) -> Iterator[StarLightcurve]:
         for star in range(self.num_stars):

@@ -37,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import multiprocessing
 import os
 import threading
@@ -173,13 +172,7 @@ def _not_enough(documents, base, reason, used, rejected, last_image_time, outcom
 
 
 def run_fields(result) -> dict[str, Any]:
-    return {
-        "frames_used": list(result.frames_used),
-        "frames_rejected": [{"image_id": image_id, "reason": reason} for image_id, reason in result.frames_rejected],
-        "num_frames_used": len(result.frames_used), "num_stars": int(result.num_stars),
-        "quality": plain(result.quality), "summary": plain(result.summary),
-        "rms_vs_mag": plain(result.rms_vs_mag("g")) if result.num_stars else None,
-    }
+    return result.run_figures()
 
 
 def _write_run(documents, document: dict, last_image_time) -> None:
@@ -335,39 +328,14 @@ def _header_length(data: bytes) -> int:
 # --- writing ----------------------------------------------------------------------------------
 
 
-def plain(value: Any) -> Any:
-    """Document values from numpy and NaN: numbers as float/int, NaN as None, times as ISO text."""
-    if isinstance(value, dict):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [plain(item) for item in (value.tolist() if isinstance(value, np.ndarray) else value)]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-    return value
-
-
-def _isoformat(moments) -> list[str]:
-    return [moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") for moment in moments]
-
-
 def lightcurve_document(base: dict, curve) -> tuple[dict, dict]:
     """(the lightcurve document, its arrays) for one star of a run."""
-    arrays = {"time_bjd_tdb": plain(curve.time_bjd_tdb), "time_utc": _isoformat(curve.time_utc),
-              "channels": {name: {key: plain(values) for key, values in channel.items()}
-                           for name, channel in curve.channels.items()}}
-    document = {
-        "picid": str(curve.picid), "sequence_id": base["sequence_id"], "processed_observation_id": base["run_id"],
-        "unit_id": base["unit_id"], "time": base["time"], "ra": plain(curve.ra), "dec": plain(curve.dec),
-        "mag": plain(curve.mag), **arrays, "summary": plain(curve.summary), "best_rms": plain(curve.best_rms),
-        "arrays": None,
-    }
-    return document, arrays
+    from panoptes_network.photometry.lightcurves import ARRAY_FIELDS
+
+    star = curve.to_dict()
+    document = {"sequence_id": base["sequence_id"], "processed_observation_id": base["run_id"],
+                "unit_id": base["unit_id"], "time": base["time"], **star, "arrays": None}
+    return document, {key: star[key] for key in ARRAY_FIELDS}
 
 
 def write_lightcurves(documents, settings: Settings, base: dict, result) -> tuple[int, int]:
@@ -404,6 +372,8 @@ def write_lightcurves(documents, settings: Settings, base: dict, result) -> tupl
 def update_stars(documents, run: str, result, run_time: datetime) -> None:
     """``stars/{picid}``: count each lightcurve once (its ``star_counted`` mark, set in the
     same transaction), keep the best RMS and the latest processing time."""
+    from panoptes_network.photometry.lightcurves import plain
+
     curves = [(str(picid), result.lightcurve(index).best_rms) for index, picid in enumerate(result.picid)]
     for start in range(0, len(curves), STARS_PER_TRANSACTION):
         chunk = curves[start:start + STARS_PER_TRANSACTION]
