@@ -258,12 +258,13 @@ def test_query_columns_gives_numbers_first_and_the_chosen_documents_as_query_wou
                            "sky.cell": [nan, nan, nan, nan, 7]}.items():
         assert [None if math.isnan(value) else value for value in columns.numbers[name]] == \
             [None if math.isnan(value) else value for value in expected], name
-    selected = {doc.id: doc.data for doc in docs.query("observations", where, select=["num_images", "time", "sky.cell"])}
+    selected = {doc.id: doc.data
+                for doc in docs.query("observations", where, select=["num_images", "time", "sky.cell"])}
     chosen = columns.documents([4, 0, 3])
     assert [(doc.id, doc.data) for doc in chosen] == [(doc_id, selected[doc_id]) for doc_id in ("o5", "o1", "o4")]
     assert chosen[0].data == {"num_images": True, "time": T0, "sky": {"cell": 7}}
     whole = docs.query_columns("observations", where, ["ra"])
-    assert [doc.data for doc in whole.documents([1, 4])] == [docs.get("observations", "o2"), docs.get("observations", "o5")]
+    assert [doc.data for doc in whole.documents([1, 4])] == [docs.get("observations", name) for name in ("o2", "o5")]
     flat = docs.query_columns("observations", where, ["ra"], select=["ra", "unit_id"])
     assert [doc.data for doc in flat.documents(range(len(flat)))] == [
         {"ra": 10.0, "unit_id": "PAN001"}, {"ra": 200.0, "unit_id": "PAN001"}, {"unit_id": "PAN012"},
