@@ -11,10 +11,10 @@ stars of the bundled Gaia catalog through a known WCS, an RGGB mosaic with the c
 noise, the sky of that moment. By default a frame is a centred cut-out of
 :data:`FRAME_SHAPE` (2.4 x 1.6 deg, the size of the real ``unsolved.fits`` cut-out, which
 solves reliably and keeps the demo to about a minute); ``full_size`` renders whole
-5208 x 3476 frames. A fraction :data:`PLATE_SOLVED_FRACTION` of frames carry their
-(true) WCS, as frames solved on the unit do; the rest upload unsolved. Frames are
-written to the raw bucket as a unit uploads them, and compress-fits and record-image do
-the rest.
+5208 x 3476 frames. No frame carries a WCS, as units upload them: the mount's position
+is all the header says of where it points, and the plate-solve service solves every frame
+(the truth stays with the simulator). Frames are written to the raw bucket as a unit
+uploads them, and compress-fits, record-image and plate-solve do the rest.
 
 Sites: ``simulator.observatory.SITES`` (PAN001 at Mauna Loa, PAN006 in Massachusetts,
 PAN008 at Siding Spring).
@@ -53,7 +53,6 @@ PIXEL_SCALE_DEG = camera.PIXEL_SCALE_DEG  # 10.3 arcsec: a Canon SL1 behind an 8
 FRAME_SHAPE = (560, 840)  # rows, columns: a 2.4 x 1.6 deg cut-out from the sensor's centre
 FULL_FRAME_SHAPE = (camera.FULL_HEIGHT, camera.FULL_WIDTH)
 CLEAR_NIGHT_PROBABILITY = 0.8
-PLATE_SOLVED_FRACTION = 0.75  # frames solved on the unit (a WCS in the header); the rest upload unsolved
 THIN_CLOUD_PROBABILITY = 0.25  # of a sequence under thin cloud (up to 30% of the light lost, frame to frame)
 SECOND_CAMERA_OFFSET_DEG = (0.4, 0.25, 1.5)  # RA, Dec, rotation of camera 1's field from camera 0's
 
@@ -321,23 +320,14 @@ def frame_path(sequence: Sequence, index: int, camera_index: int) -> BucketPath:
 
 
 def header(sequence: Sequence, index: int, camera_index: int, shape: tuple[int, int] = FRAME_SHAPE):
-    """A frame's header as uploaded: the simulator's POCS header, and on most frames the
-    true WCS, as if solved on the unit."""
-    return frame_header(simulated(sequence, index, camera_index, shape), sequence, index, camera_index)
-
-
-def frame_header(simulated_frame: SimulatedFrame, sequence: Sequence, index: int, camera_index: int):
-    result = simulated_frame.header.copy()
-    rng = np.random.default_rng([sequence.seed, index, camera_index, 1])
-    if rng.random() < PLATE_SOLVED_FRACTION:
-        result.extend(simulated_frame.truth.wcs.to_header(relax=True).cards)
-    return result
+    """A frame's header as uploaded: the simulator's POCS header, the mount's position and
+    no WCS (plate-solve finds it)."""
+    return simulated(sequence, index, camera_index, shape).header
 
 
 def frame(sequence: Sequence, index: int, camera_index: int, shape: tuple[int, int] = FRAME_SHAPE) -> tuple[str, bytes]:
     """The bucket path and FITS bytes of one frame."""
     made = simulated(sequence, index, camera_index, shape)
-    made.header = frame_header(made, sequence, index, camera_index)
     return frame_path(sequence, index, camera_index).path, made.to_fits_bytes()
 
 

@@ -296,27 +296,26 @@ def ensure_bundled(documents: DocumentStore, progress: Progress | None = None) -
 def footprint_cover(area, max_cells: int = MAX_FOOTPRINT_CELLS) -> tuple[int, list[int]]:
     """The HEALPix cells of the finest indexed order that cover the footprint with at most
     ``max_cells`` cells, queried 30 at a time (a superset: a cell is kept if its centre is
-    within :data:`CELL_REACH` of its size of the footprint)."""
+    within :data:`CELL_REACH` of its size of the footprint).
+
+    Each order's cells are the children of the coarser order's cover: a cell that reaches
+    into the footprint lies in a parent that does, and every such parent was kept. (A cone
+    search over the whole sky at each order took most of a full frame's cover time.)"""
     from astropy_healpix import healpix_to_lonlat, nside_to_pixel_resolution
-    from astropy_healpix.core import healpix_cone_search
     import astropy.units as u
 
-    centre_ra, centre_dec = area.centre
     best: tuple[int, list[int]] | None = None
+    cells, previous = np.arange(12, dtype=np.int64), 0  # order 0: the whole sky
     for order in sky.ORDERS:
+        children = 4 ** (order - previous)
+        cells = ((cells[:, None] * children) + np.arange(children, dtype=np.int64)).ravel()
         nside = 2**order
         margin = CELL_REACH * nside_to_pixel_resolution(nside).to_value(u.deg)
-        radius = min(area.radius + margin, 180.0)
-        cone_cells = 12 * nside**2 * (1 - math.cos(math.radians(radius))) / 2
-        if best is not None and cone_cells > max_cells * 4:
-            break  # finer orders only cost more to search (the cone search is the slow part)
-        found = np.asarray(healpix_cone_search(centre_ra * u.deg, centre_dec * u.deg, radius * u.deg, nside,
-                                               order="nested"), dtype=np.int64)
-        ra, dec = healpix_to_lonlat(found, nside, order="nested")
-        cells = found[area.near(ra.to_value(u.deg), dec.to_value(u.deg), margin)]
+        ra, dec = healpix_to_lonlat(cells, nside, order="nested")
+        cells = cells[area.near(ra.to_value(u.deg), dec.to_value(u.deg), margin)]
         if best is not None and len(cells) > max_cells:
             break
-        best = (order, sorted(int(cell) for cell in cells))
+        best, previous = (order, sorted(int(cell) for cell in cells)), order
     assert best is not None  # order 0 has 12 cells
     return best
 
@@ -336,19 +335,15 @@ def in_footprint(documents: DocumentStore, ra: float | None = None, dec: float |
     area = catalog.footprint(ra, dec, width, height, rotation, wcs=wcs, shape=shape)
     order, cells = footprint_cover(area, max_cells)
     field = sky.field_for(order)
-    candidates: list[Document] = []
-    for first in range(0, len(cells), sky.MAX_CELLS):
-        candidates += documents.query(collection, [(field, "in", cells[first:first + sky.MAX_CELLS])],
-                                      select=None if fields is None else sorted({"ra", "dec", "mag", *fields}))
-    return _keep(area, candidates, mag_min, mag_max)
-
-
-def _keep(area, candidates: list[Document], mag_min, mag_max) -> list[Document]:
-    if not candidates:
+    select = None if fields is None else sorted({"ra", "dec", "mag", *fields})
+    # Each star's position and magnitude as numbers first: a full frame's cells hold a third
+    # more stars than the frame, and only those kept are decoded into documents.
+    parts = [documents.query_columns(collection, [(field, "in", cells[first:first + sky.MAX_CELLS])],
+                                     ("ra", "dec", "mag"), select=select)
+             for first in range(0, len(cells), sky.MAX_CELLS)]
+    if not any(len(part) for part in parts):
         return []
-    ra = np.array([doc.data["ra"] for doc in candidates], float)
-    dec = np.array([doc.data["dec"] for doc in candidates], float)
-    mags = np.array([_magnitude(doc.data.get("mag")) for doc in candidates], float)
+    ra, dec, mags = (np.concatenate([part.numbers[name] for part in parts]) for name in ("ra", "dec", "mag"))
     keep = area.contains(ra, dec)
     if mag_min is not None:
         keep &= mags >= mag_min  # a star without a magnitude (nan) is in no magnitude range
@@ -356,9 +351,11 @@ def _keep(area, candidates: list[Document], mag_min, mag_max) -> list[Document]:
         keep &= mags <= mag_max
     chosen = np.flatnonzero(keep)
     chosen = chosen[np.argsort(mags[chosen], kind="stable")]
-    return [candidates[index] for index in chosen]
-
-
-def _magnitude(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
-
+    # Row n of the concatenation is row n - starts[p] of part p.
+    starts = np.cumsum([0] + [len(part) for part in parts])
+    which = np.searchsorted(starts, chosen, side="right") - 1
+    found: dict[int, Document] = {}
+    for number, part in enumerate(parts):
+        mine = chosen[which == number]
+        found.update(zip(mine.tolist(), part.documents(mine - starts[number])))
+    return [found[index] for index in chosen.tolist()]

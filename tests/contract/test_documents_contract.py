@@ -241,3 +241,33 @@ def test_replace_json_replaces_documents_from_their_text_all_or_none(docs):
     with pytest.raises(ValueError):
         docs.replace_json("things", [("fine", '{"i":1}'), ("same", '{"i":1}'), ("same", '{"i":2}')])
     assert docs.get("things", "fine") is None and docs.count("things") == 2
+
+
+def test_query_columns_gives_numbers_first_and_the_chosen_documents_as_query_would(docs, observations):
+    import math
+
+    docs.set("observations", "o5", {"unit_id": "PAN001", "num_images": True, "time": T0, "sky": {"cell": 7},
+                                    "ra": 3})
+    where = [("unit_id", "in", ["PAN001", "PAN012"])]
+    columns = docs.query_columns("observations", where, ["ra", "num_images", "sky.cell"],
+                                 select=["num_images", "time", "sky.cell"])
+    assert columns.ids == ["o1", "o2", "o3", "o4", "o5"]  # id order
+    nan = math.nan
+    # NaN where the field is absent, null, or not a number (a string, a boolean).
+    for name, expected in {"ra": [10.0, 200.0, nan, nan, 3.0], "num_images": [10, 3, 7, nan, nan],
+                           "sky.cell": [nan, nan, nan, nan, 7]}.items():
+        assert [None if math.isnan(value) else value for value in columns.numbers[name]] == \
+            [None if math.isnan(value) else value for value in expected], name
+    selected = {doc.id: doc.data
+                for doc in docs.query("observations", where, select=["num_images", "time", "sky.cell"])}
+    chosen = columns.documents([4, 0, 3])
+    assert [(doc.id, doc.data) for doc in chosen] == [(doc_id, selected[doc_id]) for doc_id in ("o5", "o1", "o4")]
+    assert chosen[0].data == {"num_images": True, "time": T0, "sky": {"cell": 7}}
+    whole = docs.query_columns("observations", where, ["ra"])
+    assert [doc.data for doc in whole.documents([1, 4])] == [docs.get("observations", name) for name in ("o2", "o5")]
+    flat = docs.query_columns("observations", where, ["ra"], select=["ra", "unit_id"])
+    assert [doc.data for doc in flat.documents(range(len(flat)))] == [
+        {"ra": 10.0, "unit_id": "PAN001"}, {"ra": 200.0, "unit_id": "PAN001"}, {"unit_id": "PAN012"},
+        {"unit_id": "PAN012"}, {"ra": 3, "unit_id": "PAN001"}]
+    nothing = docs.query_columns("no_such_collection", [], ["ra"], select=["ra"])
+    assert nothing.ids == [] and len(nothing.numbers["ra"]) == 0 and nothing.documents([]) == []

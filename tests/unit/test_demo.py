@@ -16,7 +16,7 @@ from astropy.coordinates import AltAz, EarthLocation, SkyCoord, get_sun
 from astropy.io import fits as astropy_fits
 from astropy.time import Time
 
-from panoptes_network import demo
+from panoptes_network import demo, sky
 from panoptes_network.ids import parse_bucket_path
 
 
@@ -75,9 +75,9 @@ def test_same_seed_same_frames_and_no_frame_in_the_future():
 
 
 def test_a_cut_out_shows_the_catalog_stars_where_its_wcs_puts_them(made):
-    """At the demo's own size: most frames carry their true WCS (as solved on the unit),
-    the rest none (they upload unsolved); the mount is on the target, the field's centre
-    off it; and the brightest catalog stars are bright pixels where the WCS puts them."""
+    """At the demo's own size: no frame carries a WCS (units upload them unsolved, and
+    plate-solve solves them); the mount is on the target, the field's centre off it; and
+    the brightest catalog stars are bright pixels where the true WCS puts them."""
     from astropy.wcs import WCS
 
     from panoptes_network.simulator import camera
@@ -85,8 +85,8 @@ def test_a_cut_out_shows_the_catalog_stars_where_its_wcs_puts_them(made):
 
     result, frames = made
     headers = [astropy_fits.getheader(io.BytesIO(data)) for data in frames.values()]
-    solved = [header for header in headers if "CTYPE1" in header]
-    assert 0.5 < len(solved) / len(headers) < 0.95
+    assert headers and not any(key in header for header in headers
+                               for key in ("CTYPE1", "CRVAL1", "CD1_1", "PC1_1", "A_ORDER"))
 
     with demo._offline_astropy():
         sequence = demo.plan(1, date(2024, 3, 10), seed=5)[0]
@@ -105,5 +105,6 @@ def test_a_cut_out_shows_the_catalog_stars_where_its_wcs_puts_them(made):
     for column, row in zip(np.rint(x[inside][brightest]).astype(int), np.rint(y[inside][brightest]).astype(int)):
         star = pixels[row - 1 : row + 2, column - 1 : column + 2].mean()
         assert star > background + 20 * camera.READ_NOISE / camera.GAIN
-    if "CTYPE1" in header:
-        assert np.allclose(WCS(header).all_pix2world([[100.0, 200.0]], 0), truth.all_pix2world([[100.0, 200.0]], 0))
+    assert not WCS(header).has_celestial
+    offset = sky.separation(header["RA-MNT"], header["DEC-MNT"], *truth.wcs.crval)
+    assert 0 < offset < 3  # the mount a little off the field's true centre, as on a unit

@@ -67,30 +67,59 @@ _tetra3_databases: list = []  # the one database of this process, once made
 def tetra3_database(cache_dir: Path | None = None):
     """The tetra3rs database for 12-18 degree fields: made once per process (loaded from
     ``cache_dir`` when it holds one, else built, and then kept there for the next process)."""
+    with _tetra3_lock:
+        if not _tetra3_databases:
+            _tetra3_databases.append(load_or_build_tetra3(cache_dir)[0])
+        return _tetra3_databases[0]
+
+
+def tetra3_cache_path(cache_dir: Path) -> Path:
     import tetra3rs
 
-    with _tetra3_lock:
-        if _tetra3_databases:
-            return _tetra3_databases[0]
-        low, high = TETRA3_FOV_RANGE_DEG
-        path = cache_dir / TETRA3_DATABASE_FILE.format(low, high, tetra3rs.__version__) if cache_dir else None
-        database = None
-        if path is not None and path.is_file():
-            try:
-                database = tetra3rs.SolverDatabase.load_from_file(str(path))
-            except Exception as error:  # a truncated cache is rebuilt, not trusted
-                log.warning(f"plate-solve: ignoring unreadable tetra3rs cache {path}: {error}")
-        if database is None:
-            started = time.perf_counter()
-            database = tetra3rs.SolverDatabase.generate_from_gaia(max_fov_deg=high, min_fov_deg=low)
-            log.info(f"plate-solve: tetra3rs database built in {time.perf_counter() - started:.1f} s")
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                partial = path.with_suffix(f".{os.getpid()}.part")
-                database.save_to_file(str(partial))
-                os.replace(partial, path)
-        _tetra3_databases.append(database)
-        return database
+    return Path(cache_dir) / TETRA3_DATABASE_FILE.format(*TETRA3_FOV_RANGE_DEG, tetra3rs.__version__)
+
+
+def load_or_build_tetra3(cache_dir: Path | None = None):
+    """``(database, "loaded" or "built")``: the one kept in ``cache_dir`` if it is usable,
+    else a new one, built and kept there (written whole, then renamed, so a reader never
+    finds half a file)."""
+    import tetra3rs
+
+    path = tetra3_cache_path(cache_dir) if cache_dir else None
+    database = tetra3_cached(path) if path is not None else None
+    if database is not None:
+        return database, "loaded"
+    low, high = TETRA3_FOV_RANGE_DEG
+    started = time.perf_counter()
+    database = tetra3rs.SolverDatabase.generate_from_gaia(max_fov_deg=high, min_fov_deg=low)
+    log.info(f"plate-solve: tetra3rs database built in {time.perf_counter() - started:.1f} s")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.part")
+        database.save_to_file(str(partial))
+        os.replace(partial, path)
+    return database, "built"
+
+
+def tetra3_cached(path: Path):
+    """The database kept at ``path``, or ``None``: none there, unreadable (a truncated or
+    foreign file), or made for other fields than :data:`TETRA3_FOV_RANGE_DEG` (trusting
+    it would solve nothing, or the wrong frames); such a file is rebuilt, never fatal."""
+    import tetra3rs
+
+    if not path.is_file():
+        return None
+    try:
+        database = tetra3rs.SolverDatabase.load_from_file(str(path))
+    except Exception as error:
+        log.warning(f"plate-solve: ignoring unreadable tetra3rs cache {path}: {error}")
+        return None
+    fields = (float(database.min_fov_deg), float(database.max_fov_deg))
+    if not np.allclose(fields, TETRA3_FOV_RANGE_DEG):
+        log.warning(f"plate-solve: ignoring tetra3rs cache {path}: made for {fields[0]:g}-{fields[1]:g} degree "
+                    f"fields, not {TETRA3_FOV_RANGE_DEG[0]:g}-{TETRA3_FOV_RANGE_DEG[1]:g}")
+        return None
+    return database
 
 
 class Tetra3Engine(Engine):
