@@ -10,20 +10,22 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-PIPELINE_VERSION = "photometry-1"
+PIPELINE_VERSION = "photometry-2"  # 2: the FWHM within 1.5 FWHM (steady), apertures rescaled to keep their size
 
 
 @dataclass(frozen=True)
 class PhotometryParams:
     # Apertures (multiples of the measured FWHM, mosaic pixels).
-    aperture_fwhm: float = 1.5  # radius of the star's aperture
-    annulus_inner_fwhm: float = 3.0  # the local sky annulus
-    annulus_outer_fwhm: float = 5.0
+    # The FWHM (measure.Seeing) reads ~4.85 px on the simulator's 4.2 px core + halo, 6.2 px
+    # before photometry-2: the radii here (and neighbour_fwhm, max_fwhm_px) are the old ones in pixels.
+    aperture_fwhm: float = 1.9  # radius of the star's aperture
+    annulus_inner_fwhm: float = 3.8  # the local sky annulus
+    annulus_outer_fwhm: float = 6.4
     edge_margin_px: float = 0.0  # extra room from the edge beyond the annulus before FLAG_EDGE
-    neighbour_fwhm: float = 1.5  # a brighter catalog star within aperture + this x FWHM sets FLAG_NEIGHBOUR
+    neighbour_fwhm: float = 1.9  # a brighter catalog star within aperture + this x FWHM sets FLAG_NEIGHBOUR
     background_mesh_px: int = 32  # sep background mesh, in pixels of one Bayer channel plane
     # Per-frame quality: a frame failing one of these is rejected with the reason.
-    max_fwhm_px: float = 12.0
+    max_fwhm_px: float = 9.5  # 12 before photometry-2
     max_wcs_offset_px: float = 2.0  # median measured centroid - WCS position of bright stars
     max_background_adu: float = 6000.0  # above bias: twilight, the Moon in the field
     min_stars: int = 10  # measured with no flag
