@@ -15,6 +15,10 @@
    the ensembles rebuilt, ``ensemble_iterations`` times.
 4. **Errors:** the noise model of each point (photon, sky, read, annulus, scintillation;
    :func:`simulator.noise.aperture_noise`) plus the ensemble's own variance.
+   **Differential extinction** (``correct_extinction``): each star's airmass minus its
+   ensemble's, ``dX``, from the unit's site, the frame's time and the star's position; one
+   ``k`` per channel fitted robustly over all stars and ``10**(-0.4 k dX)`` divided out
+   (:mod:`photometry.extinction`; no slope per star, which would eat transits).
 5. Optionally (``decorrelate``) a linear fit against airmass, drift and FWHM removed.
 6. **Anchors** kept beside: ``plain`` (each star over its own median, no comparison
    stars) and ``expected`` (the noise model alone: the theoretical limit).
@@ -242,6 +246,9 @@ def build_lightcurves(measurements: list[FrameMeasurement],
     ensembles = [_differential(plain[c], expected[c], good[c], mag, colour, ra, dec, params) for c in range(3)]
     for c, (channel_flux, channel_err, _, _) in enumerate(ensembles):
         flux[c], flux_err[c] = channel_flux, channel_err
+    times = [m.time_utc for m in frames]
+    site = next((m.site for m in frames if m.site), None)
+    extinction = _differential_extinction(flux, flux_err, good, ensembles, times, site, ra, dec, params)
     if params.decorrelate:
         regressors = np.column_stack([[m.airmass for m in frames], drift, [m.fwhm_px for m in frames]])
         for c in range(3):
@@ -259,8 +266,6 @@ def build_lightcurves(measurements: list[FrameMeasurement],
     expected_rms = np.sqrt(_nanmean(np.where(kept, expected**2, np.nan), axis=1))
     num_points = kept.sum(axis=1)
 
-    times = [m.time_utc for m in frames]
-    site = next((m.site for m in frames if m.site), None)
     bjd = _bjd(times, site, ra, dec)
     result = ObservationResult(
         status=COMPLETE, reason=None, params=params, pipeline_version=PIPELINE_VERSION,
@@ -271,6 +276,7 @@ def build_lightcurves(measurements: list[FrameMeasurement],
         num_points=num_points, comparison_index=np.stack([e[2] for e in ensembles]),
         comparison_weight=np.stack([e[3] for e in ensembles]))
     result.summary = _summary(result, frames)
+    result.summary.update(extinction)
     return result
 
 
@@ -376,6 +382,26 @@ def _differential(plain, expected, good, mag, colour, ra, dec, params: Photometr
             variable = measured > limit
         candidate = candidate & ~variable
     return flux, flux_err, index, weight
+
+
+def _differential_extinction(flux, flux_err, good, ensembles, times, site, ra, dec,
+                             params: PhotometryParams) -> dict[str, Any]:
+    """Per channel, ``k`` fitted from every star's differential flux against its airmass minus
+    its ensemble's, and divided out of ``flux``/``flux_err`` in place; the summary's figures."""
+    from panoptes_network.photometry.extinction import (ensemble_airmass_difference, fit_extinction,
+                                                        remove_extinction, star_airmass)
+
+    if not params.correct_extinction or site is None or any(t is None for t in times):
+        return {}
+    airmass = star_airmass(times, site, ra, dec)
+    k, k_err, k_stars = {}, {}, {}
+    for c, name in enumerate(CHANNELS):
+        _, _, index, weight = ensembles[c]
+        dx = ensemble_airmass_difference(airmass, good[c], index, weight)
+        usable = good[c] & np.isfinite(flux[c]) & np.isfinite(flux_err[c])
+        k[name], k_err[name], k_stars[name] = fit_extinction(flux[c], flux_err[c], dx, usable)
+        flux[c], flux_err[c] = remove_extinction(flux[c], flux_err[c], dx, k[name], usable)
+    return {"extinction_k": k, "extinction_k_err": k_err, "extinction_k_stars": k_stars}
 
 
 def _decorrelate(flux: np.ndarray, good: np.ndarray, regressors: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-PIPELINE_VERSION = "photometry-2"  # 2: the FWHM within 1.5 FWHM (steady), apertures rescaled to keep their size
+PIPELINE_VERSION = "photometry-3"  # 2: the FWHM within 1.5 FWHM (steady), apertures rescaled to keep their size
+# 3: differential extinction (each star's airmass minus its ensemble's) fitted per channel and divided out
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class PhotometryParams:
     comparison_min_coverage: float = 0.9  # fraction of frames a comparison star must be unflagged in
     variable_threshold: float = 2.0  # a star whose RMS exceeds this x its expected noise is no comparison
     ensemble_iterations: int = 3
+    correct_extinction: bool = True  # fit k per channel against each star's airmass - its ensemble's, divide it out
     decorrelate: bool = False  # fit out airmass, drift and FWHM trends per star
     outlier_sigma: float = 5.0  # points further than this from the median are flagged 16 in the summary
 

@@ -36,7 +36,7 @@ def bjd_tdb(times_utc: list[datetime], site: tuple[float, float, float], ra, dec
         tdb = moments.tdb
         earth = get_body_barycentric("earth", tdb).xyz.to_value(u.au)  # (3, frames)
         utc_jd = moments.jd
-    angle = 2 * np.pi * (0.7790572732640 + 1.00273781191135448 * (utc_jd - 2451545.0))  # Earth rotation angle
+    angle = earth_rotation_angle(utc_jd)
     x, y, z = (value.to_value(u.au) for value in (place.x, place.y, place.z))
     site_xyz = np.stack([x * np.cos(angle) - y * np.sin(angle), x * np.sin(angle) + y * np.cos(angle),
                          np.full_like(angle, z)])
@@ -44,3 +44,15 @@ def bjd_tdb(times_utc: list[datetime], site: tuple[float, float, float], ra, dec
     ra, dec = np.radians(np.asarray(ra, float)), np.radians(np.asarray(dec, float))
     directions = np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])  # (3, stars)
     return tdb.jd[:, None] + observer @ directions / C_AU_PER_DAY
+
+
+def earth_rotation_angle(jd_ut1) -> np.ndarray:
+    """The Earth rotation angle (radians, IAU 2000) at Julian dates of UT1 (UTC will do: 0.9 s
+    is 0.004 degrees): with CIO-based right ascensions, which ICRS ones approach within the
+    precession of the equator, hour angle = angle + east longitude - right ascension."""
+    return 2 * np.pi * (0.7790572732640 + 1.00273781191135448 * (np.asarray(jd_ut1, float) - 2451545.0))
+
+
+def julian_date(times_utc: list[datetime]) -> np.ndarray:
+    """Julian dates (UTC) of aware datetimes, without astropy."""
+    return np.array([t.timestamp() for t in times_utc], float) / 86400.0 + 2440587.5
