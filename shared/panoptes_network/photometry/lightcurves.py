@@ -241,14 +241,11 @@ def build_lightcurves(measurements: list[FrameMeasurement],
         colour = -2.5 * np.log10(median[2] / median[0])
     colour = np.where(np.isfinite(colour), colour, np.nanmedian(colour) if np.isfinite(colour).any() else 0.0)
 
-    flux = np.full_like(plain, np.nan)
-    flux_err = np.full_like(plain, np.nan)
-    ensembles = [_differential(plain[c], expected[c], good[c], mag, colour, ra, dec, params) for c in range(3)]
-    for c, (channel_flux, channel_err, _, _) in enumerate(ensembles):
-        flux[c], flux_err[c] = channel_flux, channel_err
     times = [m.time_utc for m in frames]
     site = next((m.site for m in frames if m.site), None)
-    extinction = _differential_extinction(flux, flux_err, good, ensembles, times, site, ra, dec, params)
+    ensembles, extinction = _differential_photometry(plain, expected, good, mag, colour, ra, dec, times, site, params)
+    flux = np.stack([e[0] for e in ensembles])
+    flux_err = np.stack([e[1] for e in ensembles])
     if params.decorrelate:
         regressors = np.column_stack([[m.airmass for m in frames], drift, [m.fwhm_px for m in frames]])
         for c in range(3):
@@ -384,24 +381,44 @@ def _differential(plain, expected, good, mag, colour, ra, dec, params: Photometr
     return flux, flux_err, index, weight
 
 
-def _differential_extinction(flux, flux_err, good, ensembles, times, site, ra, dec,
-                             params: PhotometryParams) -> dict[str, Any]:
-    """Per channel, ``k`` fitted from every star's differential flux against its airmass minus
-    its ensemble's, and divided out of ``flux``/``flux_err`` in place; the summary's figures."""
-    from panoptes_network.photometry.extinction import (ensemble_airmass_difference, fit_extinction,
-                                                        remove_extinction, star_airmass)
+def _differential_photometry(plain, expected, good, mag, colour, ra, dec, times, site, params: PhotometryParams):
+    """Per channel, the ensembles (:func:`_differential`: flux, flux_err, index, weight) and,
+    with ``correct_extinction``, the differential extinction taken out: ``k`` fitted from every
+    star's differential flux against its airmass minus its ensemble's (dX), then the ensembles
+    built again from fluxes with that extinction divided out (so no star is rejected as a
+    variable for its airmass trend), ``k`` refined on them and the rest divided out.
+    Returns (ensembles, the summary's extinction figures)."""
+    from panoptes_network.photometry.extinction import remove_extinction, star_airmass
 
+    ensembles = [_differential(plain[c], expected[c], good[c], mag, colour, ra, dec, params) for c in range(3)]
     if not params.correct_extinction or site is None or any(t is None for t in times):
-        return {}
+        return ensembles, {}
     airmass = star_airmass(times, site, ra, dec)
+    relative = airmass - _nanmedian(np.where(good.any(axis=0), airmass, np.nan), axis=0)  # each star's own change
     k, k_err, k_stars = {}, {}, {}
     for c, name in enumerate(CHANNELS):
-        _, _, index, weight = ensembles[c]
-        dx = ensemble_airmass_difference(airmass, good[c], index, weight)
-        usable = good[c] & np.isfinite(flux[c]) & np.isfinite(flux_err[c])
-        k[name], k_err[name], k_stars[name] = fit_extinction(flux[c], flux_err[c], dx, usable)
-        flux[c], flux_err[c] = remove_extinction(flux[c], flux_err[c], dx, k[name], usable)
-    return {"extinction_k": k, "extinction_k_err": k_err, "extinction_k_stars": k_stars}
+        first = _fit_channel(ensembles[c], airmass, good[c])[0]
+        if math.isfinite(first):
+            steady = plain[c] * 10 ** (0.4 * first * relative)
+            ensembles[c] = _differential(steady, expected[c], good[c], mag, colour, ra, dec, params)
+        else:
+            first = 0.0
+        rest, k_err[name], k_stars[name], dx, usable = _fit_channel(ensembles[c], airmass, good[c])
+        flux, flux_err, index, weight = ensembles[c]
+        flux, flux_err = remove_extinction(flux, flux_err, dx, rest, usable)
+        ensembles[c] = (flux, flux_err, index, weight)
+        k[name] = first + rest if math.isfinite(rest) else math.nan
+    return ensembles, {"extinction_k": k, "extinction_k_err": k_err, "extinction_k_stars": k_stars}
+
+
+def _fit_channel(ensemble, airmass, good):
+    """(k, its error, stars it rests on, dX, usable) of one channel's ensemble fluxes."""
+    from panoptes_network.photometry.extinction import ensemble_airmass_difference, fit_extinction
+
+    flux, flux_err, index, weight = ensemble
+    dx = ensemble_airmass_difference(airmass, good, index, weight)
+    usable = good & np.isfinite(flux) & np.isfinite(flux_err)
+    return (*fit_extinction(flux, flux_err, dx, usable), dx, usable)
 
 
 def _decorrelate(flux: np.ndarray, good: np.ndarray, regressors: np.ndarray) -> np.ndarray:
