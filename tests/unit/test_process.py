@@ -13,7 +13,7 @@ from panoptes_network import demo
 from panoptes_network.deadletter import PermanentError
 from panoptes_network.messages import BadMessage, PubSubMessage
 from panoptes_network.photometry import PhotometryParams, picid_of
-from panoptes_network.photometry.lightcurves import plain
+from panoptes_network.ports.documents import to_jsonable
 from panoptes_network.pipeline import process
 
 SEQUENCE = "PAN001_14d3bd_20240801T090000"
@@ -48,8 +48,8 @@ def test_messages_without_a_sequence_or_with_bad_params_are_refused_with_the_rea
 
 def test_document_values_have_no_nan_and_no_numpy():
     moment = datetime(2024, 8, 1, 9, tzinfo=timezone.utc)
-    value = plain({"a": np.array([1.5, np.nan]), "b": np.float32(2), "c": [moment], "d": np.int64(3),
-                   "e": (np.bool_(True), math.inf)})
+    value = to_jsonable({"a": np.array([1.5, np.nan]), "b": np.float32(2), "c": [moment], "d": np.int64(3),
+                         "e": (np.bool_(True), math.inf)})
     assert value == {"a": [1.5, None], "b": 2.0, "c": ["2024-08-01T09:00:00Z"], "d": 3, "e": [True, None]}
     assert type(value["d"]) is int and type(value["b"]) is float
 

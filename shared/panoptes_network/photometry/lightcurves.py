@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterator
 
 import numpy as np
 
 from panoptes_network.photometry.measure import CHANNELS, FLAG_REJECTED, FrameMeasurement
 from panoptes_network.photometry.params import PIPELINE_VERSION, PhotometryParams
+from panoptes_network.ports.documents import to_jsonable
 
 COMPLETE, NOT_ENOUGH_FRAMES = "complete", "not_enough_frames"
 SECONDS_30_MIN = 1800.0
@@ -56,31 +57,13 @@ class StarLightcurve:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``lightcurves`` document's star part (SCIENCE_SCHEMA.md; the run's own fields
-        are the service's), JSON-safe (:func:`plain`); its arrays are :data:`ARRAY_FIELDS`."""
-        return plain({"picid": self.picid, "ra": self.ra, "dec": self.dec, "mag": self.mag,
+        are the service's), JSON-safe (:func:`~panoptes_network.ports.documents.to_jsonable`); its arrays are :data:`ARRAY_FIELDS`."""
+        return to_jsonable({"picid": self.picid, "ra": self.ra, "dec": self.dec, "mag": self.mag,
                       "time_bjd_tdb": self.time_bjd_tdb, "time_utc": self.time_utc, "channels": self.channels,
                       "summary": self.summary, "best_rms": self.best_rms})
 
 
 ARRAY_FIELDS = ("time_bjd_tdb", "time_utc", "channels")  # what moves to a bucket when a document is too big
-
-
-def plain(value: Any) -> Any:
-    """Document values from numpy and NaN, recursively: numbers as float/int, NaN and
-    infinities as None, times as ISO text in UTC ending in Z, arrays and tuples as lists."""
-    if isinstance(value, dict):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [plain(item) for item in (value.tolist() if isinstance(value, np.ndarray) else value)]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-    return value
 
 
 @dataclass
@@ -150,14 +133,14 @@ class ObservationResult:
                               best_rms=min(finite) if finite else None)
 
     def to_dict(self) -> dict[str, Any]:
-        """The run's figures, JSON-safe (:func:`plain`), in the ``processed_observations``
+        """The run's figures, JSON-safe (:func:`~panoptes_network.ports.documents.to_jsonable`), in the ``processed_observations``
         document's shape (SCIENCE_SCHEMA.md) less the ids and times the service adds."""
-        return plain({"status": self.status, "reason": self.reason, "pipeline_version": self.pipeline_version,
+        return to_jsonable({"status": self.status, "reason": self.reason, "pipeline_version": self.pipeline_version,
                       "params": self.params.to_dict(), **self.run_figures()})
 
     def run_figures(self) -> dict[str, Any]:
         """What a run document takes from the result, whatever its status."""
-        return plain({"frames_used": list(self.frames_used),
+        return to_jsonable({"frames_used": list(self.frames_used),
                       "frames_rejected": [{"image_id": image_id, "reason": reason}
                                           for image_id, reason in self.frames_rejected],
                       "num_frames_used": len(self.frames_used), "num_stars": self.num_stars,

@@ -54,7 +54,7 @@ from panoptes_network.config import Settings
 from panoptes_network.deadletter import PermanentError
 from panoptes_network.messages import BadMessage, PubSubMessage
 from panoptes_network.ports.bucket import ObjectNotFound
-from panoptes_network.ports.documents import Transaction
+from panoptes_network.ports.documents import Transaction, to_jsonable
 
 SERVICE = "process-observation"
 RUNS = "processed_observations"
@@ -372,7 +372,6 @@ def write_lightcurves(documents, settings: Settings, base: dict, result) -> tupl
 def update_stars(documents, run: str, result, run_time: datetime) -> None:
     """``stars/{picid}``: count each lightcurve once (its ``star_counted`` mark, set in the
     same transaction), keep the best RMS and the latest processing time."""
-    from panoptes_network.photometry.lightcurves import plain
 
     curves = [(str(picid), result.lightcurve(index).best_rms) for index, picid in enumerate(result.picid)]
     for start in range(0, len(curves), STARS_PER_TRANSACTION):
@@ -390,7 +389,7 @@ def update_stars(documents, run: str, result, run_time: datetime) -> None:
                 update: dict[str, Any] = {"num_lightcurves": int(star.get("num_lightcurves") or 0) + 1}
                 previous = star.get("last_processed")
                 update["last_processed"] = max(previous, run_time) if previous else run_time
-                rms = plain(rms)
+                rms = to_jsonable(rms)
                 best = star.get("best_rms")
                 if rms is not None:
                     update["best_rms"] = min(best, rms) if best is not None else rms

@@ -268,7 +268,8 @@ def as_utc(moment: datetime) -> datetime:
 
 def to_jsonable(value: Any) -> Any:
     """A document value as JSON takes it: ISO 8601 UTC times, GeoPoints as
-    ``{"latitude", "longitude"}``, non-finite numbers as null."""
+    ``{"latitude", "longitude"}``, non-finite numbers as null, numpy arrays and scalars as
+    lists and Python numbers."""
     kind = type(value)  # the common kinds first, by type: isinstance against Mapping is slow
     if kind is str or kind is int or kind is bool or value is None:
         return value
@@ -286,6 +287,8 @@ def to_jsonable(value: Any) -> Any:
         return {key: to_jsonable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_jsonable(item) for item in value]
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):  # arrays and scalars, numpy not imported here
+        return to_jsonable(value.tolist())
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
