@@ -273,7 +273,8 @@ def fit_periodic_transit(t: np.ndarray, flux: np.ndarray, err: np.ndarray | None
     search's (``period``, ``t0``, ``duration``: BoxLeastSquares').
 
     1. The reference epoch: the covered transit nearest the in-transit points' weighted mean
-       transit number, so the mid-time T0 and the period are (nearly) uncorrelated.
+       transit number (the data's middle, as the transits weigh it), so the mid-time T0 and
+       the period are least correlated.
     2. A grid around the start, every segment's level profiled out: T0 within half a
        duration, the period so far that the farthest transit moves by half a duration, the
        duration 0.8-1.25x.
@@ -307,7 +308,9 @@ def fit_periodic_transit(t: np.ndarray, flux: np.ndarray, err: np.ndarray | None
     inside = np.abs(t - t0 - number * period) < duration / 2
     if inside.sum() < MIN_IN_TRANSIT:
         raise NoTransitCovered("no point inside a transit of the starting ephemeris")
-    t0 = t0 + period * float(np.round(np.average(number[inside], weights=w[inside])))
+    epochs = np.unique(number[inside])
+    middle = np.average(number[inside], weights=w[inside])
+    t0 = t0 + period * float(epochs[np.argmin(np.abs(epochs - middle))])
     number = np.round((t - t0) / period)
     covered = np.unique(number[np.abs(t - t0 - number * period) < duration / 2])
     fit_period = fit_period and len(covered) >= 2

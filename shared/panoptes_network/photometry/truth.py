@@ -28,7 +28,8 @@ import numpy as np
 from panoptes_network.photometry.lightcurves import ObservationResult, build_lightcurves
 from panoptes_network.photometry.measure import CHANNELS, FLAG_SATURATED, FrameMeasurement, measure_frame, picid_of
 from panoptes_network.photometry.params import PhotometryParams
-from panoptes_network.photometry.transits import (TransitFit, choose_baseline, fit_transit,  # noqa: F401 (re-exported)
+from panoptes_network.photometry.transits import (PeriodicTransitFit, TransitFit, choose_baseline,  # noqa: F401
+                                                  fit_periodic_transit, fit_transit, night_segments,
                                                   periodic_transit_precision, transit_precision, trapezoid)
 
 
@@ -41,7 +42,7 @@ class SimulatedObservation:
 
 
 def simulate_observation(ra: float, dec: float, start: datetime, frames: int, *,
-                         params: PhotometryParams | None = None, **sequence) -> SimulatedObservation:
+                         params: PhotometryParams | None = None, build: bool = True, **sequence) -> SimulatedObservation:
     from panoptes_network.catalog import stars_in_footprint
     from panoptes_network.simulator import simulate_frame
     from panoptes_network.simulator.night import sequence_specs
@@ -59,7 +60,23 @@ def simulate_observation(ra: float, dec: float, start: datetime, frames: int, *,
         truths.append(table[table["catalog"]])
         del frame
     observation = SimulatedObservation(measurements, truths, specs)
-    observation.result = build_lightcurves(measurements, params)
+    if build:
+        observation.result = build_lightcurves(measurements, params)
+    return observation
+
+
+def simulate_nights(ra: float, dec: float, starts, frames: int, *, params: PhotometryParams | None = None,
+                    seed: int = 0, **sequence) -> SimulatedObservation:
+    """One sequence of ``frames`` frames from each of ``starts`` (a night each, seed + night
+    its noise), then one :func:`build_lightcurves` over every frame: the stitched
+    multi-night lightcurve, one normalisation for all nights (a night mostly in transit
+    keeps its depth)."""
+    params = params or PhotometryParams()
+    nights = [simulate_observation(ra, dec, start, frames, params=params, build=False, seed=seed + k, **sequence)
+              for k, start in enumerate(starts)]
+    observation = SimulatedObservation([m for n in nights for m in n.measurements],
+                                       [t for n in nights for t in n.truths], [s for n in nights for s in n.specs])
+    observation.result = build_lightcurves(observation.measurements, params)
     return observation
 
 
@@ -314,3 +331,72 @@ def box_snr(t: np.ndarray, flux: np.ndarray, durations_days, step_days: float = 
             error = sigma * math.sqrt(inverse[-1, -1])
             best = max(best, depth / error)
     return best
+
+
+@dataclass(frozen=True)
+class PeriodicCheck:
+    """A periodic transit fitted over several nights against the truth, and what the noise
+    floor allows from the same transits (:func:`check_periodic_transit`)."""
+
+    depth: float  # the truth
+    period: float  # the truth, days
+    fit: PeriodicTransitFit
+    t0_error_minutes: float  # fitted - the true mid-time of the same transit
+    floor_depth_sigma: float  # a perfect pipeline's 1 sigma (the floor's Fisher information)
+    floor_t0_minutes: float
+    floor_period_sigma: float | None  # days
+
+    @property
+    def depth_error(self) -> float:
+        """Fractional: fitted / true - 1."""
+        return self.fit.depth / self.depth - 1
+
+    @property
+    def period_error(self) -> float:
+        """Days: fitted - true."""
+        return self.fit.period - self.period
+
+    @property
+    def goal_met(self) -> bool:
+        return abs(self.depth_error) <= 0.10 and abs(self.t0_error_minutes) <= 3.0
+
+    @property
+    def floor_snr(self) -> float:
+        return self.depth / self.floor_depth_sigma
+
+    @property
+    def floor_probability(self) -> float:
+        return goal_probability(self.depth, self.floor_depth_sigma, self.floor_t0_minutes)
+
+
+def utc_days(result: ObservationResult) -> np.ndarray:
+    """The used frames' mid-exposure times in UTC days (the simulator's signals are periodic in UTC)."""
+    return np.array([t.timestamp() for t in result.time_utc]) / 86400
+
+
+def check_periodic_transit(observation: SimulatedObservation, signal, period: float, t0: float,
+                           duration: float) -> PeriodicCheck:
+    """Fit ``signal``'s star over all the nights of ``observation`` (:func:`simulate_nights`)
+    with :func:`fit_periodic_transit` from a period search's (``period``, ``t0``,
+    ``duration``; UTC days), r, g, b combined with their shared scintillation, a level per
+    night, and set it beside the truth and the noise floor's Fisher precision for the same
+    frames (:func:`periodic_transit_precision` on :func:`frame_noise_floor`). Times in UTC
+    days, the frame the simulator's signals are periodic in."""
+    result = observation.result
+    star = result.index(str(signal.star_id))
+    days = utc_days(result)
+    flux, err, usable = combined_flux(result, star, scintillation_of(observation))
+    nights = night_segments(days)
+    fit = fit_periodic_transit(days[usable], flux[usable], err[usable], period, t0, duration,
+                               segments=nights[usable], ingress_fraction=signal.ingress_fraction)
+    true_epoch = signal.epoch.timestamp() / 86400
+    true_t0 = true_epoch + signal.period_days * round((fit.t0 - true_epoch) / signal.period_days)
+    floor, shared = frame_noise_floor(observation)
+    channels = floor[:, :, star]
+    _, floor_err, floor_ok = combine_channels(np.ones_like(channels), channels, np.isfinite(channels), shared[:, star])
+    sigma_depth, sigma_t0, sigma_period = periodic_transit_precision(
+        days[floor_ok], floor_err[floor_ok], true_t0, signal.period_days, signal.duration_hours / 24, signal.depth,
+        segments=nights[floor_ok], ingress_fraction=signal.ingress_fraction, fit_period=fit.period_err is not None)
+    return PeriodicCheck(depth=signal.depth, period=signal.period_days, fit=fit,
+                         t0_error_minutes=(fit.t0 - true_t0) * 1440, floor_depth_sigma=sigma_depth,
+                         floor_t0_minutes=sigma_t0 * 1440, floor_period_sigma=sigma_period)
