@@ -85,7 +85,7 @@ function showTransitFit(payload) {
   const period = fit.period_err === null ? `period ${fit.period.toFixed(6)} d (not fitted: one transit)`
     : `period ${fit.period.toFixed(6)} ± ${fit.period_err.toFixed(6)} d`;
   line.textContent = `Transit fit over ${fit.transits_covered} transit${fit.transits_covered === 1 ? "" : "s"} ` +
-    `(${fit.lightcurves} lightcurves, each its own level): depth ${(fit.depth * 100).toFixed(3)} ± ` +
+    `(${fit.lightcurves} lightcurves, each its own level${fit.level_trend ? ", drifting linearly" : ""}): depth ${(fit.depth * 100).toFixed(3)} ± ` +
     `${(fit.depth_err * 100).toFixed(3)}%, T0 ${fit.t0_bjd_tdb.toFixed(5)} ± ${(fit.t0_err_days * 1440).toFixed(1)} min ` +
     `(BJD_TDB), duration ${(fit.duration_days * 24).toFixed(2)} ± ${(fit.duration_err_days * 24).toFixed(2)} h, ${period}` +
     (fit.error_scale > 1.05 ? `; errors ×${fit.error_scale.toFixed(2)} for the scatter and correlated noise` : "");

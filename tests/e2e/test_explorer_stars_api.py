@@ -142,7 +142,8 @@ def test_the_period_search_finds_the_injected_period_and_is_cached(explorer):
     # own sigmas (white noise of known sigma here), every transit observed counted.
     fit = first["fit"]
     observed = [number for number in TRANSIT_NUMBERS if float(number).is_integer()]
-    assert fit["transits_covered"] == len(observed) and fit["lightcurves"] == len(TRANSIT_NUMBERS)
+    # the nights without a transit (where the aliases would put one) are far from any: not fitted
+    assert fit["transits_covered"] == fit["lightcurves"] == len(observed)
     epoch = written.transit.epoch.timestamp() / 86400 + 2440587.5 + 0.004  # BJD_TDB, as written
     number = round((fit["t0_bjd_tdb"] - epoch) / PERIOD_DAYS)
     # T0 is the observed transit nearest the middle of those observed, so it and the period are least correlated

@@ -425,13 +425,18 @@ def _box_least_squares(series: dict[str, np.ndarray], min_period: float | None,
 def transit_fit(series: dict[str, np.ndarray], peak: Mapping[str, float]) -> dict[str, Any]:
     """The BoxLeastSquares peak refined into a transit (:func:`photometry.transits.fit_periodic_transit`):
     a trapezoid with one depth, duration, T0 (BJD_TDB) and period over every transit, each
-    lightcurve its own level; ``{"fit": {...}}``, or ``{"fit": None, "fit_msg": why}``."""
-    from panoptes_network.photometry.transits import NoTransitCovered, fit_periodic_transit
+    lightcurve its own level, constant or linear in time as AIC chooses
+    (:func:`photometry.transits.choose_periodic_baseline`); ``{"fit": {...}}``, or
+    ``{"fit": None, "fit_msg": why}``."""
+    from panoptes_network.photometry.transits import NoTransitCovered, choose_periodic_baseline, fit_periodic_transit
 
-    error = series["flux_err"]
+    def fit_with(trend: bool):
+        return fit_periodic_transit(series["time"], series["flux"], series["flux_err"], peak["period"],
+                                    peak["t0_bjd_tdb"], peak["duration_days"], segments=series.get("segment"),
+                                    trend=trend)
+
     try:
-        fit = fit_periodic_transit(series["time"], series["flux"], error, peak["period"], peak["t0_bjd_tdb"],
-                                   peak["duration_days"], segments=series.get("segment"))
+        fit = choose_periodic_baseline(fit_with(False), fit_with(True))
     except NoTransitCovered as reason:
         return {"fit": None, "fit_msg": str(reason)}
     if not (np.isfinite(fit.depth_err) and fit.depth > 0):
@@ -439,7 +444,8 @@ def transit_fit(series: dict[str, np.ndarray], peak: Mapping[str, float]) -> dic
     return {"fit": {"depth": fit.depth, "depth_err": fit.depth_err, "t0_bjd_tdb": fit.t0, "t0_err_days": fit.t0_err,
                     "duration_days": fit.duration, "duration_err_days": fit.duration_err, "period": fit.period,
                     "period_err": fit.period_err, "transits_covered": fit.transits_covered,
-                    "lightcurves": fit.segments, "num_points": fit.points, "reduced_chi2": fit.reduced_chi2,
+                    "lightcurves": fit.segments, "num_points": fit.points, "level_trend": fit.trend,
+                    "reduced_chi2": fit.reduced_chi2,
                     "red_noise": fit.red_noise, "error_scale": fit.error_scale, "snr": fit.snr}}
 
 

@@ -170,36 +170,50 @@ def night_segments(t: np.ndarray, gap_days: float = GAP_DAYS) -> np.ndarray:
     return labels
 
 
-def _periodic_model(t, segment, offsets, depth, t0, duration, period, ingress_fraction, *, jacobian=True):
-    """The model offsets[segment] * (1 - depth * trapezoid(distance to the nearest transit)),
-    the transit number of each point (0 at ``t0``), and (if ``jacobian``) the derivatives by
-    (offsets..., depth, t0, duration, period), analytic: the trapezoid is piecewise linear."""
+def _periodic_model(t, segment, x, levels, slopes, depth, t0, duration, period, ingress_fraction, *, jacobian=True):
+    """The model (levels + slopes x)[segment] * (1 - depth * trapezoid(distance to the nearest
+    transit)), ``x`` each point's time from its segment's mean; the shape, the transit number
+    of each point (0 at ``t0``), and (if ``jacobian``) the derivatives by (levels...,
+    slopes..., depth, t0, duration, period), analytic: the trapezoid is piecewise linear."""
     number = np.round((t - t0) / period)
     u = t - t0 - number * period  # signed distance to the nearest mid-transit
     ingress = ingress_fraction * duration
     ramp = (duration / 2 - np.abs(u)) / ingress
     shape = np.clip(ramp, 0, 1)
-    level = offsets[segment]
+    level = levels[segment] + slopes[segment] * x
     model = level * (1 - depth * shape)
     if not jacobian:
         return model, shape, number, None
     on_ramp = (ramp > 0) & (ramp < 1)
     d_shape_d_t0 = np.where(on_ramp, np.sign(u) / ingress, 0.0)
     d_shape_d_duration = np.where(on_ramp, np.abs(u) / (ingress_fraction * duration**2), 0.0)
-    by_offset = np.zeros((len(t), len(offsets)))
-    by_offset[np.arange(len(t)), segment] = 1 - depth * shape
-    jac = np.column_stack([by_offset, -level * shape, -level * depth * d_shape_d_t0,
+    by_level = np.zeros((len(t), len(levels)))
+    by_level[np.arange(len(t)), segment] = 1 - depth * shape
+    by_slope = np.zeros((len(t), len(levels)))
+    by_slope[np.arange(len(t)), segment] = x * (1 - depth * shape)
+    jac = np.column_stack([by_level, by_slope, -level * shape, -level * depth * d_shape_d_t0,
                            -level * depth * d_shape_d_duration, -level * depth * number * d_shape_d_t0])
     return model, shape, number, jac
 
 
-def _profiled_gain(shape, flux, w, segment, count):
-    """For a dip of this shape with every segment's own level profiled out (the linearised
-    model level_k - a * shape): (the fall in chi^2, a)."""
+def _segment_residual(y, w, segment, count, x):
+    """``y`` less its weighted least-squares fit per segment: a constant, or a line in ``x`` if given."""
     total = np.bincount(segment, w, count)
     total = np.where(total > 0, total, 1.0)
-    q = shape - (np.bincount(segment, w * shape, count) / total)[segment]
-    r = flux - (np.bincount(segment, w * flux, count) / total)[segment]
+    if x is None:
+        return y - (np.bincount(segment, w * y, count) / total)[segment]
+    s1, s2 = np.bincount(segment, w * x, count), np.bincount(segment, w * x * x, count)
+    y0, y1 = np.bincount(segment, w * y, count), np.bincount(segment, w * x * y, count)
+    det = total * s2 - s1 * s1
+    det = np.where(det > 0, det, np.inf)
+    return y - ((s2 * y0 - s1 * y1) / det)[segment] - ((total * y1 - s1 * y0) / det)[segment] * x
+
+
+def _profiled_gain(shape, flux, w, segment, count, x=None):
+    """For a dip of this shape with every segment's own level (and slope in ``x``, if given)
+    profiled out (the linearised model level_k [+ slope_k x] - a * shape): (the fall in chi^2, a)."""
+    q = _segment_residual(shape, w, segment, count, x)
+    r = _segment_residual(flux, w, segment, count, x)
     sqq = float(np.sum(w * q * q))
     if sqq <= 0:
         return 0.0, 0.0
@@ -247,8 +261,10 @@ class PeriodicTransitFit:
     period_err: float | None  # None: one transit covered, the period is the starting one, not fitted
     transits_covered: int  # transit epochs with at least MIN_IN_TRANSIT points between first and fourth contact
     transit_numbers: tuple[int, ...]  # those epochs, counted from t0
-    segments: int  # nights (or lightcurves), each with its own normalisation
-    points: int
+    segments: int  # nights (or lightcurves) near a transit, each with its own level: those fitted
+    points: int  # their points
+    trend: bool  # each segment's level linear in time (else constant)
+    chi2: float
     reduced_chi2: float
     red_noise: float  # beta (:func:`_red_noise_factor`)
     error_scale: float  # the factor applied to the Jacobian's errors: sqrt(max(1, reduced chi^2)) * beta
@@ -266,10 +282,11 @@ MIN_IN_TRANSIT = 3
 
 def fit_periodic_transit(t: np.ndarray, flux: np.ndarray, err: np.ndarray | None, period: float, t0: float,
                          duration: float, *, segments: np.ndarray | None = None, ingress_fraction: float = 0.15,
-                         fit_period: bool = True, max_iterations: int = 60) -> PeriodicTransitFit:
+                         fit_period: bool = True, trend: bool = False, max_iterations: int = 60) -> PeriodicTransitFit:
     """One depth, duration, mid-time and period for every transit of a stitched lightcurve,
     each segment (``segments``: a label per point, e.g. the lightcurve it came from; by
-    default :func:`night_segments`) with its own normalisation, starting from a period
+    default :func:`night_segments`) with its own normalisation (``trend``: a level linear in
+    time, for a pipeline whose stars drift within a night), starting from a period
     search's (``period``, ``t0``, ``duration``: BoxLeastSquares').
 
     1. The reference epoch: the covered transit nearest the in-transit points' weighted mean
@@ -277,9 +294,10 @@ def fit_periodic_transit(t: np.ndarray, flux: np.ndarray, err: np.ndarray | None
        the period are least correlated.
     2. A grid around the start, every segment's level profiled out: T0 within half a
        duration, the period so far that the farthest transit moves by half a duration, the
-       duration 0.8-1.25x.
+       duration 0.8-1.25x (steps of a sixth of the duration: the ingress is 0.15 of it).
     3. Every parameter at once (Levenberg-Marquardt, numpy; analytic Jacobian). The period is
-       fitted only if two transits or more are covered (and ``fit_period``).
+       fitted only if two transits or more are covered (and ``fit_period``). Segments with no
+       point near a transit are left out: their levels are their own, they say nothing of the dip.
 
     Errors: the Jacobian's covariance (on ``err``), times max(1, reduced chi^2) (the errors
     given are taken as a lower bound: more scatter than they say widens them, less never
@@ -314,38 +332,51 @@ def fit_periodic_transit(t: np.ndarray, flux: np.ndarray, err: np.ndarray | None
     number = np.round((t - t0) / period)
     covered = np.unique(number[np.abs(t - t0 - number * period) < duration / 2])
     fit_period = fit_period and len(covered) >= 2
+    # Only the segments near a transit inform it: elsewhere a segment's level is fitted to its
+    # own points alone, and the dip's parameters not at all. Near: within 1.5 durations, what
+    # the grid below can move a transit's edge by.
+    near = np.abs(t - t0 - number * period) < 1.5 * duration
+    used = np.isin(segment, np.unique(segment[near]))
+    t, flux, err, w, number = t[used], flux[used], err[used], w[used], number[used]
+    _, segment = np.unique(segment[used], return_inverse=True)
+    count = int(segment.max()) + 1
+    x = t - (np.bincount(segment, t, count) / np.bincount(segment, minlength=count))[segment]
+    ones, zeros = np.ones(count), np.zeros(count)
 
     # 2. the grid, levels profiled out
     best = None
     reach = float(np.abs(covered).max()) if fit_period else 0.0
-    period_steps = np.linspace(-1, 1, 13) * (duration / 2 / reach) if reach > 0 else [0.0]
+    period_steps = np.linspace(-1, 1, 7) * (duration / 2 / reach) if reach > 0 else [0.0]
     for trial_duration in duration * np.array([0.8, 1.0, 1.25]):
         for dp in period_steps:
-            for dt in np.linspace(-0.5, 0.5, 13) * duration:
-                shape = _periodic_model(t, segment, np.ones(count), 1.0, t0 + dt, trial_duration, period + dp,
+            for dt in np.linspace(-0.5, 0.5, 7) * duration:
+                shape = _periodic_model(t, segment, x, ones, zeros, 1.0, t0 + dt, trial_duration, period + dp,
                                         ingress_fraction, jacobian=False)[1]
-                gain, a = _profiled_gain(shape, flux, w, segment, count)
+                gain, a = _profiled_gain(shape, flux, w, segment, count, x if trend else None)
                 if a > 0 and (best is None or gain > best[0]):
                     best = (gain, a, t0 + dt, trial_duration, period + dp)
     if best is None:
         raise NoTransitCovered("no dip near the starting ephemeris")
     _, a, t0, duration, period = best
-    shape = _periodic_model(t, segment, np.ones(count), 1.0, t0, duration, period, ingress_fraction, jacobian=False)[1]
+    shape = _periodic_model(t, segment, x, ones, zeros, 1.0, t0, duration, period, ingress_fraction,
+                            jacobian=False)[1]
     total = np.bincount(segment, w, count)
     levels = (np.bincount(segment, w * (flux + a * shape), count)) / total
     depth = a / float(np.median(levels))
 
-    # 3. every parameter at once
-    free = np.r_[np.arange(count), count + np.arange(3 if not fit_period else 4)]
-    p = np.r_[levels, depth, t0, duration, period]
+    # 3. every parameter at once: p = (levels, slopes, depth, t0, duration, period)
+    k = 2 * count  # where the dip's parameters start
+    free = np.r_[np.arange(count), count + np.arange(count) if trend else [], k + np.arange(4 if fit_period else 3)]
+    free = free.astype(int)
+    p = np.r_[levels, zeros, depth, t0, duration, period]
 
     def evaluate(q):
-        model, _, _, jac = _periodic_model(t, segment, q[:count], q[count], q[count + 1], q[count + 2],
-                                           q[count + 3], ingress_fraction)
+        model, _, _, jac = _periodic_model(t, segment, x, q[:count], q[count:k], q[k], q[k + 1], q[k + 2], q[k + 3],
+                                           ingress_fraction)
         return (flux - model) / err, -jac[:, free] / err[:, None]
 
     def allowed(q):
-        return 0 < q[count + 2] < q[count + 3] / 2
+        return 0 < q[k + 2] < q[k + 3] / 2
 
     residual, jac = evaluate(p)
     chi2 = float(residual @ residual)
@@ -376,7 +407,7 @@ def fit_periodic_transit(t: np.ndarray, flux: np.ndarray, err: np.ndarray | None
         if not improved or converged:
             break
 
-    levels, depth, t0, duration, period = p[:count], p[count], p[count + 1], p[count + 2], p[count + 3]
+    depth, t0, duration, period = p[k], p[k + 1], p[k + 2], p[k + 3]
     dof = max(len(t) - len(free), 1)
     reduced = chi2 / dof
     number = np.round((t - t0) / period)
@@ -385,20 +416,30 @@ def fit_periodic_transit(t: np.ndarray, flux: np.ndarray, err: np.ndarray | None
     beta = _red_noise_factor(t, segment, residual, duration, ingress_fraction * duration)
     scale2 = (max(1.0, reduced) if known else reduced) * beta**2
     covariance = np.linalg.pinv(jac.T @ jac) * scale2
-    sigma = np.sqrt(np.diag(covariance))
+    sigma = dict(zip(free.tolist(), np.sqrt(np.diag(covariance))))
     return PeriodicTransitFit(
-        depth=float(depth), depth_err=float(sigma[count]), t0=float(t0), t0_err=float(sigma[count + 1]),
-        duration=float(duration), duration_err=float(sigma[count + 2]), period=float(period),
-        period_err=float(sigma[count + 3]) if fit_period else None,
+        depth=float(depth), depth_err=float(sigma[k]), t0=float(t0), t0_err=float(sigma[k + 1]),
+        duration=float(duration), duration_err=float(sigma[k + 2]), period=float(period),
+        period_err=float(sigma[k + 3]) if fit_period else None,
         transits_covered=int(np.sum(points_in >= MIN_IN_TRANSIT)),
         transit_numbers=tuple(int(n) for n, c in zip(epochs, points_in) if c >= MIN_IN_TRANSIT),
-        segments=count, points=len(t), reduced_chi2=float(reduced), red_noise=float(beta),
+        segments=count, points=len(t), trend=trend, chi2=chi2, reduced_chi2=float(reduced), red_noise=float(beta),
         error_scale=float(math.sqrt(scale2)))
+
+
+def choose_periodic_baseline(level: PeriodicTransitFit, trend: PeriodicTransitFit) -> PeriodicTransitFit:
+    """The fit whose segments' levels drift linearly in time if the data ask for it (AIC: its
+    chi^2 lower by more than 2 per added slope). AIC, not the BIC of :func:`choose_baseline`:
+    here the extra terms cost little (a slope is odd about a night's middle, a centred dip
+    even: 2% of the depth's floor sigma in the unit test) while a drift left in biases the
+    depth (this pipeline's stars drift by a few 1e-3 in a night; in the unit test's six nights
+    +12% of the depth, 2 sigma, with a constant level, +7% with the slopes, which BIC refused)."""
+    return trend if level.chi2 - trend.chi2 > 2 * trend.segments else level
 
 
 def periodic_transit_precision(t: np.ndarray, sigma: np.ndarray, t0: float, period: float, duration: float,
                                depth: float, *, segments: np.ndarray | None = None, ingress_fraction: float = 0.15,
-                               fit_period: bool = True) -> tuple[float, float, float | None]:
+                               fit_period: bool = True, trend: bool = False) -> tuple[float, float, float | None]:
     """(sigma of the depth, of T0, of the period; days) that :func:`fit_periodic_transit`
     reaches on points of error ``sigma`` (its Fisher information at the truth, every
     segment's level free): with ``sigma`` the noise floor, what a perfect pipeline achieves
@@ -410,10 +451,12 @@ def periodic_transit_precision(t: np.ndarray, sigma: np.ndarray, t0: float, peri
     t, sigma, labels = t[keep], sigma[keep], labels[keep]
     _, segment = np.unique(labels, return_inverse=True)
     count = int(segment.max()) + 1
-    jac = _periodic_model(t, segment, np.ones(count), depth, t0, duration, period, ingress_fraction)[3]
-    if not fit_period:
-        jac = jac[:, :-1]
-    j = jac / sigma[:, None]
-    covariance = np.linalg.pinv(j.T @ j)
-    errors = np.sqrt(np.diag(covariance))
-    return float(errors[count]), float(errors[count + 1]), float(errors[count + 3]) if fit_period else None
+    x = t - (np.bincount(segment, t, count) / np.bincount(segment, minlength=count))[segment]
+    jac = _periodic_model(t, segment, x, np.ones(count), np.zeros(count), depth, t0, duration, period,
+                          ingress_fraction)[3]
+    k = 2 * count
+    free = np.r_[np.arange(count), count + np.arange(count) if trend else [], k + np.arange(4 if fit_period else 3)]
+    free = free.astype(int)
+    j = jac[:, free] / sigma[:, None]
+    errors = dict(zip(free.tolist(), np.sqrt(np.diag(np.linalg.pinv(j.T @ j)))))
+    return float(errors[k]), float(errors[k + 1]), float(errors[k + 3]) if fit_period else None

@@ -29,7 +29,8 @@ from panoptes_network.photometry.lightcurves import ObservationResult, build_lig
 from panoptes_network.photometry.measure import CHANNELS, FLAG_SATURATED, FrameMeasurement, measure_frame, picid_of
 from panoptes_network.photometry.params import PhotometryParams
 from panoptes_network.photometry.transits import (PeriodicTransitFit, TransitFit, choose_baseline,  # noqa: F401
-                                                  fit_periodic_transit, fit_transit, night_segments,
+                                                  choose_periodic_baseline, fit_periodic_transit, fit_transit,
+                                                  night_segments,
                                                   periodic_transit_precision, transit_precision, trapezoid)
 
 
@@ -374,29 +375,40 @@ def utc_days(result: ObservationResult) -> np.ndarray:
     return np.array([t.timestamp() for t in result.time_utc]) / 86400
 
 
-def check_periodic_transit(observation: SimulatedObservation, signal, period: float, t0: float,
-                           duration: float) -> PeriodicCheck:
-    """Fit ``signal``'s star over all the nights of ``observation`` (:func:`simulate_nights`)
-    with :func:`fit_periodic_transit` from a period search's (``period``, ``t0``,
-    ``duration``; UTC days), r, g, b combined with their shared scintillation, a level per
-    night, and set it beside the truth and the noise floor's Fisher precision for the same
-    frames (:func:`periodic_transit_precision` on :func:`frame_noise_floor`). Times in UTC
-    days, the frame the simulator's signals are periodic in."""
+def check_periodic_transit(observation: SimulatedObservation, signal, period: float, t0: float, duration: float, *,
+                           nights: int | None = None, trend: bool | None = None) -> PeriodicCheck:
+    """Fit ``signal``'s star over the first ``nights`` nights (all if None) of ``observation``
+    (:func:`simulate_nights`) with :func:`fit_periodic_transit` from a period search's
+    (``period``, ``t0``, ``duration``; UTC days), r, g, b combined with their shared
+    scintillation, each night its own level (``trend``: linear in time; None: as BIC chooses,
+    :func:`choose_periodic_baseline`), and set it beside the truth and the noise floor's
+    Fisher precision for the same frames and baseline (:func:`periodic_transit_precision` on
+    :func:`frame_noise_floor`). Times in UTC days, the frame the simulator's signals are
+    periodic in."""
     result = observation.result
     star = result.index(str(signal.star_id))
     days = utc_days(result)
     flux, err, usable = combined_flux(result, star, scintillation_of(observation))
-    nights = night_segments(days)
-    fit = fit_periodic_transit(days[usable], flux[usable], err[usable], period, t0, duration,
-                               segments=nights[usable], ingress_fraction=signal.ingress_fraction)
+    labels = night_segments(days)
+    chosen = labels < nights if nights is not None else np.ones(len(days), bool)
+    usable = usable & chosen
+
+    def fit(with_trend):
+        return fit_periodic_transit(days[usable], flux[usable], err[usable], period, t0, duration,
+                                    segments=labels[usable], ingress_fraction=signal.ingress_fraction,
+                                    trend=with_trend)
+
+    fitted = choose_periodic_baseline(fit(False), fit(True)) if trend is None else fit(trend)
     true_epoch = signal.epoch.timestamp() / 86400
-    true_t0 = true_epoch + signal.period_days * round((fit.t0 - true_epoch) / signal.period_days)
+    true_t0 = true_epoch + signal.period_days * round((fitted.t0 - true_epoch) / signal.period_days)
     floor, shared = frame_noise_floor(observation)
     channels = floor[:, :, star]
     _, floor_err, floor_ok = combine_channels(np.ones_like(channels), channels, np.isfinite(channels), shared[:, star])
+    floor_ok &= chosen
     sigma_depth, sigma_t0, sigma_period = periodic_transit_precision(
         days[floor_ok], floor_err[floor_ok], true_t0, signal.period_days, signal.duration_hours / 24, signal.depth,
-        segments=nights[floor_ok], ingress_fraction=signal.ingress_fraction, fit_period=fit.period_err is not None)
-    return PeriodicCheck(depth=signal.depth, period=signal.period_days, fit=fit,
-                         t0_error_minutes=(fit.t0 - true_t0) * 1440, floor_depth_sigma=sigma_depth,
+        segments=labels[floor_ok], ingress_fraction=signal.ingress_fraction,
+        fit_period=fitted.period_err is not None, trend=fitted.trend)
+    return PeriodicCheck(depth=signal.depth, period=signal.period_days, fit=fitted,
+                         t0_error_minutes=(fitted.t0 - true_t0) * 1440, floor_depth_sigma=sigma_depth,
                          floor_t0_minutes=sigma_t0 * 1440, floor_period_sigma=sigma_period)
