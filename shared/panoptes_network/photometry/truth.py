@@ -168,6 +168,9 @@ def scintillation_of(observation: SimulatedObservation) -> np.ndarray:
     return np.array([by_id[i].scintillation for i in observation.result.frames_used])
 
 
+REQUIRED_SNR = 10 * 1.959964  # depth / sigma for "within 10%" of the depth with 95% probability
+
+
 def goal_probability(depth: float, sigma_depth: float, sigma_mid_minutes: float, *, depth_tolerance: float = 0.10,
                      mid_tolerance_minutes: float = 3.0) -> float:
     """The chance that an unbiased fit with Gaussian errors of these sigmas lands within
