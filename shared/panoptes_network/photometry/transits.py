@@ -19,7 +19,7 @@ does not install it).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -267,14 +267,11 @@ class PeriodicTransitFit:
     chi2: float
     reduced_chi2: float
     red_noise: float  # beta (:func:`_red_noise_factor`)
-    error_scale: float  # the factor applied to the Jacobian's errors: sqrt(max(1, reduced chi^2)) * beta
+    error_scale: float  # the factor on the Jacobian's errors: sqrt(max(1, reduced chi^2)) * beta (errors unknown: sqrt(reduced chi^2) * beta)
 
     @property
     def snr(self) -> float:
         return self.depth / self.depth_err if self.depth_err > 0 else 0.0
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "transit_numbers": list(self.transit_numbers), "snr": self.snr}
 
 
 MIN_IN_TRANSIT = 3
