@@ -246,6 +246,12 @@ def _red_noise_factor(t, segment, z, duration, ingress, min_bins=10):
     return max(1.0, float(np.median(ratios))) if ratios else 1.0
 
 
+def _normal_matrix(jac: np.ndarray) -> np.ndarray:
+    """J^T J by einsum, not BLAS: for these tall, narrow matrices a multithreaded BLAS spent
+    6x the CPU (28 ms against 4.6 ms for 4560 x 42) on a busy 2-core machine."""
+    return np.einsum("ij,ik->jk", jac, jac)
+
+
 @dataclass(frozen=True)
 class PeriodicTransitFit:
     """A transit repeating with a period, fitted over every night at once (:func:`fit_periodic_transit`).
@@ -379,7 +385,7 @@ def fit_periodic_transit(t: np.ndarray, flux: np.ndarray, err: np.ndarray | None
     chi2 = float(residual @ residual)
     damping = 1e-3
     for _ in range(max_iterations):
-        normal = jac.T @ jac
+        normal = _normal_matrix(jac)
         gradient = jac.T @ residual
         diagonal = np.where(np.diag(normal) > 0, np.diag(normal), 1.0)
         improved = False
@@ -412,7 +418,7 @@ def fit_periodic_transit(t: np.ndarray, flux: np.ndarray, err: np.ndarray | None
     epochs, points_in = np.unique(number[in_transit], return_counts=True)
     beta = _red_noise_factor(t, segment, residual, duration, ingress_fraction * duration)
     scale2 = (max(1.0, reduced) if known else reduced) * beta**2
-    covariance = np.linalg.pinv(jac.T @ jac) * scale2
+    covariance = np.linalg.pinv(_normal_matrix(jac)) * scale2
     sigma = dict(zip(free.tolist(), np.sqrt(np.diag(covariance))))
     return PeriodicTransitFit(
         depth=float(depth), depth_err=float(sigma[k]), t0=float(t0), t0_err=float(sigma[k + 1]),
@@ -455,5 +461,5 @@ def periodic_transit_precision(t: np.ndarray, sigma: np.ndarray, t0: float, peri
     free = np.r_[np.arange(count), count + np.arange(count) if trend else [], k + np.arange(4 if fit_period else 3)]
     free = free.astype(int)
     j = jac[:, free] / sigma[:, None]
-    errors = dict(zip(free.tolist(), np.sqrt(np.diag(np.linalg.pinv(j.T @ j)))))
+    errors = dict(zip(free.tolist(), np.sqrt(np.diag(np.linalg.pinv(_normal_matrix(j))))))
     return float(errors[k]), float(errors[k + 1]), float(errors[k + 3]) if fit_period else None
