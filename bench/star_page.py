@@ -139,8 +139,8 @@ def main() -> int:
             row("`/api/stars/<picid>/periodogram`, first in the process (not in the goal)", "search first"),
             row("`/api/stars/<picid>/periodogram`, cached", "search cached"),
             row(f"`/api/stars/<picid>/periodogram` of another star with {LIGHTCURVES} lightcurves, first", "search other"),
-            row(f"of which the periodic transit fit of the peak ({first['fit']['transits_covered']} transits, "
-                f"{first['fit']['num_points']} points, a level per lightcurve), alone", "transit fit"),
+            row(f"of which the periodic transit fits of the peak, constant and linear levels, AIC choosing ({first['fit']['transits_covered']} transits, "
+                f"{first['fit']['num_points']} points near them, a level per lightcurve), alone", "transit fit"),
             row(f"anchor: one BoxLeastSquares pass over every point, {stars.MAX_PERIODS} periods "
                 f"(what the search did before)", "search anchor"),
         ])
