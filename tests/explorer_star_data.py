@@ -2,7 +2,7 @@
 written through the documents port (and a bucket, for arrays moved out of a document).
 
 A hot-Jupiter host, HD 209458 (TIC 420814525, as lookup-field knows it), observed on
-several nights by one unit; its lightcurves carry the simulator's box transit
+several nights by one unit; its lightcurves carry the simulator's trapezoid transit
 (:class:`panoptes_network.simulator.signals.Transit`) with a known period, so folds and the
 period search are checked against a truth. A few neighbours are flat, one has its arrays
 in the processed bucket.
@@ -25,6 +25,7 @@ HOST_RA, HOST_DEC = 330.79489, 18.88432
 PERIOD_DAYS = 3.52474859
 DEPTH = 0.015
 DURATION_HOURS = 3.0
+INGRESS_FRACTION = 0.15  # a trapezoid, as a planet's transit (and the star page's transit fit) has
 EPOCH = datetime(2024, 6, 1, 7, 30, tzinfo=timezone.utc)
 # The nights observed, in transits since EPOCH: whole numbers are nights with a transit, the
 # others flat nights, where the aliases P/2 .. P/5 would put one.
@@ -68,7 +69,7 @@ def write_processed(documents, bucket=None, bucket_name: str | None = None, nigh
                     seed: int = 14) -> Written:
     """Stars, observations, processing runs and lightcurves for ``nights`` (transit numbers)."""
     rng = np.random.default_rng(seed)
-    transit = Transit(int(HOST_PICID), EPOCH, PERIOD_DAYS, DEPTH, DURATION_HOURS, ingress_fraction=0.0)
+    transit = Transit(int(HOST_PICID), EPOCH, PERIOD_DAYS, DEPTH, DURATION_HOURS, ingress_fraction=INGRESS_FRACTION)
     written = Written([], [], [], transit)
     stars = _stars()
     star_docs = {picid: star_document(picid, ra, dec, mag) for picid, ra, dec, mag in stars}

@@ -77,6 +77,22 @@ function drawFold() {
   chart.dataset.folded = String(x.length);
 }
 
+// The search's peak fitted as a periodic transit (every transit together, each lightcurve its own level).
+function showTransitFit(payload) {
+  const line = document.getElementById("transit-fit");
+  const fit = payload.fit;
+  if (!fit) { line.textContent = `No transit fit: ${payload.fit_msg || "none"}`; delete line.dataset.depth; return; }
+  const period = fit.period_err === null ? `period ${fit.period.toFixed(6)} d (not fitted: one transit)`
+    : `period ${fit.period.toFixed(6)} ± ${fit.period_err.toFixed(6)} d`;
+  line.textContent = `Transit fit over ${fit.transits_covered} transit${fit.transits_covered === 1 ? "" : "s"} ` +
+    `(${fit.lightcurves} lightcurves, each its own level${fit.level_trend ? ", drifting linearly" : ""}): depth ${(fit.depth * 100).toFixed(3)} ± ` +
+    `${(fit.depth_err * 100).toFixed(3)}%, T0 ${fit.t0_bjd_tdb.toFixed(5)} ± ${(fit.t0_err_days * 1440).toFixed(1)} min ` +
+    `(BJD_TDB), duration ${(fit.duration_days * 24).toFixed(2)} ± ${(fit.duration_err_days * 24).toFixed(2)} h, ${period}` +
+    (fit.error_scale > 1.05 ? `; errors ×${fit.error_scale.toFixed(2)} for the scatter and correlated noise` : "");
+  line.dataset.depth = String(fit.depth);
+  line.dataset.transits = String(fit.transits_covered);
+}
+
 function searchPeriod() {
   const chart = document.getElementById("periodogram-chart");
   const status = document.getElementById("bls-status");
@@ -98,6 +114,7 @@ function searchPeriod() {
         shapes: [{type: "line", x0: best.period, x1: best.period, yref: "paper", y0: 0, y1: 1, line: {color: "#e07a1f", dash: "dot"}}],
       }, STAR_PLOT);
       chart.dataset.best = String(best.period);
+      showTransitFit(payload);
       drawFold();
     })
     .catch((error) => { status.textContent = `no period search: ${error.message}`; });

@@ -246,6 +246,11 @@ def test_scientist_finds_a_host_folds_its_transit_and_judges_a_run(star_site, br
     # Folded on the search's own epoch: the transit is at the middle of the plot.
     assert "hours from mid-transit" in page.locator("#fold-chart").inner_text()
     assert "depth 1." in page.locator("#bls-status").inner_text()
+    # Beside the peak, the transit fitted over every transit: the depth (1.5% injected) and the count.
+    fit = page.locator("#transit-fit")
+    assert abs(float(fit.get_attribute("data-depth")) - 0.015) < 0.0015
+    assert int(fit.get_attribute("data-transits")) == sum(float(n).is_integer() for n in TRANSIT_NUMBERS)
+    assert "T0 " in fit.inner_text() and "BJD_TDB" in fit.inner_text()
     settle(page, "star-2-lightcurves-and-fold")
     # The page read the g fluxes only; another channel's are read when it is chosen.
     assert [url for url in requested if "format=plot" in url] == [f"{base}/api/stars/{HOST_PICID}/lightcurves?format=plot&channel=g"]

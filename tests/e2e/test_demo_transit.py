@@ -21,7 +21,8 @@ import pytest
 
 from panoptes_network import demo
 from panoptes_network.photometry import picid_of
-from panoptes_network.photometry.truth import combine_channels, trapezoid
+from panoptes_network.photometry.transits import trapezoid
+from panoptes_network.photometry.truth import combine_channels
 from panoptes_network.pipeline import process
 from panoptes_network.simulator.noise import scintillation
 

@@ -19,6 +19,8 @@ from panoptes_network.stack.services import load_app
 from tests.explorer_data import get_json
 from tests.explorer_star_data import (
     BUCKET_STAR,
+    DEPTH,
+    DURATION_HOURS,
     HOST_DEC,
     HOST_PICID,
     HOST_RA,
@@ -136,8 +138,23 @@ def test_the_period_search_finds_the_injected_period_and_is_cached(explorer):
     assert first["best"]["period"] == pytest.approx(PERIOD_DAYS, rel=1e-4)
     assert first["best"]["depth"] == pytest.approx(0.015, rel=0.2)
     assert len(first["period"]) == len(first["power"]) <= stars.MAX_PERIODS and first["cached"] is False
+    # The peak fitted as a periodic transit (a level per lightcurve): the truth within 4 of its
+    # own sigmas (white noise of known sigma here), every transit observed counted.
+    fit = first["fit"]
+    observed = [number for number in TRANSIT_NUMBERS if float(number).is_integer()]
+    # the nights without a transit (where the aliases would put one) are far from any: not fitted
+    assert fit["transits_covered"] == fit["lightcurves"] == len(observed)
+    epoch = written.transit.epoch.timestamp() / 86400 + 2440587.5 + 0.004  # BJD_TDB, as written
+    number = round((fit["t0_bjd_tdb"] - epoch) / PERIOD_DAYS)
+    # T0 is the observed transit nearest the middle of those observed, so it and the period are least correlated
+    assert number == min(observed, key=lambda n: abs(n - np.mean(observed)))
+    # issue 13's tolerances (10%, 3 min) hold beyond doubt at this S/N
+    assert abs(fit["t0_bjd_tdb"] - (epoch + number * PERIOD_DAYS)) < 4 * fit["t0_err_days"] < 3 / 1440
+    assert abs(fit["depth"] - DEPTH) < 4 * fit["depth_err"] < 0.1 * DEPTH
+    assert abs(fit["period"] - PERIOD_DAYS) < 4 * fit["period_err"]
+    assert abs(fit["duration_days"] - DURATION_HOURS / 24) < 4 * fit["duration_err_days"]
     again = get_json(client, f"/api/stars/{HOST_PICID}/periodogram")
-    assert again["cached"] is True and again["best"] == first["best"]
+    assert again["cached"] is True and again["best"] == first["best"] and again["fit"] == fit
     flat = get_json(client, "/api/stars/420814600/periodogram")
     assert flat["best"]["power"] < first["best"]["power"] / 3  # a flat star has no transit of that strength
 

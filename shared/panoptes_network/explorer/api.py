@@ -14,7 +14,7 @@
     GET /api/stars/<picid>                     a star: catalog data, observations covering it, its runs
     GET /api/stars/<picid>/lightcurves         its lightcurves (?format=csv, fits[&channel=g] for lightkurve,
                                                or plot: what the star page draws)
-    GET /api/stars/<picid>/periodogram         BoxLeastSquares over them stitched (?channel, min_period, max_period)
+    GET /api/stars/<picid>/periodogram         BoxLeastSquares over them stitched, its peak fitted as a transit (?channel, min_period, max_period)
     GET /api/stars/<picid>/stamp.png?image_id= its postage stamp on one frame
     GET /api/processed_observations/<run_id>   a processing run
 

@@ -8,8 +8,9 @@
   the document names ``arrays: {bucket, path}``, read from that JSON object; only the
   fields a page shows where it says which (the plot: times and one flux per channel).
 - The period search: astropy's BoxLeastSquares over all the star's lightcurves stitched,
-  a bounded grid over the series binned, then its peaks refined over every point; cached
-  per star and input.
+  a bounded grid over the series binned, then its peaks refined over every point, then the
+  best one fitted as a periodic transit (depth, duration, T0 and period with their
+  errors: :func:`transit_fit`); cached per star and input.
 - The FITS lightcurve in the layout lightkurve reads (STYLE.md).
 """
 
@@ -200,9 +201,11 @@ def lightcurve_rows(curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def stitched(curves: list[dict[str, Any]], channel: str = DEFAULT_CHANNEL) -> dict[str, np.ndarray]:
-    """All the lightcurves of one channel end to end, flagged points left out, in time order."""
-    times, fluxes, errors, flags = [], [], [], []
-    for curve in curves:
+    """All the lightcurves of one channel end to end, flagged points left out, in time order;
+    ``segment`` is each point's lightcurve (its position in ``curves``): a night of one
+    unit, with its own normalisation."""
+    times, fluxes, errors, flags, segments = [], [], [], [], []
+    for number, curve in enumerate(curves):
         values = (curve.get("channels") or {}).get(channel)
         if not values:
             continue
@@ -210,14 +213,16 @@ def stitched(curves: list[dict[str, Any]], channel: str = DEFAULT_CHANNEL) -> di
         fluxes.append(np.asarray(values["flux"], dtype=float))
         errors.append(np.asarray(values.get("flux_err") or np.full(len(values["flux"]), np.nan), dtype=float))
         flags.append(np.asarray(values.get("flags") or np.zeros(len(values["flux"])), dtype=int))
+        segments.append(np.full(len(times[-1]), number))
     if not times:
         empty = np.array([])
-        return {"time": empty, "flux": empty, "flux_err": empty, "flags": empty.astype(int)}
-    time, flux, error, flag = (np.concatenate(part) for part in (times, fluxes, errors, flags))
+        return {"time": empty, "flux": empty, "flux_err": empty, "flags": empty.astype(int),
+                "segment": empty.astype(int)}
+    time, flux, error, flag, segment = (np.concatenate(part) for part in (times, fluxes, errors, flags, segments))
     keep = np.isfinite(time) & np.isfinite(flux) & ((flag & BAD_FLAGS) == 0)
     order = np.argsort(time[keep], kind="stable")
     return {"time": time[keep][order], "flux": flux[keep][order], "flux_err": error[keep][order],
-            "flags": flag[keep][order]}
+            "flags": flag[keep][order], "segment": segment[keep][order]}
 
 
 def typed_array(values: np.ndarray, dtype: str) -> dict[str, str]:
@@ -407,13 +412,41 @@ def _box_least_squares(series: dict[str, np.ndarray], min_period: float | None,
     near = near[(near >= low) & (near <= high)]
     refined = _model(series).power(near, durations, objective="snr")
     best = int(np.nanargmax(refined.power))
+    peak = {"period": float(refined.period[best]), "t0_bjd_tdb": float(refined.transit_time[best]),
+            "duration_days": float(refined.duration[best]), "depth": float(refined.depth[best]),
+            "power": float(refined.power[best])}
     return {
         "num_points": int(len(time)), "baseline_days": baseline, "num_refined": int(len(near)),
         "period": np.round(period, 7).tolist(), "power": np.round(power, 4).tolist(),
-        "best": {"period": float(refined.period[best]), "t0_bjd_tdb": float(refined.transit_time[best]),
-                 "duration_days": float(refined.duration[best]), "depth": float(refined.depth[best]),
-                 "power": float(refined.power[best])},
+        "best": peak, **transit_fit(series, peak),
     }
+
+
+def transit_fit(series: dict[str, np.ndarray], peak: Mapping[str, float]) -> dict[str, Any]:
+    """The BoxLeastSquares peak refined into a transit (:func:`photometry.transits.fit_periodic_transit`):
+    a trapezoid with one depth, duration, T0 (BJD_TDB) and period over every transit, each
+    lightcurve its own level, constant or linear in time as AIC chooses
+    (:func:`photometry.transits.choose_periodic_baseline`); ``{"fit": {...}}``, or
+    ``{"fit": None, "fit_msg": why}``."""
+    from panoptes_network.photometry.transits import NoTransitCovered, choose_periodic_baseline, fit_periodic_transit
+
+    def fit_with(trend: bool):
+        return fit_periodic_transit(series["time"], series["flux"], series["flux_err"], peak["period"],
+                                    peak["t0_bjd_tdb"], peak["duration_days"], segments=series.get("segment"),
+                                    trend=trend)
+
+    try:
+        fit = choose_periodic_baseline(fit_with(False), fit_with(True))
+    except NoTransitCovered as reason:
+        return {"fit": None, "fit_msg": str(reason)}
+    if not (np.isfinite(fit.depth_err) and fit.depth > 0):
+        return {"fit": None, "fit_msg": "the fit found no dip at the search's period"}
+    return {"fit": {"depth": fit.depth, "depth_err": fit.depth_err, "t0_bjd_tdb": fit.t0, "t0_err_days": fit.t0_err,
+                    "duration_days": fit.duration, "duration_err_days": fit.duration_err, "period": fit.period,
+                    "period_err": fit.period_err, "transits_covered": fit.transits_covered,
+                    "lightcurves": fit.segments, "num_points": fit.points, "level_trend": fit.trend,
+                    "reduced_chi2": fit.reduced_chi2,
+                    "red_noise": fit.red_noise, "error_scale": fit.error_scale, "snr": fit.snr}}
 
 
 def run_row(run_id: str, data: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,9 @@
 
 ``measure`` (per-frame stages: calibrate, place, seeing, photometry, flags, quality),
 ``lightcurves`` (differential photometry with comparison ensembles, errors, summaries),
-``times`` (mid-exposure UTC to BJD_TDB), ``params`` (the knobs, and the pipeline version).
+``times`` (mid-exposure UTC to BJD_TDB), ``params`` (the knobs, and the pipeline version),
+``transits`` (transit fits: one night, or a periodic transit over many), ``truth`` (checks
+against the simulator, for tests and bench/).
 """
 
 from panoptes_network.photometry.lightcurves import (COMPLETE, NOT_ENOUGH_FRAMES, ObservationResult, StarLightcurve,

@@ -7,10 +7,9 @@
   for each star over the same frames: its true electrons in our aperture (the aperture's
   encircled fraction measured as the median measured/true flux), the true sky under it,
   our aperture's and annulus's pixel counts, its airmass; RMS over the frames.
-- :func:`fit_transit` fits a trapezoid (ingress ``ingress_fraction`` of the duration, as
-  :class:`simulator.Transit`) on a baseline linear in airmass: a grid of mid-times and
-  durations, then every parameter at once; errors from its Jacobian.
-  :func:`transit_precision` is the same fit's Fisher information on given errors: on the
+- The transit fits and their Fisher precision are product code, in ``photometry.transits``
+  (:func:`fit_transit`, :func:`fit_periodic_transit`, :func:`transit_precision`); here they
+  meet the truth. :func:`transit_precision` on the
   noise floor (:func:`frame_noise_floor`, the r, g, b floors combined with their shared
   scintillation by :func:`combine_channels`), what a perfect pipeline would reach, and
   :func:`goal_probability` the chance such a fit meets issue 13's tolerances.
@@ -29,6 +28,10 @@ import numpy as np
 from panoptes_network.photometry.lightcurves import ObservationResult, build_lightcurves
 from panoptes_network.photometry.measure import CHANNELS, FLAG_SATURATED, FrameMeasurement, measure_frame, picid_of
 from panoptes_network.photometry.params import PhotometryParams
+from panoptes_network.photometry.transits import (PeriodicTransitFit, TransitFit, choose_baseline,  # noqa: F401
+                                                  choose_periodic_baseline, fit_periodic_transit, fit_transit,
+                                                  night_segments,
+                                                  periodic_transit_precision, transit_precision, trapezoid)
 
 
 @dataclass
@@ -40,7 +43,7 @@ class SimulatedObservation:
 
 
 def simulate_observation(ra: float, dec: float, start: datetime, frames: int, *,
-                         params: PhotometryParams | None = None, **sequence) -> SimulatedObservation:
+                         params: PhotometryParams | None = None, build: bool = True, **sequence) -> SimulatedObservation:
     from panoptes_network.catalog import stars_in_footprint
     from panoptes_network.simulator import simulate_frame
     from panoptes_network.simulator.night import sequence_specs
@@ -58,7 +61,23 @@ def simulate_observation(ra: float, dec: float, start: datetime, frames: int, *,
         truths.append(table[table["catalog"]])
         del frame
     observation = SimulatedObservation(measurements, truths, specs)
-    observation.result = build_lightcurves(measurements, params)
+    if build:
+        observation.result = build_lightcurves(measurements, params)
+    return observation
+
+
+def simulate_nights(ra: float, dec: float, starts, frames: int, *, params: PhotometryParams | None = None,
+                    seed: int = 0, **sequence) -> SimulatedObservation:
+    """One sequence of ``frames`` frames from each of ``starts`` (a night each, seed + night
+    its noise), then one :func:`build_lightcurves` over every frame: the stitched
+    multi-night lightcurve, one normalisation for all nights (a night mostly in transit
+    keeps its depth)."""
+    params = params or PhotometryParams()
+    nights = [simulate_observation(ra, dec, start, frames, params=params, build=False, seed=seed + k, **sequence)
+              for k, start in enumerate(starts)]
+    observation = SimulatedObservation([m for n in nights for m in n.measurements],
+                                       [t for n in nights for t in n.truths], [s for n in nights for s in n.specs])
+    observation.result = build_lightcurves(observation.measurements, params)
     return observation
 
 
@@ -149,131 +168,7 @@ def scintillation_of(observation: SimulatedObservation) -> np.ndarray:
     return np.array([by_id[i].scintillation for i in observation.result.frames_used])
 
 
-def trapezoid(t: np.ndarray, mid: float, duration: float, ingress_fraction: float) -> np.ndarray:
-    """1 at full depth, 0 outside, linear in ingress and egress (:class:`simulator.Transit`'s shape)."""
-    half = duration / 2
-    ingress = ingress_fraction * duration
-    distance = np.abs(t - mid)
-    return np.clip((half - distance) / ingress, 0, 1) if ingress > 0 else (distance < half).astype(float)
-
-
-def _model_and_jacobian(t, x, p, ingress_fraction):
-    """The transit model (c0 + c1 x)(1 - depth trapezoid) and its derivatives by
-    (c0, c1, depth, mid, duration), analytic (the trapezoid is piecewise linear)."""
-    c0, c1, depth, mid, duration = p
-    ingress = ingress_fraction * duration
-    distance = np.abs(t - mid)
-    ramp_value = (duration / 2 - distance) / ingress
-    shape = np.clip(ramp_value, 0, 1)
-    on_ramp = (ramp_value > 0) & (ramp_value < 1)
-    d_mid = np.where(on_ramp, np.sign(t - mid) / ingress, 0.0)
-    d_duration = np.where(on_ramp, distance / (ingress_fraction * duration**2), 0.0)
-    baseline = c0 + c1 * x
-    model = baseline * (1 - depth * shape)
-    jacobian = np.column_stack([1 - depth * shape, x * (1 - depth * shape), -baseline * shape,
-                                -baseline * depth * d_mid, -baseline * depth * d_duration])
-    return model, jacobian
-
-
-@dataclass(frozen=True)
-class TransitFit:
-    depth: float
-    depth_err: float
-    mid: float  # days, the time axis given
-    mid_err: float  # days
-    duration: float  # days
-    snr: float
-    chi2: float
-    points: int
-    airmass_trend: bool  # the baseline had an airmass term
-
-
-def fit_transit(t: np.ndarray, flux: np.ndarray, err: np.ndarray, durations_days, *,
-                airmass: np.ndarray | None = None, ingress_fraction: float = 0.15,
-                step_days: float = 1 / 1440) -> TransitFit:
-    """The best trapezoid dip (ingress ``ingress_fraction`` of the duration, the shape the
-    simulator injects) on a baseline linear in airmass (if given): a grid over mid-time
-    (inside the data) and duration with the baseline and depth by weighted least squares,
-    then all five parameters together (scipy's least_squares, analytic Jacobian). Errors
-    from the Jacobian, scaled by the fit's reduced chi^2 when that exceeds 1."""
-    from scipy.optimize import least_squares
-
-    keep = np.isfinite(t) & np.isfinite(flux) & np.isfinite(err) & (err > 0)
-    if airmass is not None:
-        keep &= np.isfinite(airmass)
-    origin = float(np.mean(t[keep]))
-    t, flux, err = t[keep] - origin, flux[keep], err[keep]
-    x = (airmass[keep] - np.mean(airmass[keep])) if airmass is not None else np.zeros_like(t)
-    w = 1 / err**2
-    columns = [np.ones_like(t)] + ([x] if airmass is not None else [])
-    best = None
-    for duration in durations_days:
-        for mid in np.arange(t.min() + duration * 0.25, t.max() - duration * 0.25, step_days):
-            a = np.column_stack(columns + [-trapezoid(t, mid, duration, ingress_fraction)])
-            normal = a.T @ (a * w[:, None])
-            try:
-                coefficients = np.linalg.solve(normal, a.T @ (w * flux))
-            except np.linalg.LinAlgError:
-                continue
-            chi2 = float(np.sum(w * (flux - a @ coefficients) ** 2))
-            if best is None or chi2 < best[0]:
-                best = (chi2, coefficients, mid, duration)
-    _, coefficients, mid, duration = best
-    c1 = coefficients[1] if airmass is not None else 0.0
-    start = np.array([coefficients[0], c1, coefficients[-1] / coefficients[0], mid, duration])
-    free = [0, 1, 2, 3, 4] if airmass is not None else [0, 2, 3, 4]
-
-    def full(q):
-        p = start.copy()
-        p[free] = q
-        return p
-
-    def residuals(q):
-        return (flux - _model_and_jacobian(t, x, full(q), ingress_fraction)[0]) / err
-
-    def jacobian(q):
-        return -_model_and_jacobian(t, x, full(q), ingress_fraction)[1][:, free] / err[:, None]
-
-    fitted = least_squares(residuals, start[free], jac=jacobian, x_scale="jac", method="lm")
-    p = full(fitted.x)
-    chi2 = float(np.sum(fitted.fun**2))
-    reduced = chi2 / max(len(t) - len(free), 1)
-    j = jacobian(fitted.x)
-    covariance = np.linalg.pinv(j.T @ j) * max(1.0, reduced)
-    depth_err = math.sqrt(covariance[free.index(2), free.index(2)])
-    mid_err = math.sqrt(covariance[free.index(3), free.index(3)])
-    depth = float(p[2])
-    return TransitFit(depth=depth, depth_err=depth_err, mid=float(p[3] + origin), mid_err=mid_err,
-                      duration=float(p[4]), snr=depth / depth_err if depth_err > 0 else 0.0, chi2=chi2, points=len(t),
-                      airmass_trend=airmass is not None)
-
-
-def choose_baseline(flat: TransitFit, with_airmass: TransitFit) -> TransitFit:
-    """The fit with an airmass term in its baseline only if the data ask for it (BIC: its
-    chi^2 lower by more than ln N). A field near the meridian mid-transit has an airmass
-    curve shaped like the dip itself, so the extra term costs much of the depth's precision
-    (in the unit test's field, 0.09% against 0.05%); differential photometry removes the
-    extinction common to a star and its comparisons, and a term the data show no sign of
-    only adds noise."""
-    return with_airmass if flat.chi2 - with_airmass.chi2 > math.log(flat.points) else flat
-
-
-def transit_precision(t: np.ndarray, sigma: np.ndarray, mid: float, duration: float, depth: float, *,
-                      airmass: np.ndarray | None = None, ingress_fraction: float = 0.15) -> tuple[float, float]:
-    """(sigma of the depth, of the mid-time in days) that the fit of :func:`fit_transit` would
-    reach on points of error ``sigma`` (Fisher information of the same model at the truth):
-    with ``sigma`` the noise floor, what a perfect pipeline achieves."""
-    keep = np.isfinite(t) & np.isfinite(sigma) & (sigma > 0)
-    if airmass is not None:
-        keep &= np.isfinite(airmass)
-    origin = float(np.mean(t[keep]))
-    t, sigma = t[keep] - origin, sigma[keep]
-    x = (airmass[keep] - np.mean(airmass[keep])) if airmass is not None else np.zeros_like(t)
-    free = [0, 1, 2, 3, 4] if airmass is not None else [0, 2, 3, 4]
-    _, jac = _model_and_jacobian(t, x, np.array([1.0, 0.0, depth, mid - origin, duration]), ingress_fraction)
-    j = jac[:, free] / sigma[:, None]
-    covariance = np.linalg.inv(j.T @ j)
-    return math.sqrt(covariance[free.index(2), free.index(2)]), math.sqrt(covariance[free.index(3), free.index(3)])
+REQUIRED_SNR = 10 * 1.959964  # depth / sigma for "within 10%" of the depth with 95% probability
 
 
 def goal_probability(depth: float, sigma_depth: float, sigma_mid_minutes: float, *, depth_tolerance: float = 0.10,
@@ -440,3 +335,83 @@ def box_snr(t: np.ndarray, flux: np.ndarray, durations_days, step_days: float = 
             error = sigma * math.sqrt(inverse[-1, -1])
             best = max(best, depth / error)
     return best
+
+
+@dataclass(frozen=True)
+class PeriodicCheck:
+    """A periodic transit fitted over several nights against the truth, and what the noise
+    floor allows from the same transits (:func:`check_periodic_transit`)."""
+
+    depth: float  # the truth
+    period: float  # the truth, days
+    fit: PeriodicTransitFit
+    t0_error_minutes: float  # fitted - the true mid-time of the same transit
+    floor_depth_sigma: float  # a perfect pipeline's 1 sigma (the floor's Fisher information)
+    floor_t0_minutes: float
+    floor_period_sigma: float | None  # days
+
+    @property
+    def depth_error(self) -> float:
+        """Fractional: fitted / true - 1."""
+        return self.fit.depth / self.depth - 1
+
+    @property
+    def period_error(self) -> float:
+        """Days: fitted - true."""
+        return self.fit.period - self.period
+
+    @property
+    def goal_met(self) -> bool:
+        return abs(self.depth_error) <= 0.10 and abs(self.t0_error_minutes) <= 3.0
+
+    @property
+    def floor_snr(self) -> float:
+        return self.depth / self.floor_depth_sigma
+
+    @property
+    def floor_probability(self) -> float:
+        return goal_probability(self.depth, self.floor_depth_sigma, self.floor_t0_minutes)
+
+
+def utc_days(result: ObservationResult) -> np.ndarray:
+    """The used frames' mid-exposure times in UTC days (the simulator's signals are periodic in UTC)."""
+    return np.array([t.timestamp() for t in result.time_utc]) / 86400
+
+
+def check_periodic_transit(observation: SimulatedObservation, signal, period: float, t0: float, duration: float, *,
+                           nights: int | None = None, trend: bool | None = None) -> PeriodicCheck:
+    """Fit ``signal``'s star over the first ``nights`` nights (all if None) of ``observation``
+    (:func:`simulate_nights`) with :func:`fit_periodic_transit` from a period search's
+    (``period``, ``t0``, ``duration``; UTC days), r, g, b combined with their shared
+    scintillation, each night its own level (``trend``: linear in time; None: as BIC chooses,
+    :func:`choose_periodic_baseline`), and set it beside the truth and the noise floor's
+    Fisher precision for the same frames and baseline (:func:`periodic_transit_precision` on
+    :func:`frame_noise_floor`). Times in UTC days, the frame the simulator's signals are
+    periodic in."""
+    result = observation.result
+    star = result.index(str(signal.star_id))
+    days = utc_days(result)
+    flux, err, usable = combined_flux(result, star, scintillation_of(observation))
+    labels = night_segments(days)
+    chosen = labels < nights if nights is not None else np.ones(len(days), bool)
+    usable = usable & chosen
+
+    def fit(with_trend):
+        return fit_periodic_transit(days[usable], flux[usable], err[usable], period, t0, duration,
+                                    segments=labels[usable], ingress_fraction=signal.ingress_fraction,
+                                    trend=with_trend)
+
+    fitted = choose_periodic_baseline(fit(False), fit(True)) if trend is None else fit(trend)
+    true_epoch = signal.epoch.timestamp() / 86400
+    true_t0 = true_epoch + signal.period_days * round((fitted.t0 - true_epoch) / signal.period_days)
+    floor, shared = frame_noise_floor(observation)
+    channels = floor[:, :, star]
+    _, floor_err, floor_ok = combine_channels(np.ones_like(channels), channels, np.isfinite(channels), shared[:, star])
+    floor_ok &= chosen
+    sigma_depth, sigma_t0, sigma_period = periodic_transit_precision(
+        days[floor_ok], floor_err[floor_ok], true_t0, signal.period_days, signal.duration_hours / 24, signal.depth,
+        segments=labels[floor_ok], ingress_fraction=signal.ingress_fraction,
+        fit_period=fitted.period_err is not None, trend=fitted.trend)
+    return PeriodicCheck(depth=signal.depth, period=signal.period_days, fit=fitted,
+                         t0_error_minutes=(fitted.t0 - true_t0) * 1440, floor_depth_sigma=sigma_depth,
+                         floor_t0_minutes=sigma_t0 * 1440, floor_period_sigma=sigma_period)
