@@ -20,7 +20,7 @@ from astropy.io import fits
 from panoptes_network import log
 from panoptes_network.solve import engines as solving
 from panoptes_network.solve.frame import FLAG_BLENDED, FLAG_EDGE, FLAG_SATURATED, SOLVED, STARS, CorruptFrame, Frame
-from panoptes_network.solve.sip import fit_tan_sip, match
+from panoptes_network.solve.sip import fit_tan_sip, match, with_inverse
 
 BIAS_ADU = 2048.0  # the Canon bias the PANOPTES pipelines use
 SATURATION_ADU = 11530.0
@@ -229,14 +229,15 @@ def _fit_clipped(x, y, ra, dec, shape, passes: int = 3):
     for _ in range(passes):
         count = keep.sum()
         degree = 3 if count >= 60 else 2 if count >= 20 else 1
-        wcs = fit_tan_sip(x[keep], y[keep], ra[keep], dec[keep], shape, degree=degree)
+        # Residuals need the forward polynomials only; the inverse is fitted once, at the end.
+        wcs = fit_tan_sip(x[keep], y[keep], ra[keep], dec[keep], shape, degree=degree, inverse=False)
         residual = _residual_arcsec(wcs, x, y, ra, dec)
         limit = 3.0 * max(np.sqrt(np.mean(residual[keep] ** 2)), 0.05)
         new_keep = residual <= limit
         if new_keep.sum() < MIN_STARS or (new_keep == keep).all():
             break
         keep = new_keep
-    return wcs, keep
+    return with_inverse(wcs, shape), keep
 
 
 def _residual_arcsec(wcs, x, y, ra, dec) -> np.ndarray:
