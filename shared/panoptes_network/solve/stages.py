@@ -8,7 +8,6 @@ frame with ``WCSERR`` set. A file that is no frame at all raises :class:`Corrupt
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from datetime import datetime
@@ -18,6 +17,7 @@ import numpy as np
 from astropy.io import fits
 
 from panoptes_network import log
+from panoptes_network.fits import read_image
 from panoptes_network.solve import engines as solving
 from panoptes_network.solve.frame import FLAG_BLENDED, FLAG_EDGE, FLAG_SATURATED, SOLVED, STARS, CorruptFrame, Frame
 from panoptes_network.solve.sip import fit_tan_sip, match, with_inverse
@@ -54,22 +54,19 @@ class Stage:
 
 class Read(Stage):
     """The file's image and header: the first HDU holding a 2-D image (a .fits.fz's
-    compressed image, or a plain FITS's primary)."""
+    compressed image, or a plain FITS's primary), read by :func:`panoptes_network.fits.read_image`."""
 
     name = "read"
 
     def do_stage(self, frame: Frame) -> None:
         try:
-            with fits.open(io.BytesIO(frame.raw), memmap=False) as hdus:
-                for hdu in hdus:
-                    if hdu.is_image and hdu.header.get("NAXIS") == 2:
-                        frame.header = hdu.header.copy()
-                        frame.data = np.asarray(hdu.data).astype(np.float32)  # native byte order, for sep
-                        break
+            image = read_image(frame.raw)
         except Exception as error:  # astropy raises many kinds for a damaged file
             raise CorruptFrame(f"not a readable FITS image: {error}") from None
-        if frame.data is None:
+        if image is None:
             raise CorruptFrame("no two-dimensional image in the file")
+        frame.header = image[0]
+        frame.data = image[1].astype(np.float32)  # native byte order, for sep
         ra, dec = _header_number(frame.header, "RA-MNT"), _header_number(frame.header, "DEC-MNT")
         if ra is not None and dec is not None and -90 <= dec <= 90:
             frame.pointing = (ra % 360.0, dec)
