@@ -30,7 +30,7 @@ EDGE_SUPERPIXELS = 3
 MIN_SIZE_PIXELS = 128  # 0.37 degrees: too few catalog stars to match below this
 MIN_STARS = 8  # fewer matched stars than this is no solution
 MAX_RMS_PIXELS = 1.0  # a refined solution worse than this is a wrong match, not a solution
-MATCH_RADII_PIXELS = (12.0, 5.0, 2.5, 2.0)  # each refinement pass matches closer
+MATCH_RADII_PIXELS = (12.0, 2.0)  # the first solution's error, then the refitted one's (see Refine)
 CATALOG_EPOCH = 2016.0  # Gaia DR3
 
 
