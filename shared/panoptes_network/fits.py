@@ -820,6 +820,91 @@ def verify_compressed(original: bytes, compressed: bytes | Compressed) -> None:
             raise ValueError(f"HDU {hdu.index} changed when carried over")
 
 
+# --- reading an image ---------------------------------------------------------------------
+
+
+def read_image(data: bytes) -> tuple[fits.Header, np.ndarray] | None:
+    """The first two-dimensional image of a FITS file: its header and its pixels as
+    astropy's ``hdu.data`` gives them (BSCALE/BZERO applied); None if the file holds no
+    such image. astropy raises what it raises for a damaged file.
+
+    A ``.fits.fz`` in fpack's default layout (what :func:`compress` writes: RICE_1, one
+    row a tile) is decoded here with the fast codec, tiles on every core; astropy decodes
+    it tile by tile through Python, several times slower (40 ms for the demo's 560-row
+    cut-out, most of plate-solve's reading). Anything else, or anything the fast path
+    doubts, is read by astropy: the fast path never judges a file.
+    """
+    fast = _read_row_tiles(data)
+    if fast is not None:
+        return fast
+    with fits.open(io.BytesIO(data), memmap=False) as hdus:
+        for hdu in hdus:
+            if hdu.is_image and hdu.header.get("NAXIS") == 2:
+                return hdu.header.copy(), np.asarray(hdu.data)
+    return None
+
+
+_ONE_ROW_TFORM = re.compile(r"1PB(\(\d+\))?")
+
+
+def _read_row_tiles(data: bytes) -> tuple[fits.Header, np.ndarray] | None:
+    """The image of an empty primary and one one-row RICE_1 compressed image, as
+    :func:`read_image` returns it; None for any other file, or any doubt."""
+    codec = fast_codec()
+    if codec is None:
+        return None
+    try:
+        hdus = _layout(data)
+        if len(hdus) != 2 or int(_structural(hdus[0].header, "NAXIS", 0)) != 0 or not is_compressed_image(hdus[1].header):
+            return None
+        table = hdus[1].header
+        rows, columns, bitpix = (int(table.get(keyword, 0)) for keyword in ("ZNAXIS2", "ZNAXIS1", "ZBITPIX"))
+        options = {str(table.get(f"ZNAME{n}", "")).strip().upper(): table.get(f"ZVAL{n}")
+                   for n in range(1, 10) if f"ZNAME{n}" in table}
+        bytepix, blocksize = bitpix // 8, int(options.get("BLOCKSIZE", RICE_BLOCKSIZE))
+        image = image_header(table)
+        scaling = (image.get("BSCALE", 1), image.get("BZERO", 0))
+        unsigned = scaling == (1, 2 ** (bitpix - 1))
+        if not (str(table.get("ZCMPTYPE", "")).strip() == "RICE_1" and int(table.get("ZNAXIS", 0)) == 2
+                and bitpix in _FAST_BITPIX and rows > 0 and columns > 0
+                and (table.get("ZTILE1"), table.get("ZTILE2")) == (columns, 1)
+                and int(options.get("BYTEPIX", bytepix)) == bytepix
+                and (table.get("TFIELDS"), table.get("NAXIS1"), table.get("NAXIS2")) == (1, 8, rows)
+                and _ONE_ROW_TFORM.fullmatch(str(table.get("TFORM1", "")).strip())
+                and table.get("THEAP", 8 * rows) == 8 * rows
+                and not {"ZBLANK", "ZQUANTIZ", "ZSCALE", "ZZERO"} & set(table.keys()) and "BLANK" not in image
+                and (scaling == (1, 0) or unsigned)):
+            return None
+    except (NotFitsError, VerifyError, ValueError, TypeError):
+        return None
+    table_start = hdus[1].data_start
+    descriptors = np.frombuffer(data, dtype=">i4", count=2 * rows, offset=table_start).reshape(rows, 2).astype(np.int64)
+    heap_start, heap_size = table_start + 8 * rows, int(table.get("PCOUNT", 0))
+    if (descriptors < 0).any() or (descriptors.sum(axis=1) > heap_size).any():
+        return None
+    native = np.dtype(_STORED_TYPES[bitpix]).newbyteorder("=")
+    pixels = np.empty((rows, columns), native)
+
+    def decode_batch(indices):
+        for row in indices:
+            size, start = descriptors[row]
+            tile = data[heap_start + start : heap_start + start + size]
+            try:
+                decoded = codec.decompress(tile, blocksize, bytepix, columns)
+            except Exception:  # astropy's codec raises its own CfitsioException on a damaged tile
+                return [row]
+            if len(decoded) != columns * bytepix:
+                return [row]
+            pixels[row] = np.frombuffer(decoded, dtype=native)
+        return []
+
+    if _parallel(decode_batch, rows):
+        return None  # a damaged tile: astropy reads the file and says what is wrong
+    if unsigned:  # stored - 2**(bits-1), as astropy's uint view gives it: flip the sign bit
+        pixels = pixels.view(f"u{bytepix}") ^ np.array(1 << (bitpix - 1), f"u{bytepix}")
+    return image, pixels
+
+
 class PrimaryHeader:
     """The primary header astropy writes for 2-D ``dtype`` data under ``header``, made
     before the data's shape is known (the data keywords NAXISn, BZERO and BSCALE in their

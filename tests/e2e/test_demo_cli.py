@@ -4,6 +4,9 @@ points an empty data directory at it."""
 from __future__ import annotations
 
 import argparse
+import time
+
+import pytest
 
 from panoptes_network import runtime
 from panoptes_network.config import settings
@@ -53,3 +56,29 @@ def test_demo_takes_every_option_drain_reads():
     assert (demo["timeout"], drain["timeout"]) == (900.0, 600.0)
     assert (demo["full_size"], demo["frame_shape"]) == (False, None)
     assert vars(parser.parse_args(["demo", "--frame-shape", "560x840"]))["frame_shape"] == (560, 840)
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_drain_delivers_while_the_demo_uploads_and_ends_only_after_it(stack, pocs):
+    """`demo` drains while it uploads (dispatcher.drain's ``during``): the workers deliver a
+    frame as soon as it lands, and an idle queue mid-upload does not end them."""
+    from panoptes_network.stack.dispatcher import drain
+
+    sequence = "PAN001/14d3bd/20160909T081152"
+    first, second = f"{sequence}/20160909T081226.fits", f"{sequence}/20160909T081434.fits.fz"
+    compressed_while_uploading = []
+
+    def upload() -> None:
+        stack.upload(pocs / "tiny.fits", first)
+        queue, deadline = runtime.topics(stack.settings), time.monotonic() + 60
+        while queue.has_unfinished() and time.monotonic() < deadline:
+            time.sleep(0.1)  # the workers deliver its every message meanwhile
+        compressed_while_uploading.append(first + ".fz" in stack.names())
+        time.sleep(1.0)  # the queue empty for five of their polls: they must wait for the rest
+        stack.upload(pocs / "solved.fits.fz", second)
+
+    assert drain(120, workers=2, during=upload)
+    assert compressed_while_uploading == [True]
+    assert stack.names() == [first + ".fz", second]
+    assert stack.documents.get("observations", "PAN001_14d3bd_20160909T081152")["num_images"] == 2
+    assert stack.dead_letters() == []

@@ -41,3 +41,18 @@ def test_astrometry_net_solves_a_frame_tetra3rs_cannot_and_the_solve_map_names_i
     assert frame.summary()["matched_stars"] >= 50
     error = grid_error_arcsec(frame.wcs, simulated.truth.wcs, frame.shape)
     assert np.median(error) <= 2.0 and error.max() <= 10.0, (np.median(error), error.max())
+
+
+def test_a_strip_whose_first_solution_holds_only_near_its_quad_is_grown_to_the_whole_strip():
+    """Virgo, sparse: astrometry.net matches a quad at one end of the strip, and its WCS,
+    right there, is 100 px off at the other end (rotation a little off over 5208 px), where
+    the nearest catalog star within the first match radius is as often a wrong one. Refine
+    grows the solution from the quad along the strip instead of giving up."""
+    virgo = next(field for field in FIELDS if field.name == "Virgo")
+    simulated = simulate_frame(dataclasses.replace(virgo.spec(), height=STRIP[0], width=STRIP[1]))
+    frame = solve_bytes(simulated.to_fits_bytes(), "Virgo strip")
+    assert frame.status == SOLVED, frame.reason
+    assert frame.summary()["engine"] == "astrometry.net" and frame.matched >= 30
+    error = grid_error_arcsec(frame.wcs, simulated.truth.wcs, frame.shape)
+    # 0.7 degrees tall, few stars: a little over a pixel (10.3") at worst, at the strip's corners.
+    assert np.median(error) <= 3.0 and error.max() <= 15.0, (np.median(error), error.max())

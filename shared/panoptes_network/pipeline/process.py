@@ -35,7 +35,6 @@ dead letter (the run is marked ``failed`` with the reason first).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import multiprocessing
 import os
@@ -293,14 +292,14 @@ def measure_bytes(image_id: str, data: bytes, wcs_bytes: bytes | None, params: d
     from astropy.wcs import WCS
 
     from panoptes_network import catalog
+    from panoptes_network.fits import read_image
     from panoptes_network.photometry import PhotometryParams, measure_frame
 
     try:
-        with fits.open(io.BytesIO(data), memmap=False) as hdus:
-            hdu = next((h for h in hdus if h.is_image and h.header.get("NAXIS") == 2), None)
-            if hdu is None:
-                return "corrupt", f"{image_id}: no two-dimensional image in the file"
-            header, pixels = hdu.header.copy(), np.asarray(hdu.data)
+        image = read_image(data)
+        if image is None:
+            return "corrupt", f"{image_id}: no two-dimensional image in the file"
+        header, pixels = image
         wcs_header = fits.Header.fromstring(wcs_bytes[:_header_length(wcs_bytes)]) if wcs_bytes else header
         wcs = WCS(wcs_header, relax=True)
         if not wcs.has_celestial:

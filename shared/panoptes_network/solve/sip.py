@@ -17,6 +17,8 @@ import math
 import numpy as np
 from astropy.wcs import WCS
 
+from panoptes_network.catalog import standard_coordinates
+
 INVERSE_GRID = 40  # points a side of the grid the inverse SIP polynomials are fitted on
 
 
@@ -40,11 +42,15 @@ def _fit_standard(u, v, xi, eta, degree: int):
     return _least_squares(design, np.stack([xi, eta], axis=1)), powers
 
 
-def fit_tan_sip(x, y, ra, dec, shape: tuple[int, int], degree: int = 3, crval: tuple[float, float] | None = None) -> WCS:
+def fit_tan_sip(x, y, ra, dec, shape: tuple[int, int], degree: int = 3, crval: tuple[float, float] | None = None,
+                inverse: bool = True) -> WCS:
     """A TAN(-SIP) WCS mapping 0-based pixels ``(x, y)`` to ``(ra, dec)`` degrees.
 
     ``degree`` 1 is a plain TAN solution; 2 or more adds SIP terms up to that order.
-    ``shape`` is (rows, columns): CRPIX is the centre of the frame.
+    ``shape`` is (rows, columns): CRPIX is the centre of the frame. ``inverse=False``
+    leaves out the inverse polynomials (AP, BP): ``all_pix2world`` does not use them, and
+    a fit only checked that way (an outlier-clipping pass) need not pay for them; see
+    :func:`with_inverse`.
     """
     x, y, ra, dec = (np.asarray(values, dtype=float) for values in (x, y, ra, dec))
     rows, columns = shape
@@ -53,36 +59,30 @@ def fit_tan_sip(x, y, ra, dec, shape: tuple[int, int], degree: int = 3, crval: t
     if crval is None:
         crval = _mean_direction(ra, dec)
     for _ in range(3):
-        xi, eta = standard_coordinates(crval, ra, dec)
+        xi, eta, _ = standard_coordinates(*crval, ra, dec)
         coefficients, powers = _fit_standard(u, v, xi, eta, degree)
         constant = coefficients[powers.index((0, 0))]
-        wcs = _wcs(crval, crpix, coefficients, powers, degree, shape)
         if math.hypot(*constant) < 1e-9:  # degrees: the tangent point is at CRPIX
             break
         # Move the tangent point to where the fit puts CRPIX, and fit again.
-        crval = _deproject(crval, *constant)
-    return wcs
+        fitted_at, crval = crval, _deproject(crval, *constant)
+    else:
+        crval = fitted_at  # the coefficients are those fitted round the previous tangent point
+    return _wcs(crval, crpix, coefficients, powers, degree, shape, inverse)
 
 
 def _deproject(crval: tuple[float, float], xi: float, eta: float) -> tuple[float, float]:
-    plane = WCS(naxis=2)
-    plane.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    plane.wcs.crval = crval
-    plane.wcs.crpix = [0.0, 0.0]
-    plane.wcs.cd = np.eye(2)
-    ra, dec = plane.wcs_pix2world([[xi, eta]], 1)[0]
-    return float(ra) % 360.0, float(dec)
-
-
-def standard_coordinates(crval: tuple[float, float], ra, dec) -> tuple[np.ndarray, np.ndarray]:
-    """Gnomonic projection about ``crval``: xi (east) and eta (north), degrees on the tangent plane."""
-    plane = WCS(naxis=2)
-    plane.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    plane.wcs.crval = crval
-    plane.wcs.crpix = [0.0, 0.0]
-    plane.wcs.cd = np.eye(2)  # so a "pixel" is a degree on the plane, measured from CRVAL
-    xi, eta = plane.wcs_world2pix(ra, dec, 1)
-    return xi, eta
+    """The sky position of standard coordinates (xi, eta) (degrees) about ``crval``: the
+    inverse gnomonic projection."""
+    ra0, dec0 = math.radians(crval[0]), math.radians(crval[1])
+    x, y = math.radians(xi), math.radians(eta)
+    rho = math.hypot(x, y)
+    if rho == 0:
+        return crval[0] % 360.0, crval[1]
+    c = math.atan(rho)
+    dec = math.asin(math.cos(c) * math.sin(dec0) + y * math.sin(c) * math.cos(dec0) / rho)
+    ra = ra0 + math.atan2(x * math.sin(c), rho * math.cos(dec0) * math.cos(c) - y * math.sin(dec0) * math.sin(c))
+    return math.degrees(ra) % 360.0, math.degrees(dec)
 
 
 def _mean_direction(ra, dec) -> tuple[float, float]:
@@ -92,7 +92,7 @@ def _mean_direction(ra, dec) -> tuple[float, float]:
     return float(np.degrees(np.arctan2(vector[1], vector[0])) % 360.0), float(np.degrees(np.arcsin(vector[2])))
 
 
-def _wcs(crval, crpix, coefficients, powers, degree: int, shape) -> WCS:
+def _wcs(crval, crpix, coefficients, powers, degree: int, shape, inverse: bool = True) -> WCS:
     index = {power: row for row, power in enumerate(powers)}
     cd = np.array([[coefficients[index[(1, 0)], 0], coefficients[index[(0, 1)], 0]],
                    [coefficients[index[(1, 0)], 1], coefficients[index[(0, 1)], 1]]])
@@ -116,6 +116,16 @@ def _wcs(crval, crpix, coefficients, powers, degree: int, shape) -> WCS:
         a[p, q], b[p, q] = inverse_cd @ coefficients[row]
     from astropy.wcs import Sip
 
+    ap, bp = _inverse_sip(a, b, crpix, shape) if inverse else (None, None)
+    wcs.sip = Sip(a, b, ap, bp, wcs.wcs.crpix)
+    wcs.wcs.set()
+    return wcs
+
+
+def _inverse_sip(a: np.ndarray, b: np.ndarray, crpix, shape) -> tuple[np.ndarray, np.ndarray]:
+    """SIP's inverse polynomials (AP, BP), one order above the forward ones, fitted on a
+    grid over the frame."""
+    degree = a.shape[0] - 1
     rows, columns = shape
     gx, gy = np.meshgrid(np.linspace(-0.5, columns - 0.5, INVERSE_GRID), np.linspace(-0.5, rows - 0.5, INVERSE_GRID))
     gu, gv = gx.ravel() + 1 - crpix[0], gy.ravel() + 1 - crpix[1]
@@ -129,7 +139,18 @@ def _wcs(crval, crpix, coefficients, powers, degree: int, shape) -> WCS:
     bp = np.zeros((degree + 2, degree + 2))
     for row, (p, q) in enumerate(inverse_powers):
         ap[p, q], bp[p, q] = solution[row]
-    wcs.sip = Sip(a, b, ap, bp, wcs.wcs.crpix)
+    return ap, bp
+
+
+def with_inverse(wcs: WCS, shape: tuple[int, int]) -> WCS:
+    """``wcs`` with SIP's inverse polynomials, if it has forward ones and no inverse (a
+    fit made with ``inverse=False``); a plain TAN WCS as it is."""
+    if wcs.sip is None or wcs.sip.ap is not None:
+        return wcs
+    from astropy.wcs import Sip
+
+    ap, bp = _inverse_sip(wcs.sip.a, wcs.sip.b, wcs.wcs.crpix, shape)
+    wcs.sip = Sip(wcs.sip.a, wcs.sip.b, ap, bp, wcs.wcs.crpix)
     wcs.wcs.set()
     return wcs
 

@@ -8,7 +8,6 @@ frame with ``WCSERR`` set. A file that is no frame at all raises :class:`Corrupt
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from datetime import datetime
@@ -18,9 +17,10 @@ import numpy as np
 from astropy.io import fits
 
 from panoptes_network import log
+from panoptes_network.fits import read_image
 from panoptes_network.solve import engines as solving
 from panoptes_network.solve.frame import FLAG_BLENDED, FLAG_EDGE, FLAG_SATURATED, SOLVED, STARS, CorruptFrame, Frame
-from panoptes_network.solve.sip import fit_tan_sip, match
+from panoptes_network.solve.sip import fit_tan_sip, match, with_inverse
 
 BIAS_ADU = 2048.0  # the Canon bias the PANOPTES pipelines use
 SATURATION_ADU = 11530.0
@@ -30,7 +30,8 @@ EDGE_SUPERPIXELS = 3
 MIN_SIZE_PIXELS = 128  # 0.37 degrees: too few catalog stars to match below this
 MIN_STARS = 8  # fewer matched stars than this is no solution
 MAX_RMS_PIXELS = 1.0  # a refined solution worse than this is a wrong match, not a solution
-MATCH_RADII_PIXELS = (12.0, 5.0, 2.5, 2.0)  # each refinement pass matches closer
+GROW_FROM_PIXELS = 600.0  # see Refine: how far round its reference pixel a first solution is trusted at first
+MATCH_RADII_PIXELS = (12.0, 2.0)  # the first solution's error, then the refitted one's (see Refine)
 CATALOG_EPOCH = 2016.0  # Gaia DR3
 
 
@@ -54,22 +55,19 @@ class Stage:
 
 class Read(Stage):
     """The file's image and header: the first HDU holding a 2-D image (a .fits.fz's
-    compressed image, or a plain FITS's primary)."""
+    compressed image, or a plain FITS's primary), read by :func:`panoptes_network.fits.read_image`."""
 
     name = "read"
 
     def do_stage(self, frame: Frame) -> None:
         try:
-            with fits.open(io.BytesIO(frame.raw), memmap=False) as hdus:
-                for hdu in hdus:
-                    if hdu.is_image and hdu.header.get("NAXIS") == 2:
-                        frame.header = hdu.header.copy()
-                        frame.data = np.asarray(hdu.data).astype(np.float32)  # native byte order, for sep
-                        break
+            image = read_image(frame.raw)
         except Exception as error:  # astropy raises many kinds for a damaged file
             raise CorruptFrame(f"not a readable FITS image: {error}") from None
-        if frame.data is None:
+        if image is None:
             raise CorruptFrame("no two-dimensional image in the file")
+        frame.header = image[0]
+        frame.data = image[1].astype(np.float32)  # native byte order, for sep
         ra, dec = _header_number(frame.header, "RA-MNT"), _header_number(frame.header, "DEC-MNT")
         if ra is not None and dec is not None and -90 <= dec <= 90:
             frame.pointing = (ra % 360.0, dec)
@@ -188,7 +186,9 @@ class Refine(Stage):
 
     Catalog stars in the first solution's footprint (Gaia DR3, moved to the frame's date
     by their proper motions) are matched to the detections ever more closely, and the
-    WCS refitted each time, outliers (over 3 sigma) left out.
+    WCS refitted each time, outliers (over 3 sigma) left out. If that finds no solution,
+    the first solution is grown from its reference pixel to the whole frame
+    (:func:`_grown`) and refined again.
     """
 
     name = "refine"
@@ -203,40 +203,80 @@ class Refine(Stage):
             return
         ra, dec = at_epoch(catalog, _epoch(frame.header))
         # Every detection, saturated and blended ones too: the clipping drops the bad centroids.
-        detections = frame.stars
-        detected, matched = np.array([], int), np.array([], int)
-        for radius in MATCH_RADII_PIXELS:
-            predicted_x, predicted_y = wcs.all_world2pix(ra, dec, 0, quiet=True)
-            detected, matched = match(detections["x"], detections["y"], predicted_x, predicted_y, radius)
-            if len(detected) < MIN_STARS:
-                frame.unsolved(f"only {len(detected)} catalog stars matched the detections")
-                return
-            wcs, keep = _fit_clipped(detections["x"][detected], detections["y"][detected], ra[matched], dec[matched],
-                                     frame.shape)
-            detected, matched = detected[keep], matched[keep]
-        residual = _residual_arcsec(wcs, detections["x"][detected], detections["y"][detected],
-                                    ra[matched], dec[matched])
-        frame.wcs, frame.matched = wcs, len(detected)
-        frame.rms_arcsec = float(np.sqrt(np.mean(residual**2)))
-        if frame.rms_arcsec > MAX_RMS_PIXELS * frame.pixel_scale_arcsec():
-            frame.unsolved(f"refined solution too poor: {frame.rms_arcsec:.1f} arcsec rms over {len(detected)} stars")
+        refined = _refined(frame.stars, ra, dec, wcs, frame.shape)
+        if isinstance(refined, str):
+            # The first solution may hold only near the stars the engine matched: astrometry.net's
+            # quad at one end of a long strip, its rotation a little off, so 100 px off at the
+            # other end, where the nearest catalog star is as likely a wrong one. Grow it from
+            # there, and refine that.
+            grown = _grown(frame.stars, ra, dec, wcs, frame.shape)
+            refined = refined if grown is None else _refined(frame.stars, ra, dec, grown, frame.shape)
+        if isinstance(refined, str):
+            frame.unsolved(refined)
             return
+        frame.wcs, frame.matched, frame.rms_arcsec = refined
         frame.status = SOLVED
 
 
-def _fit_clipped(x, y, ra, dec, shape, passes: int = 3):
+def _refined(detections, ra, dec, wcs, shape) -> tuple | str:
+    """``(wcs, matched, rms_arcsec)`` fitted to the catalog stars matched ever more closely
+    (:data:`MATCH_RADII_PIXELS`), or why there is no solution."""
+    for radius in MATCH_RADII_PIXELS:
+        predicted_x, predicted_y = wcs.all_world2pix(ra, dec, 0, quiet=True)
+        detected, matched = match(detections["x"], detections["y"], predicted_x, predicted_y, radius)
+        if len(detected) < MIN_STARS:
+            return f"only {len(detected)} catalog stars matched the detections"
+        wcs, keep = _fit_clipped(detections["x"][detected], detections["y"][detected], ra[matched], dec[matched],
+                                 shape)
+        detected, matched = detected[keep], matched[keep]
+    residual = _residual_arcsec(wcs, detections["x"][detected], detections["y"][detected], ra[matched], dec[matched])
+    rms = float(np.sqrt(np.mean(residual**2)))
+    scale = float(np.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix))) * 3600.0)
+    if rms > MAX_RMS_PIXELS * scale:
+        return f"refined solution too poor: {rms:.1f} arcsec rms over {len(detected)} stars"
+    return wcs, len(detected), rms
+
+
+def _grown(detections, ra, dec, wcs, shape):
+    """The first solution grown from its reference pixel (where an engine puts the stars it
+    matched) to the whole frame: a plain TAN solution fitted to the stars matched within
+    :data:`GROW_FROM_PIXELS` of it, then within twice that, and so on; None if too few
+    match on the way."""
+    rows, columns = shape
+    centre_x, centre_y = np.clip(wcs.wcs.crpix[0] - 1, 0, columns - 1), np.clip(wcs.wcs.crpix[1] - 1, 0, rows - 1)
+    reach = max(np.hypot(x - centre_x, y - centre_y) for x in (0, columns - 1) for y in (0, rows - 1))
+    distance = np.hypot(detections["x"] - centre_x, detections["y"] - centre_y)
+    within = GROW_FROM_PIXELS
+    while True:
+        near = np.flatnonzero(distance <= within)
+        predicted_x, predicted_y = wcs.all_world2pix(ra, dec, 0, quiet=True)
+        detected, matched = match(detections["x"][near], detections["y"][near], predicted_x, predicted_y,
+                                  MATCH_RADII_PIXELS[0])
+        if len(detected) < MIN_STARS:
+            return None
+        detected = near[detected]
+        # Plain TAN while growing: SIP terms fitted to one part of the frame would not hold beyond it.
+        wcs, _ = _fit_clipped(detections["x"][detected], detections["y"][detected], ra[matched], dec[matched],
+                              shape, max_degree=1)
+        if within >= reach:
+            return wcs
+        within *= 2
+
+
+def _fit_clipped(x, y, ra, dec, shape, passes: int = 3, max_degree: int = 3):
     keep = np.ones(len(x), bool)
     for _ in range(passes):
         count = keep.sum()
-        degree = 3 if count >= 60 else 2 if count >= 20 else 1
-        wcs = fit_tan_sip(x[keep], y[keep], ra[keep], dec[keep], shape, degree=degree)
+        degree = min(3 if count >= 60 else 2 if count >= 20 else 1, max_degree)
+        # Residuals need the forward polynomials only; the inverse is fitted once, at the end.
+        wcs = fit_tan_sip(x[keep], y[keep], ra[keep], dec[keep], shape, degree=degree, inverse=False)
         residual = _residual_arcsec(wcs, x, y, ra, dec)
         limit = 3.0 * max(np.sqrt(np.mean(residual[keep] ** 2)), 0.05)
         new_keep = residual <= limit
         if new_keep.sum() < MIN_STARS or (new_keep == keep).all():
             break
         keep = new_keep
-    return wcs, keep
+    return with_inverse(wcs, shape), keep
 
 
 def _residual_arcsec(wcs, x, y, ra, dec) -> np.ndarray:

@@ -289,10 +289,17 @@ def command_demo(args) -> int:
     settings = _settings()
     if settings.backend == "gcp" and not args.no_drain:
         _stack_url(settings, args)  # before uploading: say now if nothing will deliver them
-    _upload_demo(settings, args.nights, args.seed, args.full_size, args.frame_shape, args.transits)
-    if args.no_drain:
-        return 0
-    status = command_drain(args)
+
+    def upload() -> None:
+        _upload_demo(settings, args.nights, args.seed, args.full_size, args.frame_shape, args.transits)
+
+    if args.no_drain or settings.backend != "local":
+        upload()
+        if args.no_drain:
+            return 0
+        status = command_drain(args)
+    else:
+        status = command_drain(args, during=upload)  # the local workers deliver while it uploads
     if status == 0:
         # The sweep `up` runs every few minutes, now: the demo's observations are in the
         # past, every frame recorded and solved; their lightcurves (and transits) follow.
@@ -386,13 +393,14 @@ def _dead_letters_since(settings, since: datetime) -> list[dict]:
     return [{"id": doc.id, **doc.data} for doc in found]
 
 
-def command_drain(args) -> int:
+def command_drain(args, during=None) -> int:
+    """``during``: on the local backend, what publishes while the workers deliver (see dispatcher.drain)."""
     settings = _settings()
     started = datetime.now(timezone.utc)
     if settings.backend == "local":
         from panoptes_network.stack.dispatcher import drain
 
-        finished = drain(args.timeout, args.workers)
+        finished = drain(args.timeout, args.workers, during=during)
     else:
         finished = _drain_gcp(settings, args)
     dead = _dead_letters_since(settings, started)

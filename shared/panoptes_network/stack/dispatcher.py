@@ -138,22 +138,25 @@ class Dispatcher:
                         message_id=delivery.message_id, attempt=delivery.attempts, error=result.detail)
         return True
 
-    def work(self, until_idle: bool, stop: Callable[[], bool] = lambda: False) -> None:
-        """Deliver until stopped, or, with ``until_idle``, until nothing is pending anywhere."""
+    def work(self, until_idle: bool, stop: Callable[[], bool] = lambda: False,
+             more_coming: Callable[[], bool] = lambda: False) -> None:
+        """Deliver until stopped, or, with ``until_idle``, until nothing is pending anywhere
+        and ``more_coming()`` says nothing more will be published."""
         while not stop():
             recovered = time.monotonic() - self._recovered_at >= RECOVER_EVERY_SECONDS and self.recover()
             if self.run_once() or recovered:
                 continue
             wait = self.queue.seconds_until_next_due()
-            if wait is None and until_idle:
+            if wait is None and until_idle and not more_coming():
                 return
             time.sleep(min(wait if wait is not None else IDLE_POLL_SECONDS, IDLE_POLL_SECONDS))
 
 
-def _worker_main(until_idle: bool, stop_event, parent_pid: int) -> None:
+def _worker_main(until_idle: bool, stop_event, parent_pid: int, published_event=None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     # A worker whose parent died (killed, not stopped) must not deliver on as an orphan.
-    Dispatcher().work(until_idle, lambda: stop_event.is_set() or os.getppid() != parent_pid)
+    Dispatcher().work(until_idle, lambda: stop_event.is_set() or os.getppid() != parent_pid,
+                      more_coming=lambda: published_event is not None and not published_event.is_set())
 
 
 class WorkerPool:
@@ -164,12 +167,17 @@ class WorkerPool:
         context = multiprocessing.get_context("spawn")  # no fork: gRPC and SQLite dislike it
         self._context = context
         self.stop_event = context.Event()
+        self.published_event = context.Event()  # see start()
         self.processes: list = []
 
-    def start(self, until_idle: bool) -> None:
+    def start(self, until_idle: bool, while_publishing: bool = False) -> None:
+        """``while_publishing``: an idle queue does not end the workers until
+        ``published_event`` is set (what publishes is still at it)."""
         for _ in range(self.count):
             process = self._context.Process(
-                target=_worker_main, args=(until_idle, self.stop_event, os.getpid()), daemon=True
+                target=_worker_main,
+                args=(until_idle, self.stop_event, os.getpid(), self.published_event if while_publishing else None),
+                daemon=True,
             )
             process.start()
             self.processes.append(process)
@@ -191,15 +199,29 @@ class WorkerPool:
                 process.join(5)
 
 
-def drain(timeout: float | None = None, workers: int | None = None) -> bool:
-    """Deliver everything pending; True if the queue emptied within ``timeout``."""
+def drain(timeout: float | None = None, workers: int | None = None, during: Callable[[], object] | None = None) -> bool:
+    """Deliver everything pending; True if the queue emptied within ``timeout``.
+
+    ``during``, if given, publishes the work (the demo uploading its frames): it runs here
+    while the workers already deliver what it has published, on the cores it leaves free,
+    as the running stack does while units upload. ``timeout`` counts from its return.
+    """
     count = workers or default_workers()
     if count == 1:
+        if during is not None:
+            during()  # one worker: nothing to overlap with
         deadline = None if timeout is None else time.monotonic() + timeout
         Dispatcher().work(True, lambda: deadline is not None and time.monotonic() > deadline)
         return not runtime.topics().has_unfinished()
     pool = WorkerPool(count)
-    pool.start(until_idle=True)
+    pool.start(until_idle=True, while_publishing=during is not None)
+    if during is not None:
+        try:
+            during()
+        except BaseException:
+            pool.stop()
+            raise
+        pool.published_event.set()
     finished = pool.join(timeout)
     if not finished:
         pool.stop()
