@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-PIPELINE_VERSION = "photometry-3"  # 2: the FWHM within 1.5 FWHM (steady), apertures rescaled to keep their size
+PIPELINE_VERSION = "photometry-4"  # 2: the FWHM within 1.5 FWHM (steady), apertures rescaled to keep their size
 # 3: differential extinction (each star's airmass minus its ensemble's) fitted per channel and divided out
+# 4: the annulus's sky a plane fitted with the other catalog stars masked (its bias no longer follows the
+#    sky's noise), and the seeing stars chosen by their peak above the sky
 
 
 @dataclass(frozen=True)
