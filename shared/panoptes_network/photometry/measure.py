@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from panoptes_network.photometry.params import PhotometryParams
-from panoptes_network.simulator.camera import BIAS_ADU, GAIN, READ_NOISE, SATURATION_ADU
+from panoptes_network.simulator.camera import BIAS_ADU, GAIN, SATURATION_ADU
 from panoptes_network.simulator.noise import aperture_noise
 
 CHANNELS = ("r", "g", "b")
@@ -234,7 +234,8 @@ class Seeing(Stage):
         local_y = sy[chosen] - cy + half + np.arange(len(chosen)) * size
         # Three passes: the half-light radius within the whole stamp, then twice within the
         # aperture the last FWHM gives (the radius within it depends on it, so a second
-        # pass in that aperture steadies it: 0.33% rms from frame to frame, 0.38% with one). The stamp-wide sum holds ~600 super-pixels of sky
+        # pass in that aperture steadies it: 0.33% rms from frame to frame, 0.47% with
+        # one, on a 40-frame sequence). The stamp-wide sum holds ~600 super-pixels of sky
         # and its border median's error, so its FWHM wandered 1.6% rms from frame to
         # frame on a constant PSF (and with the sky's noise level: 6.2 px noisy, 6.9
         # noise-free); the aperture follows it, and a faint star's aperture took in
@@ -304,9 +305,10 @@ class Photometry(Stage):
                 plane = work.planes[dy, dx]
                 px, py = (m.x[index] - dx) / 2, (m.y[index] - dy) / 2
                 summed, _, _ = sep.sum_circle(plane, px, py, radius / 2, subpix=0)
-                values = _annulus_values(plane, np.rint(px).astype(np.intp), np.rint(py).astype(np.intp), ring_x, ring_y)
-                masked = _annulus_mask(neighbours, np.rint(px), np.rint(py), ring_x, ring_y, dy, dx)
-                local, count = _sky_level(values, masked, ring_x, ring_y, px - np.rint(px), py - np.rint(py))
+                column, row = np.rint(px), np.rint(py)
+                values = _annulus_values(plane, column.astype(np.intp), row.astype(np.intp), ring_x, ring_y)
+                masked = _annulus_mask(neighbours, column, row, ring_x, ring_y, dy, dx)
+                local, count = _sky_level(values, masked, ring_x, ring_y, px - column, py - row)
                 total += summed - local * plane_area
                 level += local
                 used[:, c] += count
@@ -439,9 +441,9 @@ def _annulus_values(plane: np.ndarray, column: np.ndarray, row: np.ndarray, ring
 
 def _annulus_neighbours(m: FrameMeasurement, index: np.ndarray, radius: float, outer: float):
     """(target, x, y, mask radius): each measured star (a row of ``index``) beside the
-    position (mosaic px) of each other catalog star whose mask (mosaic px: the aperture ``radius`` x (1 +
-    :data:`SKY_MASK_GROWTH_PER_MAG` x (10 - G)), 1 to :data:`SKY_MASK_MAX` apertures) reaches
-    its annulus (outer radius ``outer``)."""
+    position (mosaic px) of each other catalog star whose mask (mosaic px: the aperture
+    ``radius`` x (1 + :data:`SKY_MASK_GROWTH_PER_MAG` x (10 - G)), 1 to :data:`SKY_MASK_MAX`
+    apertures) reaches its annulus (outer radius ``outer``)."""
     from scipy.spatial import cKDTree
 
     placed = np.flatnonzero(np.isfinite(m.x) & np.isfinite(m.y))
@@ -489,7 +491,8 @@ def _sky_level(values: np.ndarray, masked: np.ndarray, ring_x: np.ndarray, ring_
     annulus pixels outside ``masked`` (the other catalog stars' light) and within
     :data:`SKY_OUTLIER_ADU` of the plane (hot pixels, cosmic rays), evaluated at the star.
     ``ring_x``, ``ring_y``: each column's offset from the pixel nearest the star, ``fx``,
-    ``fy`` the star's from that pixel. Fitted again without the outliers of the first fit. A row with under :data:`SKY_MIN_UNMASKED` of its pixels unmasked drops its mask.
+    ``fy`` the star's from that pixel. Fitted again without the outliers of the first fit.
+    A row with under :data:`SKY_MIN_UNMASKED` of its pixels unmasked drops its mask.
 
     Its bias must not depend on the sky's noise or brightness. A mean clipped at 2 sigma of
     the sky's noise (photometry-3) let in more of the faint stars' light as the sky
