@@ -55,9 +55,11 @@ SEEING_BRIGHTEST_G_120S = 8.5
 SEEING_MAG_SPAN = 1.5
 SEEING_MASK_PX = 9.0  # other catalog stars' masks in a seeing stamp's border: as an aperture of ~2 FWHM
 SEEING_PASSES = 3
+SEEING_OUTLIER_ADU = 1000.0  # a stamp's 2x2 super-pixels this far from its sky are left out of it (hot pixels)
 SEEING_RADIUS_FWHM = 1.5  # the FWHM is that of the light within this many FWHM of each seeing star
 ZERO_POINT_MAG_RANGE = (6.5, 9.8)
-SKY_OUTLIER_ADU = 1000.0  # annulus pixels this far from its level are outliers (hot pixels, cosmic rays)
+SKY_OUTLIER_ADU = 150.0  # annulus pixels this far from its level are left out (faint stars' cores, hot pixels)
+SKY_OUTLIER_PASSES = 3
 SKY_MASK_GROWTH_PER_MAG = 0.4  # a catalog star's mask in others' annuli: the aperture x (1 + this x (10 - G))
 SKY_MASK_MAX = 3.5  # ... at most this many apertures
 SKY_MIN_UNMASKED = 0.1  # fraction of the annulus: below it the mask is dropped (the star is crowded)
@@ -227,7 +229,8 @@ class Seeing(Stage):
         border = stamps[:, ring_y + half, ring_x + half]
         neighbours = _annulus_neighbours(m, chosen, SEEING_MASK_PX, 2 * math.sqrt(2) * half)
         masked = _annulus_mask(neighbours, cx.astype(float), cy.astype(float), ring_x, ring_y, 0.5, 0.5)
-        level, _ = _sky_level(border, masked, ring_x, ring_y, sx[chosen] - cx, sy[chosen] - cy)
+        level, _ = _sky_level(border, masked, ring_x, ring_y, sx[chosen] - cx, sy[chosen] - cy,
+                              outlier_adu=SEEING_OUTLIER_ADU)
         stamps -= level[:, None, None]
         strip = np.ascontiguousarray(stamps.reshape(len(chosen) * size, size), dtype=np.float32)
         local_x = sx[chosen] - cx + half
@@ -291,11 +294,11 @@ class Photometry(Stage):
         sky = np.full((n, 3), np.nan)
         index = np.flatnonzero(work.inside)
         plane_area = math.pi * (radius / 2) ** 2
-        reach = int(math.ceil(outer / 2))
+        reach = int(math.ceil(outer / 2)) + 1
         oy, ox = np.mgrid[-reach:reach + 1, -reach:reach + 1]
         distance = np.hypot(ox, oy)
-        ring = (distance >= inner / 2) & (distance <= outer / 2)
-        ring_y, ring_x = oy[ring], ox[ring]
+        ring = (distance >= inner / 2 - 1) & (distance <= outer / 2 + 1)  # candidates: the star is within
+        ring_y, ring_x = oy[ring], ox[ring]                                # half a pixel of its centre pixel
         neighbours = _annulus_neighbours(m, index, radius, outer)
         used = np.zeros((len(index), 3))
         for c, channel in enumerate(CHANNELS):
@@ -307,8 +310,14 @@ class Photometry(Stage):
                 summed, _, _ = sep.sum_circle(plane, px, py, radius / 2, subpix=0)
                 column, row = np.rint(px), np.rint(py)
                 values = _annulus_values(plane, column.astype(np.intp), row.astype(np.intp), ring_x, ring_y)
+                # the annulus is the pixels whose centres lie within its radii of the star itself
+                # (not of its nearest pixel: as the field drifts that ring jumped a pixel at a
+                # time, and a faint star on its edge went in or out with it)
+                off_ring = np.hypot(ring_x - (px - column)[:, None], ring_y - (py - row)[:, None])
                 masked = _annulus_mask(neighbours, column, row, ring_x, ring_y, dy, dx)
-                local, count = _sky_level(values, masked, ring_x, ring_y, px - column, py - row)
+                masked |= (off_ring < inner / 2) | (off_ring > outer / 2)
+                local, count = _sky_level(values, masked, ring_x, ring_y, px - column, py - row,
+                                          outside=(off_ring < inner / 2) | (off_ring > outer / 2))
                 total += summed - local * plane_area
                 level += local
                 used[:, c] += count
@@ -485,7 +494,8 @@ def _annulus_mask(neighbours, centre_x: np.ndarray, centre_y: np.ndarray, ring_x
 
 
 def _sky_level(values: np.ndarray, masked: np.ndarray, ring_x: np.ndarray, ring_y: np.ndarray, fx: np.ndarray,
-               fy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+               fy: np.ndarray, outside: np.ndarray | None = None,
+               outlier_adu: float = SKY_OUTLIER_ADU) -> tuple[np.ndarray, np.ndarray]:
     """Each row's sky level under its star, ADU, and the number of pixels whose mean would be
     as precise (its noise model's annulus term): a plane fitted by least squares to the
     annulus pixels outside ``masked`` (the other catalog stars' light) and within
@@ -506,8 +516,9 @@ def _sky_level(values: np.ndarray, masked: np.ndarray, ring_x: np.ndarray, ring_
     sky's gradient (the Moon's is steep) as if it were under the star. The window is wide
     and fixed in ADU so that no star's wing crosses it as the noise changes."""
     keep = ~masked
-    crowded = keep.sum(axis=1) < SKY_MIN_UNMASKED * values.shape[1]
-    keep[crowded] = True
+    inside = np.ones_like(masked) if outside is None else ~outside
+    crowded = keep.sum(axis=1) < SKY_MIN_UNMASKED * inside.sum(axis=1)
+    keep[crowded] = inside[crowded]
     basis = np.stack([np.ones(len(ring_x)), ring_x, ring_y]).astype(np.float32)  # (3, pixels): the plane's terms
     products = np.stack([basis[i] * basis[j] for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))], axis=1)
     values = values.astype(np.float32, copy=False)
@@ -521,9 +532,13 @@ def _sky_level(values: np.ndarray, masked: np.ndarray, ring_x: np.ndarray, ring_
         return normal, np.linalg.solve(normal, right[:, :, None])[:, :, 0]
 
     normal, coefficients = fit(keep, values)
-    window = keep & (np.abs(values - (coefficients.astype(np.float32) @ basis)) <= SKY_OUTLIER_ADU)
-    again = np.flatnonzero((window != keep).any(axis=1))  # rows with an outlier: fitted again without it
-    if len(again):
+    window = keep
+    for _ in range(SKY_OUTLIER_PASSES):
+        narrowed = keep & (np.abs(values - (coefficients.astype(np.float32) @ basis)) <= outlier_adu)
+        again = np.flatnonzero((narrowed != window).any(axis=1))  # rows whose window changed: fitted again
+        if not len(again):
+            break
+        window = narrowed
         normal[again], coefficients[again] = fit(window[again], values[again])
     at_star = np.stack([np.ones_like(fx), fx, fy], axis=1)
     level = (coefficients * at_star).sum(axis=1)
