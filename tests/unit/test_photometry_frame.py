@@ -82,8 +82,9 @@ def test_each_channel_measures_the_light_in_its_aperture(measured, frame):
     excess over the true sky is given back: median between -0.5 and +0.5, spread (1.4826
     MAD) 0.7-1.5. The planes swapped (r for b), a pixel's offset or wrong errors would each
     break it. That excess is the unresolved faint stars' light (G 10-13, not in the
-    catalog), which the annulus's mean takes in as the aperture does on average: it must
-    be 0.5-1.1x their mean light per pixel over the frame (from the truth's star table)."""
+    catalog), which the annulus's level takes in (all but their cores) as the aperture does
+    on average: it must be 0.5-1.1x their mean light per pixel over the frame (from the
+    truth's star table)."""
     clean = (measured.flags == 0).all(axis=1)
     assert clean.sum() >= 40
     truth = _true_aperture_sums(measured, frame)

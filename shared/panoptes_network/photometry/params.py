@@ -12,8 +12,8 @@ from typing import Any
 
 PIPELINE_VERSION = "photometry-4"  # 2: the FWHM within 1.5 FWHM (steady), apertures rescaled to keep their size
 # 3: differential extinction (each star's airmass minus its ensemble's) fitted per channel and divided out
-# 4: the annulus's sky a plane fitted with the other catalog stars masked (its bias no longer follows the
-#    sky's noise); the seeing stars chosen by magnitude, less a sky fitted as the annulus's (the FWHM no longer
+# 4: the annulus's sky a plane fitted with the other catalog stars masked and a window fixed in ADU (its bias
+#    no longer follows the sky's noise); the seeing stars chosen by magnitude, less a sky fitted as the annulus's (the FWHM no longer
 #    follows the sky and its noise: it reads 5% narrower, and the multipliers here grow 5% to keep the radii)
 
 
