@@ -300,6 +300,7 @@ class Photometry(Stage):
         distance = np.hypot(ox, oy)
         ring = (distance >= inner / 2 - 1) & (distance <= outer / 2 + 1)  # candidates: the star is within
         ring_y, ring_x = oy[ring], ox[ring]                                # half a pixel of its centre pixel
+        ring_x32, ring_y32 = ring_x.astype(np.float32), ring_y.astype(np.float32)
         neighbours = _annulus_neighbours(m, index, radius, outer)
         used = np.zeros((len(index), 3))
         for c, channel in enumerate(CHANNELS):
@@ -314,11 +315,12 @@ class Photometry(Stage):
                 # the annulus is the pixels whose centres lie within its radii of the star itself
                 # (not of its nearest pixel: as the field drifts that ring jumped a pixel at a
                 # time, and a faint star on its edge went in or out with it)
-                off_ring = np.hypot(ring_x - (px - column)[:, None], ring_y - (py - row)[:, None])
+                squared = ((ring_x32 - (px - column).astype(np.float32)[:, None]) ** 2
+                           + (ring_y32 - (py - row).astype(np.float32)[:, None]) ** 2)
+                outside = (squared < np.float32((inner / 2) ** 2)) | (squared > np.float32((outer / 2) ** 2))
                 masked = _annulus_mask(neighbours, column, row, ring_x, ring_y, dy, dx)
-                masked |= (off_ring < inner / 2) | (off_ring > outer / 2)
-                local, count = _sky_level(values, masked, ring_x, ring_y, px - column, py - row,
-                                          outside=(off_ring < inner / 2) | (off_ring > outer / 2))
+                masked |= outside
+                local, count = _sky_level(values, masked, ring_x, ring_y, px - column, py - row, outside=outside)
                 total += summed - local * plane_area
                 level += local
                 used[:, c] += count
