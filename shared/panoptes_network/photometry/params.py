@@ -10,23 +10,27 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-PIPELINE_VERSION = "photometry-3"  # 2: the FWHM within 1.5 FWHM (steady), apertures rescaled to keep their size
+PIPELINE_VERSION = "photometry-4"  # 2: the FWHM within 1.5 FWHM (steady), apertures rescaled to keep their size
 # 3: differential extinction (each star's airmass minus its ensemble's) fitted per channel and divided out
+# 4: the annulus's sky a plane fitted with the other catalog stars masked and a window fixed in ADU (its bias
+#    no longer follows the sky's noise); the seeing stars chosen by magnitude, less a sky fitted as the annulus's (the FWHM no longer
+#    follows the sky and its noise: it reads 5% narrower, and the multipliers here grow 5% to keep the radii)
 
 
 @dataclass(frozen=True)
 class PhotometryParams:
     # Apertures (multiples of the measured FWHM, mosaic pixels).
-    # The FWHM (measure.Seeing) reads ~4.85 px on the simulator's 4.2 px core + halo, 6.2 px
-    # before photometry-2: the radii here (and neighbour_fwhm, max_fwhm_px) are the old ones in pixels.
-    aperture_fwhm: float = 1.9  # radius of the star's aperture
-    annulus_inner_fwhm: float = 3.8  # the local sky annulus
-    annulus_outer_fwhm: float = 6.4
+    # The FWHM (measure.Seeing) reads ~4.63 px on the simulator's 4.2 px core + halo (4.85 in
+    # photometry-2 and -3, 6.2 before): the radii here (and neighbour_fwhm, max_fwhm_px) are the
+    # old ones in pixels.
+    aperture_fwhm: float = 2.0  # radius of the star's aperture (1.9 in photometry-2 and -3)
+    annulus_inner_fwhm: float = 4.0  # the local sky annulus (3.8 and 6.4 in photometry-2 and -3)
+    annulus_outer_fwhm: float = 6.75
     edge_margin_px: float = 0.0  # extra room from the edge beyond the annulus before FLAG_EDGE
-    neighbour_fwhm: float = 1.9  # a brighter catalog star within aperture + this x FWHM sets FLAG_NEIGHBOUR
+    neighbour_fwhm: float = 2.0  # a brighter catalog star within aperture + this x FWHM sets FLAG_NEIGHBOUR
     background_mesh_px: int = 32  # sep background mesh, in pixels of one Bayer channel plane
     # Per-frame quality: a frame failing one of these is rejected with the reason.
-    max_fwhm_px: float = 9.5  # 12 before photometry-2
+    max_fwhm_px: float = 9.0  # 12 before photometry-2, 9.5 before photometry-4
     max_wcs_offset_px: float = 2.0  # median measured centroid - WCS position of bright stars
     max_background_adu: float = 6000.0  # above bias: twilight, the Moon in the field
     min_stars: int = 10  # measured with no flag

@@ -102,7 +102,6 @@ def frame_noise_floor(observation: SimulatedObservation) -> tuple[np.ndarray, np
     each star's aperture sum on each used frame and channel (NaN where the star is flagged),
     and the part of it that is scintillation (the same draw in r, g and b)."""
     from panoptes_network.simulator.noise import aperture_noise, scintillation
-    from panoptes_network.photometry.measure import MEDIAN_EFFICIENCY
 
     result = observation.result
     by_id = {m.image_id: m for m in observation.measurements}
@@ -117,7 +116,7 @@ def frame_noise_floor(observation: SimulatedObservation) -> tuple[np.ndarray, np
         good = (result.flags[c] == 0) & np.isfinite(true_e) & (true_e > 0)
         fraction = float(np.nanmedian(np.where(good, result.raw_flux[c] / true_e, np.nan)))
         pixels = np.array([m.aperture_pixels[c] for m in frames])[:, None]
-        annulus = np.array([m.annulus_pixels[c] for m in frames])[:, None] * MEDIAN_EFFICIENCY
+        annulus = np.array([m.annulus_pixels[c] for m in frames])[:, None]  # as precise as a mean of these
         model = aperture_noise(true_e * fraction, pixels, sky, exptime, airmass, elevation, background_pixels=annulus)
         floor[c] = np.where(good, model.relative, np.nan)
     return floor, scintillation(exptime, airmass, elevation)
