@@ -1,6 +1,6 @@
 """How long `panoptes-network demo` takes, end to end, on the local backend (issue #12).
 
-Four runs of the same demo (the default: three nights at each site, cut-outs, one
+Four runs of the same demo (the default: demo.DEFAULT_NIGHTS nights at each site, cut-outs, one
 transit sequence), each in a fresh data directory, as a user types them:
 
 - ``demo``: render the frames, upload them, drain the pipeline (compress-fits,
@@ -100,8 +100,8 @@ def presolved_demo(data_dir: Path) -> tuple[float, float, int]:
     def upload() -> None:
         nonlocal frames
         with demo._offline_astropy():
-            sequences = (demo.plan(3, last_night, 2016)
-                         + demo.transit_sequences(3, last_night, demo.TRANSIT_SEQUENCES))
+            sequences = (demo.plan(demo.DEFAULT_NIGHTS, last_night, 2016)
+                         + demo.transit_sequences(demo.DEFAULT_NIGHTS, last_night, demo.TRANSIT_SEQUENCES))
             for sequence in sequences:
                 demo.observe(sequence)
                 for index in range(sequence.frames):
@@ -135,7 +135,7 @@ def full_size_sample(count: int) -> tuple[int, float, float, list[str]]:
 
     yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
     with demo._offline_astropy():
-        sequence = demo.observe(demo.plan(3, yesterday)[0])
+        sequence = demo.observe(demo.plan(demo.DEFAULT_NIGHTS, yesterday)[0])
         walls, cpus, engines = [], [], []
         for index in range(min(count, sequence.frames)):
             started, cpu = time.perf_counter(), time.process_time()
@@ -209,7 +209,7 @@ def main() -> int:
     rendered = []
     load = os.getloadavg()[0]
     started, cpu_started = time.perf_counter(), time.process_time()
-    result = demo.generate(lambda path, data: rendered.append(len(data)), nights=3, seed=2016,
+    result = demo.generate(lambda path, data: rendered.append(len(data)), nights=demo.DEFAULT_NIGHTS, seed=2016,
                            last_night=datetime.now(timezone.utc).date() - timedelta(days=1))
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     rows.append(["the same frames rendered in this process, not written (anchor)", result.frames,
@@ -219,8 +219,8 @@ def main() -> int:
     presolved_text = ", ".join(f"{count} {status}" for status, count in sorted(presolved_statuses.items()))
     status_text = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
     body = f"""
-The default demo ({frames} frames of {sequences} sequences: three nights at each site, 560x840 cut-outs, and
-a transit sequence of 1000x1500 cut-outs), each run in a fresh data directory. The frames carry no
+The default demo ({frames} frames of {sequences} sequences: {demo.DEFAULT_NIGHTS} nights at each site, 560x840 cut-outs, and
+a transit sequence of {demo.TRANSIT_FRAME_SHAPE[0]}x{demo.TRANSIT_FRAME_SHAPE[1]} cut-outs), each run in a fresh data directory. The frames carry no
 WCS, as units upload them: plate-solve solves every one. Images afterwards: {status_text};
 {processed.group(1) if processed else 0} observation(s) processed by the sweep. With every frame's true WCS
 in its header instead (the anchor that skips plate-solving): {presolved_text}.

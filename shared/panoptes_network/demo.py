@@ -50,6 +50,7 @@ READOUT_SECONDS = 15.0
 HORIZON_DEG = 30.0
 DARK_SUN_ALTITUDE_DEG = -12.0
 PIXEL_SCALE_DEG = camera.PIXEL_SCALE_DEG  # 10.3 arcsec: a Canon SL1 behind an 85 mm lens
+DEFAULT_NIGHTS = 2  # at each site: with the transit sequence, about a minute on 2 cores (bench/demo.py)
 FRAME_SHAPE = (560, 840)  # rows, columns: a 2.4 x 1.6 deg cut-out from the sensor's centre
 FULL_FRAME_SHAPE = (camera.FULL_HEIGHT, camera.FULL_WIDTH)
 CLEAR_NIGHT_PROBABILITY = 0.8
@@ -83,7 +84,7 @@ HOT_JUPITERS = (  # shortest transits first: the shortest demo sequences
 )
 TRANSIT_SEQUENCES = 1  # how many the demo adds (each the transit plus the baseline, one camera)
 TRANSIT_BASELINE_HOURS = 1.2  # out of transit, half before and half after
-TRANSIT_FRAME_SHAPE = (1000, 1500)  # rows, columns: 2.9 x 4.3 deg round the host, ~50+ comparison stars
+TRANSIT_FRAME_SHAPE = (800, 1200)  # rows, columns: 2.3 x 3.4 deg round the host, ~40+ comparison stars of G < 10
 TRANSIT_MIN_ALTITUDE_DEG = 40.0
 TRANSIT_HOST_MIN_MAG = 7.7  # G: a brighter host saturates a 120 s frame (HD 189733, G 7.4), its lightcurve all flags
 
@@ -165,14 +166,19 @@ def _altitudes(site: Site, target_list: list[Target], moments: list[datetime]) -
 
 
 def plan(nights: int, last_night: date, seed: int = 2016, not_after: datetime | None = None) -> list[Sequence]:
-    """The sequences every site observes on ``nights`` nights ending with ``last_night``, none after ``not_after``."""
+    """The sequences every site observes on ``nights`` nights ending with ``last_night``, none after ``not_after``.
+
+    Each site's night draws from its own generator (seeded by ``seed``, the site and the date)
+    and draws every sequence's numbers before deciding whether it happened, so a night's
+    sequences do not depend on the other nights, on how many nights are asked for, or on the
+    hour the demo runs: a later run only adds the sequences that have happened since."""
     not_after = not_after or datetime.now(timezone.utc)
-    rng = np.random.default_rng(seed)
     target_list = targets()
     sequences = []
-    for site in SITES:
+    for site_index, site in enumerate(SITES):
         for offset in range(nights - 1, -1, -1):
             night = last_night - timedelta(days=offset)
+            rng = np.random.default_rng([seed, site_index, night.toordinal()])
             if rng.random() > CLEAR_NIGHT_PROBABILITY:
                 continue  # clouded out
             window = dark_window(site, night)
@@ -186,19 +192,21 @@ def plan(nights: int, last_night: date, seed: int = 2016, not_after: datetime | 
             previous = None
             for n, start in enumerate(starts):
                 frames = int(rng.integers(4, 11))
+                pick = int(rng.integers(0, 3))
+                pointing_offset = (float(rng.normal(0, 0.3)), float(rng.normal(0, 0.3)))
+                sequence_seed = int(rng.integers(0, 2**31))
+                cloud = 0.3 if rng.random() < THIN_CLOUD_PROBABILITY else 0.0
                 end = start + timedelta(seconds=60 + frames * (EXPTIME_SECONDS + READOUT_SECONDS))
                 if end > dawn or end > not_after:
                     continue  # past dawn, or not yet happened (tonight at a site west of here)
                 visible = [i for i in np.argsort(-altitudes[n]) if altitudes[n][i] > HORIZON_DEG + 5 and i != previous]
                 if not visible:
                     continue
-                choice = int(visible[int(rng.integers(0, min(3, len(visible))))])
+                choice = int(visible[pick % min(3, len(visible))])
                 previous = choice
                 sequences.append(Sequence(
                     site=site, target=target_list[choice], start=start.replace(microsecond=0), frames=frames,
-                    pointing_offset=(float(rng.normal(0, 0.3)), float(rng.normal(0, 0.3))),
-                    seed=int(rng.integers(0, 2**31)),
-                    cloud=0.3 if rng.random() < THIN_CLOUD_PROBABILITY else 0.0,
+                    pointing_offset=pointing_offset, seed=sequence_seed, cloud=cloud,
                 ))
     return sequences
 
@@ -339,7 +347,7 @@ def frames(sequences: list[Sequence], shape: tuple[int, int] = FRAME_SHAPE) -> I
                 yield frame(sequence, index, camera_index, sequence.shape or shape)
 
 
-def generate(write: Callable[[str, bytes], None], nights: int = 3, last_night: date | None = None,
+def generate(write: Callable[[str, bytes], None], nights: int = DEFAULT_NIGHTS, last_night: date | None = None,
              seed: int = 2016, progress: Callable[[int, int], None] | None = None,
              full_size: bool = False, shape: tuple[int, int] | None = None,
              transits: int = TRANSIT_SEQUENCES) -> DemoResult:

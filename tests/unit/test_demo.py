@@ -108,3 +108,16 @@ def test_a_cut_out_shows_the_catalog_stars_where_its_wcs_puts_them(made):
     assert not WCS(header).has_celestial
     offset = sky.separation(header["RA-MNT"], header["DEC-MNT"], *truth.wcs.crval)
     assert 0 < offset < 3  # the mount a little off the field's true centre, as on a unit
+
+
+def test_a_nights_sequences_do_not_depend_on_the_hour_or_the_other_nights():
+    """A demo run later the same day only adds the sequences that have happened since, and a
+    night's sequences are the same whether it is planned alone or among others."""
+    last = date(2024, 3, 10)
+    early, late = (datetime(2024, 3, 11, hour, tzinfo=timezone.utc) for hour in (4, 23))
+    with demo._offline_astropy():
+        before, after = demo.plan(2, last, seed=5, not_after=early), demo.plan(2, last, seed=5, not_after=late)
+        alone = demo.plan(1, last, seed=5, not_after=late)
+    assert before and len(after) > len(before)
+    assert all(sequence in after for sequence in before)
+    assert alone and all(sequence in after for sequence in alone)

@@ -242,12 +242,14 @@ def _offer_demo(settings, args) -> None:
     if not sys.stdin.isatty() or args.no_demo_prompt:
         print(hint, flush=True)
         return
-    answer = input("No observations yet. Generate demo data (3 units, 3 nights, about 400 frames, 250 MB)? [y/N] ")
+    from panoptes_network.demo import DEFAULT_NIGHTS
+
+    answer = input(f"No observations yet. Generate demo data (3 units, {DEFAULT_NIGHTS} nights, about 400 frames)? [y/N] ")
     if answer.strip().lower() not in ("y", "yes"):
         print(hint, flush=True)
         return
     # Uploaded while the server runs: its delivery workers take the frames through the pipeline.
-    threading.Thread(target=_upload_demo, args=(settings, 3, None), daemon=True).start()
+    threading.Thread(target=_upload_demo, args=(settings, DEFAULT_NIGHTS, None), daemon=True).start()
 
 
 def _upload_demo(settings, nights: int, seed: int | None, full_size: bool = False,
@@ -284,6 +286,10 @@ def _frame_shape(text: str) -> tuple[int, int]:
 
 
 def command_demo(args) -> int:
+    from panoptes_network.demo import DEFAULT_NIGHTS
+
+    if args.nights is None:
+        args.nights = DEFAULT_NIGHTS
     if args.nights < 1 or args.nights > 366:
         raise CommandError("--nights must be between 1 and 366")
     settings = _settings()
@@ -683,7 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(run=command_up)
 
     demo = commands.add_parser("demo", parents=[common, _draining(timeout=900.0)], help="generate demo frames and run them through the pipeline")
-    demo.add_argument("--nights", type=int, default=3, help="nights of observing at each site (default 3)")
+    demo.add_argument("--nights", type=int, default=None,
+                      help="nights of observing at each site (default 2)")
     demo.add_argument("--seed", type=int, help="for a different (but repeatable) demo data set")
     demo.add_argument("--no-drain", action="store_true", help="upload only; a running `up` delivers them")
     demo.add_argument("--transits", type=int, metavar="N",
