@@ -240,7 +240,8 @@ plate-solving {BEFORE["presolved"][0]} s and {BEFORE["presolved"][1]} s; plate-s
 {BEFORE["solve_cpu_per_frame"]:.2f} s of CPU a frame. Since: plate-solve reads a frame with the fast RICE_1
 codec instead of astropy's tile-by-tile decoding (fits.read_image, which photometry reads through as well),
 refine fits SIP's inverse once instead of on every clipping pass and matches in two passes instead of
-four (the same accuracy), and the workers deliver while the demo uploads.
+four (the same accuracy), the workers deliver while the demo uploads, and the default demo is two
+nights at each site (three before) with 800x1200 transit cut-outs (1000x1500 before).
 
 `--full-size` (whole 5208x3476 frames) was not run: {sampled} full frames of the demo's first sequence,
 rendered, Rice-compressed and plate-solved here ({", ".join(engines)}), took {per_wall:.1f} s wall and
