@@ -746,11 +746,8 @@ def _verify_rows(original: bytes, compressed: bytes, checked_tiles: list[bytes] 
                 if tile != checked_tiles[row]:
                     return [row]
                 continue
-            try:
-                decoded = np.frombuffer(codec.decompress(tile, RICE_BLOCKSIZE, bytepix, columns), dtype=native)
-            except Exception:  # astropy's codec raises its own CfitsioException on a damaged tile
-                return [row]
-            if not np.array_equal(decoded, pixels[row]):
+            decoded = _decoded_row(codec, tile, RICE_BLOCKSIZE, bytepix, columns)
+            if decoded is None or not np.array_equal(np.frombuffer(decoded, dtype=native), pixels[row]):
                 return [row]
         return []
 
@@ -788,6 +785,15 @@ def _verify_image(number: int, original: np.ndarray, header: fits.Header, compre
     lost = header_differences(header, image_header(_layout(_EMPTY_PRIMARY + compressed_hdu)[1].header))
     if lost:
         raise ValueError(f"image {number}: header keywords differ after decompression: {lost[:5]}")
+
+
+def _decoded_row(codec: RiceCodec, tile: bytes, blocksize: int, bytepix: int, columns: int) -> bytes | None:
+    """One row tile decoded by the fast codec, or None if it is damaged or the wrong length."""
+    try:
+        decoded = codec.decompress(tile, blocksize, bytepix, columns)
+    except Exception:  # astropy's codec raises its own CfitsioException on a damaged tile
+        return None
+    return decoded if len(decoded) == columns * bytepix else None
 
 
 def verify_compressed(original: bytes, compressed: bytes | Compressed) -> None:
@@ -889,11 +895,8 @@ def _read_row_tiles(data: bytes) -> tuple[fits.Header, np.ndarray] | None:
         for row in indices:
             size, start = descriptors[row]
             tile = data[heap_start + start : heap_start + start + size]
-            try:
-                decoded = codec.decompress(tile, blocksize, bytepix, columns)
-            except Exception:  # astropy's codec raises its own CfitsioException on a damaged tile
-                return [row]
-            if len(decoded) != columns * bytepix:
+            decoded = _decoded_row(codec, tile, blocksize, bytepix, columns)
+            if decoded is None:
                 return [row]
             pixels[row] = np.frombuffer(decoded, dtype=native)
         return []

@@ -79,7 +79,7 @@ class Frame:
         return float(ra) % 360.0, float(dec)
 
     def pixel_scale_arcsec(self) -> float:
-        return float(np.sqrt(abs(np.linalg.det(self.wcs.pixel_scale_matrix))) * 3600.0)
+        return pixel_scale_arcsec(self.wcs)
 
     def rotation_deg(self) -> float:
         """Position angle of the frame's +y axis (rows increasing), degrees east of north."""
@@ -104,3 +104,8 @@ class Frame:
             "seconds": round(sum(self.seconds.values()), 3),
             "detected_stars": int(len(self.stars)),
         }
+
+
+def pixel_scale_arcsec(wcs) -> float:
+    """A WCS's mean pixel scale, arcsec (the square root of its pixel area)."""
+    return float(np.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix))) * 3600.0)

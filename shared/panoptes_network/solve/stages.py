@@ -19,7 +19,8 @@ from astropy.io import fits
 from panoptes_network import log
 from panoptes_network.fits import read_image
 from panoptes_network.solve import engines as solving
-from panoptes_network.solve.frame import FLAG_BLENDED, FLAG_EDGE, FLAG_SATURATED, SOLVED, STARS, CorruptFrame, Frame
+from panoptes_network.solve.frame import (FLAG_BLENDED, FLAG_EDGE, FLAG_SATURATED, SOLVED, STARS, CorruptFrame, Frame,
+                                          pixel_scale_arcsec)
 from panoptes_network.solve.sip import fit_tan_sip, match, with_inverse
 
 BIAS_ADU = 2048.0  # the Canon bias the PANOPTES pipelines use
@@ -231,8 +232,7 @@ def _refined(detections, ra, dec, wcs, shape) -> tuple | str:
         detected, matched = detected[keep], matched[keep]
     residual = _residual_arcsec(wcs, detections["x"][detected], detections["y"][detected], ra[matched], dec[matched])
     rms = float(np.sqrt(np.mean(residual**2)))
-    scale = float(np.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix))) * 3600.0)
-    if rms > MAX_RMS_PIXELS * scale:
+    if rms > MAX_RMS_PIXELS * pixel_scale_arcsec(wcs):
         return f"refined solution too poor: {rms:.1f} arcsec rms over {len(detected)} stars"
     return wcs, len(detected), rms
 
