@@ -18,7 +18,8 @@ import pytest
 
 from panoptes_network.photometry import PhotometryParams
 from panoptes_network.photometry.truth import (box_snr, check_transit, combined_flux, ensemble_share, host_candidates,
-                                               independent_hosts, noise_floor, simulate_observation, truth_arrays)
+                                               independent_hosts, noise_floor, simulate_observation, truth_arrays,
+                                               utc_days)
 from panoptes_network.simulator import Transit
 
 pytestmark = pytest.mark.slow
@@ -144,7 +145,7 @@ def test_no_false_transit_on_stars_without_signal(clear):
     but fits the in-transit points with the rest and takes ~20% of a transit's depth."""
     observation, signals = clear
     result = observation.result
-    days = np.array([t.timestamp() for t in result.time_utc]) / 86400
+    days = utc_days(result)
     baseline = np.column_stack([days, np.array(result.quality["fwhm_px"], float)])
     durations = np.array([2.0, 2.5, 3.0]) / 24
 
@@ -189,7 +190,7 @@ def test_a_transiting_comparison_star_leaks_no_signal_into_its_targets(clear, cl
     # stars measured on at least 90% of the frames on both nights, hosts aside
     measured = (np.isfinite(result.flux[1]) & np.isfinite(twin.flux[1])).mean(axis=0) >= 0.9
     others = np.array([s for s in np.flatnonzero(measured) if s not in hosts])
-    days = np.array([t.timestamp() for t in result.time_utc]) / 86400
+    days = utc_days(result)
     leak = result.flux[1] - twin.flux[1]
     compared = 0
     for signal, host in zip(signals, hosts):

@@ -218,7 +218,7 @@ def check_transit(observation: SimulatedObservation, signal, durations_days=DURA
     frames (:func:`transit_precision` on :func:`frame_noise_floor`)."""
     result = observation.result
     star = result.index(str(signal.star_id))
-    days = np.array([t.timestamp() for t in result.time_utc]) / 86400
+    days = utc_days(result)
     airmass = np.array([np.nan if v is None else v for v in result.quality["airmass"]], float)
     flux, err, usable = combined_flux(result, star, scintillation_of(observation))
     fit = choose_baseline(*(fit_transit(days[usable], flux[usable], err[usable], durations_days, airmass=trend,
