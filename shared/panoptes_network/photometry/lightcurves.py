@@ -20,7 +20,16 @@
    ``k`` per channel fitted robustly over all stars and ``10**(-0.4 k dX)`` divided out
    (:mod:`photometry.extinction`; no slope per star, which would eat transits).
 5. Optionally (``decorrelate``) a linear fit against airmass, drift and FWHM removed.
-6. **Anchors** kept beside: ``plain`` (each star over its own median, no comparison
+6. **Blends** (``correct_blends``): a star's aperture also holds the light of stars the
+   catalog does not list (it stops at G 10; at 10.3"/px a G 10.1 star 6 px away adds 65%
+   of a G 9.6 star's light), which dilutes its transits by that share. Each star's flux
+   excess over what its catalog magnitude predicts (:func:`_flux_excess`: per frame
+   against the field's zero point, per star the median over frames, against a fit of the
+   field's level in colour and position) gives the share ``s = e / (1 + e)`` of its
+   aperture's light that is not its own, and its flux is put in its own units:
+   ``1 + (flux - 1) / (1 - s)``, its errors scaled alike. The excess is relative to the
+   field's typical star, whose own share of faint light stays (the same few % for all).
+7. **Anchors** kept beside: ``plain`` (each star over its own median, no comparison
    stars) and ``expected`` (the noise model alone: the theoretical limit).
 """
 
@@ -97,6 +106,8 @@ class ObservationResult:
     # (3, stars, comparisons): each star's ensemble, star indices (-1: none) and weights (0: none)
     comparison_index: np.ndarray = field(default_factory=lambda: np.zeros((3, 0, 0), int))
     comparison_weight: np.ndarray = field(default_factory=lambda: np.zeros((3, 0, 0)))
+    # (3, stars): the aperture's light over what the catalog magnitude predicts, less 1 (0: no estimate)
+    flux_excess: np.ndarray = field(default_factory=lambda: np.zeros((3, 0)))
 
     @property
     def num_stars(self) -> int:
@@ -125,7 +136,8 @@ class ObservationResult:
                               "raw_flux": self.raw_flux[c, :, star], "flags": self.flags[c, :, star]}
             rms = float(self.rms[c, star])
             summary[name] = {"rms": rms, "ppm_30min": float(self.ppm_30min(np.array(rms))),
-                             "num_points": int(self.num_points[c, star])}
+                             "num_points": int(self.num_points[c, star]),
+                             "flux_excess": float(self.flux_excess[c, star])}
         finite = [s["rms"] for s in summary.values() if math.isfinite(s["rms"])]
         return StarLightcurve(picid=str(self.picid[star]), ra=float(self.ra[star]), dec=float(self.dec[star]),
                               mag=float(self.mag[star]), time_utc=list(self.time_utc),
@@ -233,6 +245,11 @@ def build_lightcurves(measurements: list[FrameMeasurement],
         regressors = np.column_stack([[m.airmass for m in frames], drift, [m.fwhm_px for m in frames]])
         for c in range(3):
             flux[c] = _decorrelate(flux[c], good[c] & np.isfinite(flux[c]), regressors)
+    excess = _flux_excess(raw, good, mag, colour, _nanmedian(xs, axis=0), _nanmedian(ys, axis=0))
+    if params.correct_blends:
+        own = 1 - _blend_share(excess)[:, None, :]  # (3, 1, stars): the star's own part of its aperture's light
+        flux, flux_err = 1 + (flux - 1) / own, flux_err / own
+        plain, expected = 1 + (plain - 1) / own, expected / own
 
     # Outliers (flag 16) and the summary figures.
     usable = good & np.isfinite(flux) & np.isfinite(flux_err)
@@ -254,7 +271,7 @@ def build_lightcurves(measurements: list[FrameMeasurement],
         mag=mag, colour=colour, time_bjd_tdb=bjd, flux=flux, flux_err=flux_err, raw_flux=raw, plain_flux=plain,
         expected=expected, flags=flags, rms=rms, plain_rms=plain_rms, expected_rms=expected_rms,
         num_points=num_points, comparison_index=np.stack([e[2] for e in ensembles]),
-        comparison_weight=np.stack([e[3] for e in ensembles]))
+        comparison_weight=np.stack([e[3] for e in ensembles]), flux_excess=excess)
     result.summary = _summary(result, frames)
     result.summary.update(extinction)
     return result
@@ -419,6 +436,54 @@ def _decorrelate(flux: np.ndarray, good: np.ndarray, regressors: np.ndarray) -> 
         model = design @ coefficients
         out[:, star] = flux[:, star] / model * coefficients[0]
     return out
+
+
+# The field's level against which a star's excess is read: a constant, then a colour term, then a
+# quadratic in position, as the stars allow (about ten a parameter, the blends themselves clipped).
+BLEND_FIT_TERMS = ((70, 7), (20, 2), (5, 1))  # (at least this many stars, this many terms)
+MAX_BLEND_SHARE = 0.8  # beyond it (4x the star's light) the star is lost in the blend: left as measured
+
+
+def _flux_excess(raw, good, mag, colour, x, y) -> np.ndarray:
+    """(3, stars): each star's aperture flux over what its catalog magnitude predicts, less 1.
+
+    Per frame, ``raw * 10**(0.4 G)`` over its median across stars (the frame's zero point:
+    transparency and airmass drop out); per star, the median over its good frames (a
+    transit moves it by a fraction of its depth); then against the field's level fitted in
+    log space on the measured colour (the catalog's G is not the camera's r, g or b) and a
+    quadratic in position (vignetting: no flat field is applied), clipped at 3 robust sigma
+    so the blends themselves do not pull it. 0 where a star or the field gives no estimate."""
+    _, _, ns = raw.shape
+    excess = np.zeros((3, ns))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        u = (x - np.nanmean(x)) / max(float(np.nanstd(x)), 1.0)
+        v = (y - np.nanmean(y)) / max(float(np.nanstd(y)), 1.0)
+        design = np.column_stack([np.ones(ns), colour, u, v, u * u, u * v, v * v])
+        for c in range(3):
+            ratio = np.where(good[c], raw[c] * 10 ** (0.4 * mag), np.nan)
+            ratio = ratio / _nanmedian(ratio, axis=1)[:, None]
+            level = np.log(_nanmedian(ratio, axis=0))
+            fit = np.isfinite(level) & np.isfinite(design).all(axis=1)
+            columns = next((terms for least, terms in BLEND_FIT_TERMS if fit.sum() >= least), 0)
+            if not columns:
+                continue
+            kept = fit.copy()
+            for _ in range(5):
+                coefficients = np.linalg.lstsq(design[kept, :columns], level[kept], rcond=None)[0]
+                residual = level - design[:, :columns] @ coefficients
+                centre = np.median(residual[fit])
+                spread = 1.4826 * np.median(np.abs(residual[fit] - centre))
+                kept = fit & (np.abs(residual - centre) <= 3 * max(spread, 1e-3))
+            excess[c] = np.where(fit, np.expm1(residual), 0.0)
+    return excess
+
+
+def _blend_share(excess: np.ndarray) -> np.ndarray:
+    """The share of an aperture's light that is not the star's own, ``e / (1 + e)``; negative
+    where the aperture holds less than the typical star's (its sky read high); 0 past
+    :data:`MAX_BLEND_SHARE` either way."""
+    share = excess / (1 + excess)
+    return np.where(np.abs(share) <= MAX_BLEND_SHARE, share, 0.0)
 
 
 def _robust_scale(flux, usable, flux_err) -> np.ndarray:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-PIPELINE_VERSION = "photometry-4"  # 2: the FWHM within 1.5 FWHM (steady), apertures rescaled to keep their size
+PIPELINE_VERSION = "photometry-5"  # 2: the FWHM within 1.5 FWHM (steady), apertures rescaled to keep their size
 # 3: differential extinction (each star's airmass minus its ensemble's) fitted per channel and divided out
 # 4: the annulus's sky a plane fitted with the other catalog stars masked and a window fixed in ADU (its bias
 #    no longer follows the sky's noise); the seeing stars chosen by magnitude, less a sky fitted as the annulus's (the FWHM no longer
 #    follows the sky and its noise: it reads 5% narrower, and the multipliers here grow 5% to keep the radii)
+# 5: blends: each star's flux put in its own units, less the share of its aperture's light that its
+#    catalog magnitude does not account for (uncatalogued neighbours diluted transits by up to 40%)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class PhotometryParams:
     ensemble_iterations: int = 3
     correct_extinction: bool = True  # fit k per channel against each star's airmass - its ensemble's, divide it out
     decorrelate: bool = False  # fit out airmass, drift and FWHM trends per star
+    correct_blends: bool = True  # each star's flux in its own units, less the light its catalog magnitude does not explain
     outlier_sigma: float = 5.0  # points further than this from the median are flagged 16 in the summary
 
     def to_dict(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -115,10 +116,18 @@ def frame_noise_floor(observation: SimulatedObservation) -> tuple[np.ndarray, np
         sky = truth_arrays(observation, f"sky_{channel}")
         good = (result.flags[c] == 0) & np.isfinite(true_e) & (true_e > 0)
         fraction = float(np.nanmedian(np.where(good, result.raw_flux[c] / true_e, np.nan)))
+        own = true_e * fraction
+        # The light of uncatalogued neighbours in the aperture (what the aperture holds beyond the
+        # star's own, median over frames): its photons are noise on the star too, and the
+        # lightcurve is in the star's own units (the pipeline takes the blend's share out).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            blend = np.nan_to_num(np.nanmedian(np.where(good, result.raw_flux[c] - own, np.nan), axis=0))
         pixels = np.array([m.aperture_pixels[c] for m in frames])[:, None]
         annulus = np.array([m.annulus_pixels[c] for m in frames])[:, None]  # as precise as a mean of these
-        model = aperture_noise(true_e * fraction, pixels, sky, exptime, airmass, elevation, background_pixels=annulus)
-        floor[c] = np.where(good, model.relative, np.nan)
+        model = aperture_noise(own + np.maximum(blend, 0), pixels, sky, exptime, airmass, elevation,
+                               background_pixels=annulus)
+        floor[c] = np.where(good, model.sigma / own, np.nan)
     return floor, scintillation(exptime, airmass, elevation)
 
 
