@@ -226,7 +226,8 @@ def science(quick: bool) -> str:
             f"transit realisation below, {len(observation.result.frames_used)} frames, its hosts left out; 30% "
             f"cloud: {len(cloudy.result.frames_used)} frames; goal: RMS <= 1.3x the floor clear, <= 1.5x with "
             "cloud). The floor is the simulator's noise model for each star over the same frames (photon, sky, "
-            "read, annulus, scintillation):\n\n")
+            "read, annulus, scintillation, and the photons of uncatalogued neighbours in its aperture, in the star's own "
+            "units as its lightcurve is):\n\n")
     body += table(["sky", "stars", "n", "floor (theory), 1e-3", "differential RMS, 1e-3", "RMS / floor median",
                    "RMS / floor 90th pct", "anchor: plain aperture RMS / floor"], rows)
     return body + "\n\n" + transit_body + bls(quick)
@@ -326,6 +327,12 @@ def transits(quick: bool):
             f"simulator's noise model for that star and those frames, what a perfect pipeline reaches; its "
             f"goal fraction is the chance such a fit meets both tolerances. Goal: depth within 10%, mid-time "
             f"within 3 min):\n\n")
+    first_result = first[0].result
+    excess = ", ".join(f"G {first_result.mag[k]:.2f}: {first_result.flux_excess[1, k]:+.2f}"
+                       for k in sorted((first_result.index(str(h)) for h in hosts), key=lambda k: first_result.mag[k]))
+    body += (f"The hosts' aperture light beyond their catalog magnitude (flux excess, g, against the field's "
+             f"typical star; the pipeline takes its share out of each lightcurve, so a blend does not dilute the "
+             f"depth): {excess}.\n\n")
     body += table(["depth", "duration", "G", "n", "depth error % of depth: mean / sd",
                    "fit sigma, % of depth", "floor sigma, % of depth",
                    "mid-time, min: rms error / fit sigma / floor sigma", "met: 10% / 3 min / **both**",
