@@ -24,6 +24,7 @@ HOST_PICID = "420814525"
 HOST_RA, HOST_DEC = 330.79489, 18.88432
 PERIOD_DAYS = 3.52474859
 DEPTH = 0.015
+HOST_FLUX_EXCESS = 0.12  # g: the light of an uncatalogued neighbour in its aperture, as the pipeline reports it
 DURATION_HOURS = 3.0
 INGRESS_FRACTION = 0.15  # a trapezoid, as a planet's transit (and the star page's transit fit) has
 EPOCH = datetime(2024, 6, 1, 7, 30, tzinfo=timezone.utc)
@@ -105,7 +106,8 @@ def write_processed(documents, bucket=None, bucket_name: str | None = None, nigh
                 channels[channel] = {"flux": np.round(flux, 6).tolist(),
                                      "flux_err": [round(sigma * scale, 6)] * count,
                                      "raw_flux": np.round(flux * 10 ** (-0.4 * (mag - 20)), 1).tolist(), "flags": flags}
-                summary[channel] = {"rms": rms, "ppm_30min": rms / np.sqrt(15) * 1e6, "num_points": count - 1}
+                summary[channel] = {"rms": rms, "ppm_30min": rms / np.sqrt(15) * 1e6, "num_points": count - 1,
+                                    "flux_excess": HOST_FLUX_EXCESS if picid == HOST_PICID else 0.0}
             best = min(values["rms"] for values in summary.values())
             lightcurve_id = f"{run_id}_{picid}"
             document = {"picid": picid, "sequence_id": sequence_id, "processed_observation_id": run_id,

@@ -142,7 +142,7 @@ function fillLightcurveTable(rows) {
   const body = document.querySelector("#lightcurves tbody");
   const template = body.dataset.observationUrl;
   const fixed = (value, digits) => (value === null || value === undefined ? "–" : Number(value).toFixed(digits));
-  if (!rows.length) { const tr = document.createElement("tr"); cell(tr, "No lightcurves yet.", "empty").colSpan = 8; body.append(tr); }
+  if (!rows.length) { const tr = document.createElement("tr"); cell(tr, "No lightcurves yet.", "empty").colSpan = 9; body.append(tr); }
   for (const lc of rows) {
     const tr = document.createElement("tr");
     const link = (text, hash) => {
@@ -157,6 +157,8 @@ function fillLightcurveTable(rows) {
     cell(tr, String(lc.num_points), "n");
     for (const c of ["g", "r", "b"]) cell(tr, fixed(((lc.summary || {})[c] || {}).rms, 5), "n");
     cell(tr, fixed(((lc.summary || {}).g || {}).ppm_30min, 0), "n");
+    const excess = ((lc.summary || {}).g || {}).flux_excess;
+    cell(tr, excess === null || excess === undefined ? "–" : `${excess >= 0 ? "+" : ""}${(100 * excess).toFixed(0)}%`, "n");
     body.append(tr);
   }
 }

@@ -217,7 +217,7 @@ def star_site(stack):
 def test_scientist_finds_a_host_folds_its_transit_and_judges_a_run(star_site, browser_page):
     from astropy.io import fits as astropy_fits
 
-    from tests.explorer_star_data import HOST_NAME, HOST_PICID, PERIOD_DAYS, TRANSIT_NUMBERS
+    from tests.explorer_star_data import HOST_FLUX_EXCESS, HOST_NAME, HOST_PICID, PERIOD_DAYS, TRANSIT_NUMBERS
 
     base, written = star_site
     page = browser_page
@@ -243,6 +243,8 @@ def test_scientist_finds_a_host_folds_its_transit_and_judges_a_run(star_site, br
     assert abs(best - PERIOD_DAYS) / PERIOD_DAYS < 2e-3
     assert int(page.locator("#fold-chart").get_attribute("data-folded")) > 1000
     assert page.locator("#lightcurves tbody tr").count() == len(TRANSIT_NUMBERS)
+    # each run's blend light (the share the pipeline took out of its flux) beside its precision
+    assert page.locator("#lightcurves tbody tr").first.locator("td").last.inner_text() == f"+{HOST_FLUX_EXCESS:.0%}"
     # Folded on the search's own epoch: the transit is at the middle of the plot.
     assert "hours from mid-transit" in page.locator("#fold-chart").inner_text()
     assert "depth 1." in page.locator("#bls-status").inner_text()
