@@ -302,7 +302,7 @@ def test_the_annulus_sky_does_not_jump_as_the_field_drifts():
     dips of 3-5 sigma. The window's edge tapered, it moves by half of that. Measured: the
     sky error's rms over the shifts in units of the star's noise (the noise model's sigma
     of one point), per clean G <= 10 star and channel: median 0.099 and 90th percentile
-    0.221 with the hard window, 0.055 and 0.109 tapered."""
+    0.221 with the hard window, 0.055 and 0.108 tapered."""
     from panoptes_network.simulator import camera
 
     base = FrameSpec(ra=FIELD[0], dec=FIELD[1], time=WHEN, width=700, height=500, seed=5, hot_pixels=False)

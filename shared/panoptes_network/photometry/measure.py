@@ -579,17 +579,23 @@ def _sky_level(values: np.ndarray, masked: np.ndarray, ring_x: np.ndarray, ring_
     if taper:
         if not current:
             deviation = np.abs(values - np.einsum("nk,kp->np", coefficients.astype(np.float32), basis))
-        # only the pixels on the ramp change weight: the normal equations updated by their change alone
-        rows, pixels = np.nonzero(keep & (np.abs(deviation - np.float32(outlier_adu))
-                                          < np.float32(SKY_TAPER_WIDTH * outlier_adu)))
-        tapered = np.clip((1 + SKY_TAPER_WIDTH - deviation[rows, pixels] / outlier_adu) / (2 * SKY_TAPER_WIDTH), 0, 1)
-        change = tapered - window[rows, pixels]
-        count = len(values)
-        sums = np.stack([np.bincount(rows, change * products[pixels, k], minlength=count) for k in range(6)], axis=1)
-        normal += sums[:, [0, 1, 2, 1, 3, 4, 2, 4, 5]].reshape(-1, 3, 3)
-        right += np.stack([np.bincount(rows, change * values[rows, pixels] * basis[k, pixels], minlength=count)
-                           for k in range(3)], axis=1)
-        coefficients = np.linalg.solve(normal, right[:, :, None])[:, :, 0]
+        # only the pixels on the ramp change weight: the normal equations of their rows updated by
+        # their change alone (flat indices and one reduceat per array: these arrays are large)
+        low, high = np.float32((1 - SKY_TAPER_WIDTH) * outlier_adu), np.float32((1 + SKY_TAPER_WIDTH) * outlier_adu)
+        flat = np.flatnonzero((deviation > low) & (deviation < high) & keep)
+        if len(flat):
+            rows, pixels = np.divmod(flat, values.shape[1])
+            tapered = np.clip((high - deviation.ravel()[flat]) / (high - low), 0, 1)
+            change = (tapered - window.ravel()[flat]).astype(float)
+            terms = np.empty((len(flat), 9))
+            terms[:, :6] = change[:, None] * products[pixels]
+            terms[:, 6:] = (change * values.ravel()[flat])[:, None] * basis[:, pixels].T
+            starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])  # rows come sorted
+            sums = np.add.reduceat(terms, starts, axis=0)
+            again = rows[starts]
+            normal[again] += sums[:, [0, 1, 2, 1, 3, 4, 2, 4, 5]].reshape(-1, 3, 3)
+            right[again] += sums[:, 6:]
+            coefficients[again] = np.linalg.solve(normal[again], right[again][:, :, None])[:, :, 0]
     level = (coefficients * at_star).sum(axis=1)
     return level, 1 / variance
 
