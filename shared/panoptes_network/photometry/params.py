@@ -10,13 +10,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-PIPELINE_VERSION = "photometry-5"  # 2: the FWHM within 1.5 FWHM (steady), apertures rescaled to keep their size
+PIPELINE_VERSION = "photometry-6"  # 2: the FWHM within 1.5 FWHM (steady), apertures rescaled to keep their size
 # 3: differential extinction (each star's airmass minus its ensemble's) fitted per channel and divided out
 # 4: the annulus's sky a plane fitted with the other catalog stars masked and a window fixed in ADU (its bias
 #    no longer follows the sky's noise); the seeing stars chosen by magnitude, less a sky fitted as the annulus's (the FWHM no longer
 #    follows the sky and its noise: it reads 5% narrower, and the multipliers here grow 5% to keep the radii)
 # 5: blends: each star's flux put in its own units, less the share of its aperture's light that its
 #    catalog magnitude does not account for (uncatalogued neighbours diluted transits by up to 40%)
+# 6: the annulus's window round its plane tapered at its edge (a linear ramp), so a faint star's wing pixel
+#    crossing it as the field drifts fades out instead of making the sky level jump
 
 
 @dataclass(frozen=True)
