@@ -587,9 +587,10 @@ def _sky_level(values: np.ndarray, masked: np.ndarray, ring_x: np.ndarray, ring_
             rows, pixels = np.divmod(flat, values.shape[1])
             tapered = np.clip((high - deviation.ravel()[flat]) / (high - low), 0, 1)
             change = (tapered - window.ravel()[flat]).astype(float)
-            terms = np.empty((len(flat), 9))
-            terms[:, :6] = change[:, None] * products[pixels]
-            terms[:, 6:] = (change * values.ravel()[flat])[:, None] * basis[:, pixels].T
+            x, y = ring_x[pixels].astype(float), ring_y[pixels].astype(float)
+            cx, cy, cv = change * x, change * y, change * values.ravel()[flat]
+            # the normal matrix's distinct entries (1, x, y, xx, xy, yy) and the right side's (v, vx, vy)
+            terms = np.stack([change, cx, cy, cx * x, cx * y, cy * y, cv, cv * x, cv * y], axis=1)
             starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])  # rows come sorted
             sums = np.add.reduceat(terms, starts, axis=0)
             again = rows[starts]
