@@ -586,7 +586,8 @@ def bls(quick: bool) -> str:
     return body + "\n"
 
 
-FOLD_SIZE = (900, 600)  # px: two bright and two faint hosts that are no comparison star of one another
+FOLD_SIZE = (1200, 800)  # px: three bright and three faint hosts that are no comparison star of one another
+FOLD_HOSTS_PER_BAND = 3  # so each (depth, duration) cell holds several bright hosts' fits, not one
 FOLD_NIGHTS = 6
 FOLD_FRAMES = 133  # 120 s every 135 s: 5 h a night, the transit in its middle
 FOLD_PERIOD = 1.003  # days: a transit every night, 4.3 min later each night, so every night sees one whole
@@ -596,9 +597,9 @@ FOLD_COUNTS = (1, 3, 6)  # transits folded: the first N nights
 
 
 def fold(quick: bool) -> str:
-    """Folded transits: ``realisations`` of six 5-hour nights of a 900 x 600 px cut-out of
+    """Folded transits: ``realisations`` of six 5-hour nights of a 1200 x 800 px cut-out of
     HD 189733's field (each night its own noise, scintillation, drift and pointing), a
-    transit every 1.003 d on two bright and two faint hosts, (depth, duration) rotating over
+    transit every 1.003 d on three bright and three faint hosts, (depth, duration) rotating over
     the hosts from one realisation to the next; one ``build_lightcurves`` over all the frames.
     For N = 1, 3, 6 (the first N nights): the explorer's BoxLeastSquares search over 0.7-3 d
     (P/2 is indistinguishable from P with one transit a night), then
@@ -619,7 +620,7 @@ def fold(quick: bool) -> str:
                                  readout=CADENCE_S - 120, params=PhotometryParams())
     bands = [host_candidates(*HOST_FIELD, width, height, band) for band in FOLD_BANDS]
     independent = independent_hosts(pilot.result, [host for band in bands for host in band])
-    hosts = [host for band in bands for host in [h for h in independent if h in band][:2]]
+    hosts = [host for band in bands for host in [h for h in independent if h in band][:FOLD_HOSTS_PER_BAND]]
     epoch = START + timedelta(seconds=FOLD_FRAMES * CADENCE_S / 2)
     samples, searches = [], []
     for r in range(realisations):
