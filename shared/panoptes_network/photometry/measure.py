@@ -562,22 +562,22 @@ def _sky_level(values: np.ndarray, masked: np.ndarray, ring_x: np.ndarray, ring_
 
     normal, right, coefficients = fit(keep, values)
     window = keep
-    deviation, current = None, False  # |values - plane| of the current coefficients, once computed
+    deviation = None  # |values - plane| of the current coefficients (None: refitted since)
     for _ in range(SKY_OUTLIER_PASSES):
         plane = np.einsum("nk,kp->np", coefficients.astype(np.float32), basis)
-        deviation, current = np.abs(values - plane), True
+        deviation = np.abs(values - plane)
         narrowed = keep & (deviation <= outlier_adu)
         again = np.flatnonzero((narrowed != window).any(axis=1))  # rows whose window changed: fitted again
         if not len(again):
             break
         window = narrowed
         normal[again], right[again], coefficients[again] = fit(window[again], values[again])
-        current = False
+        deviation = None
     at_star = np.stack([np.ones_like(fx), fx, fy], axis=1)
     # the precision: the hard window's (the taper reweights only the few pixels near its edge)
     variance = np.einsum("ni,nij,nj->n", at_star, np.linalg.inv(normal), at_star)  # in units of one pixel's
     if taper:
-        if not current:
+        if deviation is None:
             deviation = np.abs(values - np.einsum("nk,kp->np", coefficients.astype(np.float32), basis))
         # only the pixels on the ramp change weight: the normal equations of their rows updated by
         # their change alone (flat indices and one reduceat per array: these arrays are large)

@@ -20,13 +20,12 @@
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 
-from panoptes_network.photometry.lightcurves import ObservationResult, build_lightcurves
+from panoptes_network.photometry.lightcurves import ObservationResult, _nanmedian, build_lightcurves
 from panoptes_network.photometry.measure import CHANNELS, FLAG_SATURATED, FrameMeasurement, measure_frame, picid_of
 from panoptes_network.photometry.params import PhotometryParams
 from panoptes_network.photometry.transits import (PeriodicTransitFit, TransitFit, choose_baseline,  # noqa: F401
@@ -120,9 +119,7 @@ def frame_noise_floor(observation: SimulatedObservation) -> tuple[np.ndarray, np
         # The light of uncatalogued neighbours in the aperture (what the aperture holds beyond the
         # star's own, median over frames): its photons are noise on the star too, and the
         # lightcurve is in the star's own units (the pipeline takes the blend's share out).
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            blend = np.nan_to_num(np.nanmedian(np.where(good, result.raw_flux[c] - own, np.nan), axis=0))
+        blend = np.nan_to_num(_nanmedian(np.where(good, result.raw_flux[c] - own, np.nan), axis=0))
         pixels = np.array([m.aperture_pixels[c] for m in frames])[:, None]
         annulus = np.array([m.annulus_pixels[c] for m in frames])[:, None]  # as precise as a mean of these
         model = aperture_noise(own + np.maximum(blend, 0), pixels, sky, exptime, airmass, elevation,
