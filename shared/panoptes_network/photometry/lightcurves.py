@@ -3,7 +3,8 @@
 1. **Frames:** those :func:`measure_frame` rejected stay out with its reason; then the
    observation's own checks reject frames whose transparency (zero point against the
    clearest frames) or FWHM (against the median) is far off. Too few left: the result's
-   ``status`` is ``not_enough_frames``.
+   ``status`` is ``not_enough_frames``. Every frame's aperture is then read at
+   ``aperture_fwhm`` x the observation's median FWHM (:func:`_steady_apertures`).
 2. **Arrays:** every star seen on a used frame, flux per channel (frames x stars), NaN and
    flag 16 where a frame lacks the star.
 3. **Differential photometry**, per channel: each star's flux over its median, divided by
@@ -196,6 +197,7 @@ def build_lightcurves(measurements: list[FrameMeasurement],
             frames.append(m)
     frames, more = _observation_rejections(frames, params)
     rejected += more
+    frames = _steady_apertures(frames, params)
 
     def empty(reason: str) -> ObservationResult:
         return ObservationResult(status=NOT_ENOUGH_FRAMES, reason=reason, params=params,
@@ -297,6 +299,22 @@ def _observation_rejections(frames: list[FrameMeasurement], params: PhotometryPa
         else:
             kept.append(m)
     return kept, rejected
+
+
+def _steady_apertures(frames: list[FrameMeasurement], params: PhotometryParams) -> list[FrameMeasurement]:
+    """Every frame's aperture at ``aperture_fwhm`` x the observation's median FWHM, as far as
+    the bracket it was summed at reaches (:meth:`FrameMeasurement.at_aperture_radius`).
+
+    Each frame's own FWHM is a measurement: even on noise-free frames of a constant PSF it
+    wanders 0.3% rms, slowly, with the field's drift and the sky, and an aperture following it
+    took a neighbour at its edge in and out by as much, a false 2-3 h dip of 5 sigma on a
+    quiet star. A seeing that truly changes by more than the bracket is still followed
+    beyond it (each frame's radius stays within its bracket)."""
+    fwhm = np.array([m.fwhm_px for m in frames], float)
+    if not np.isfinite(fwhm).any():
+        return frames
+    radius = params.aperture_fwhm * float(np.nanmedian(fwhm))
+    return [m.at_aperture_radius(radius) for m in frames]
 
 
 def _transparency(frames: list[FrameMeasurement]) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-PIPELINE_VERSION = "photometry-6"  # 2: the FWHM within 1.5 FWHM (steady), apertures rescaled to keep their size
+PIPELINE_VERSION = "photometry-7"  # 2: the FWHM within 1.5 FWHM (steady), apertures rescaled to keep their size
 # 3: differential extinction (each star's airmass minus its ensemble's) fitted per channel and divided out
 # 4: the annulus's sky a plane fitted with the other catalog stars masked and a window fixed in ADU (its bias
 #    no longer follows the sky's noise); the seeing stars chosen by magnitude, less a sky fitted as the annulus's (the FWHM no longer
@@ -19,6 +19,8 @@ PIPELINE_VERSION = "photometry-6"  # 2: the FWHM within 1.5 FWHM (steady), apert
 #    catalog magnitude does not account for (uncatalogued neighbours diluted transits by up to 40%)
 # 6: the annulus's window round its plane tapered at its edge (a linear ramp), so a faint star's wing pixel
 #    crossing it as the field drifts fades out instead of making the sky level jump
+# 7: every frame's aperture at aperture_fwhm x the observation's median FWHM (read off a bracket of two sums),
+#    not the frame's own FWHM, whose measurement wanders 0.3% and took neighbours at the edge in and out
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,8 @@ class PhotometryParams:
     # The FWHM (measure.Seeing) reads ~4.63 px on the simulator's 4.2 px core + halo (4.85 in
     # photometry-2 and -3, 6.2 before): the radii here (and neighbour_fwhm, max_fwhm_px) are the
     # old ones in pixels.
-    aperture_fwhm: float = 2.0  # radius of the star's aperture (1.9 in photometry-2 and -3)
+    aperture_fwhm: float = 2.0  # radius of the star's aperture (1.9 in photometry-2 and -3); x the observation's
+    # median FWHM from photometry-7, each frame's within APERTURE_BRACKET of its own
     annulus_inner_fwhm: float = 4.0  # the local sky annulus (3.8 and 6.4 in photometry-2 and -3)
     annulus_outer_fwhm: float = 6.75
     edge_margin_px: float = 0.0  # extra room from the edge beyond the annulus before FLAG_EDGE
