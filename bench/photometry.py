@@ -282,11 +282,13 @@ def transits(quick: bool):
         for star in quiet:
             f, _, u = combined_flux(result, star)
             e = combined_flux(result, star, shared)[1]  # the channels' shared scintillation counted
-            # the anchor: the same statistic on white noise at the lightcurve's own errors and times
-            # (what a pipeline whose only noise is the per-point noise it states would show)
+            # the anchors: the same statistics on white noise at the lightcurve's own errors and
+            # times (what a pipeline whose only noise is the per-point noise it states would show)
+            noise = 1 + white.normal(0, e[u])
             false_dips.append((box_snr(days[u], f[u], DIP_DURATIONS),
                                box_snr(days[u], f[u], DIP_DURATIONS, regressors=fwhm[u]),
-                               box_snr(days[u], 1 + white.normal(0, e[u]), DIP_DURATIONS)))
+                               box_snr(days[u], noise, DIP_DURATIONS),
+                               box_snr(days[u], noise, DIP_DURATIONS, regressors=fwhm[u])))
         if first is None:
             first = (observation, signals)
         del observation
@@ -367,11 +369,13 @@ def transits(quick: bool):
              f"{np.sum(dips[:, 0] >= 4)} at or above 4. The box fitted jointly with a term linear in the frames' "
              f"FWHM (a check that no star's trend follows the seeing; before photometry-7 each aperture followed "
              f"its frame's measured FWHM): {dips[:, 1].max():.2f} sigma at most, {np.sum(dips[:, 1] >= 5)} at or "
-             f"above 5, {np.sum(dips[:, 1] >= 4)} at or above 4. Anchor, the same plain box on white noise at each "
-             f"lightcurve's own errors and times (what the statistic gives when the only noise is the noise the "
-             f"pipeline states): {dips[:, 2].max():.2f} sigma at most, {np.sum(dips[:, 2] >= 5)} at or above 5, "
-             f"{np.sum(dips[:, 2] >= 4)} at or above 4; mean of the star-nights' largest dips "
-             f"{dips[:, 0].mean():.2f} (plain) against {dips[:, 2].mean():.2f} (white noise).\n")
+             f"above 5, {np.sum(dips[:, 1] >= 4)} at or above 4. Anchor, the same two statistics on white noise at "
+             f"each lightcurve's own errors and times (what they give when the only noise is the noise the "
+             f"pipeline states): plain box {dips[:, 2].max():.2f} sigma at most, {np.sum(dips[:, 2] >= 5)} at or "
+             f"above 5, {np.sum(dips[:, 2] >= 4)} at or above 4; with the FWHM term {dips[:, 3].max():.2f}, "
+             f"{np.sum(dips[:, 3] >= 5)}, {np.sum(dips[:, 3] >= 4)}. Mean of the star-nights' largest dips: plain "
+             f"{dips[:, 0].mean():.2f} against {dips[:, 2].mean():.2f} on white noise; with the FWHM term "
+             f"{dips[:, 1].mean():.2f} against {dips[:, 3].mean():.2f}.\n")
     return body, first
 
 
