@@ -286,8 +286,7 @@ def _observation_rejections(frames: list[FrameMeasurement], params: PhotometryPa
         return frames, []
     rejected = []
     transparency = _transparency(frames)
-    fwhm = np.array([m.fwhm_px for m in frames])
-    median_fwhm = float(np.nanmedian(fwhm)) if np.isfinite(fwhm).any() else math.nan
+    median_fwhm = _median_fwhm(frames)
     kept = []
     for m, clear in zip(frames, transparency):
         if np.isfinite(clear) and clear < params.min_transparency:
@@ -310,11 +309,16 @@ def _steady_apertures(frames: list[FrameMeasurement], params: PhotometryParams) 
     took a neighbour at its edge in and out by as much, a false 2-3 h dip of 5 sigma on a
     quiet star. A seeing that truly changes by more than the bracket is still followed
     beyond it (each frame's radius stays within its bracket)."""
-    fwhm = np.array([m.fwhm_px for m in frames], float)
-    if not np.isfinite(fwhm).any():
+    median_fwhm = _median_fwhm(frames)
+    if not math.isfinite(median_fwhm):
         return frames
-    radius = params.aperture_fwhm * float(np.nanmedian(fwhm))
-    return [m.at_aperture_radius(radius) for m in frames]
+    return [m.at_aperture_radius(params.aperture_fwhm * median_fwhm) for m in frames]
+
+
+def _median_fwhm(frames: list[FrameMeasurement]) -> float:
+    """The observation's FWHM: the median of its frames' (NaN if none measured one)."""
+    fwhm = np.array([m.fwhm_px for m in frames], float)
+    return float(np.nanmedian(fwhm)) if np.isfinite(fwhm).any() else math.nan
 
 
 def _transparency(frames: list[FrameMeasurement]) -> np.ndarray:

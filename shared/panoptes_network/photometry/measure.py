@@ -93,7 +93,8 @@ class FrameMeasurement:
     flux_e: np.ndarray  # (n, 3) e- in the aperture above the local sky
     flux_err_e: np.ndarray  # (n, 3) 1-sigma, the noise model (photon, sky, read, annulus, scintillation)
     sky_e: np.ndarray  # (n, 3) e- per pixel under the star: its annulus's level (:func:`_sky_level`)
-    aperture_pixels: np.ndarray  # (3,) pixels of each colour in the aperture (g counts both g pixels)
+    aperture_pixels: np.ndarray  # (3,) pixels of each colour in the aperture (g counts both g pixels; with a
+    # bracket, the mean of its two circles' areas, as flux_e is the mean of their sums)
     annulus_pixels: np.ndarray  # (3,) median over stars: annulus pixels whose mean is as precise as its sky level
     flags: np.ndarray  # (n, 3) uint8 bitmask, FLAG_*
     fwhm_px: float = math.nan
