@@ -1,0 +1,136 @@
+"""Hot pixels: found in an observation's own frames, repaired before the photometry.
+
+A DSLR's hot pixels are many (the real POCS frames hold ~1,000 per megapixel more than
+150 ADU above their surroundings in 120 s) and fixed on the sensor, while tracking drifts
+the field a few pixels over a night: a hot pixel drifting into or out of a star's aperture
+or annulus makes a false dip hours long. Repairing single-pixel spikes frame by frame
+misses those on a star (its light lifts the neighbours too), so the map comes from the
+whole observation: a pixel that is a spike on at least :data:`MIN_FRACTION` of the frames
+is hot on all of them, star or no star. Cosmic rays and noise spikes come and go.
+
+- :func:`spikes`: one raw RGGB frame's isolated single-pixel spikes (flat mosaic indices):
+  per Bayer plane, a pixel more than :data:`SPIKE_ADU` above every one of its 8 same-colour
+  neighbours, and by more than :data:`SPIKE_LIFT` of its own excess over the plane's sky less
+  :data:`SPIKE_NOISE` sigmas of the plane's noise (a star's peak lifts its neighbours to over
+  half of it; a hot pixel does not).
+- :func:`hot_pixel_map`: the pixels that are spikes on enough of the frames.
+- :func:`repair`: a frame with its mapped pixels replaced by the median of their same-colour
+  neighbours that are not mapped themselves.
+
+Pixel conventions as in :mod:`measure`: 0-based, x along a row, y down the rows; a flat
+index is ``y * width + x``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import numpy as np
+
+from panoptes_network.simulator.camera import BIAS_ADU
+
+SPIKE_ADU = 60.0  # above the brightest same-colour neighbour
+SPIKE_LIFT = 0.8  # ... and by this fraction of the pixel's excess over the plane's sky, less
+SPIKE_NOISE = 2.0  # this many of the plane's noise sigmas (a faint hot pixel's brightest neighbour is
+# the top of 8 noise draws, ~1.4 sigma up: with no allowance one of 130 ADU on a 75 ADU sky was found on 1 frame of 10)
+MIN_FRACTION = 0.1  # of an observation's frames a pixel must be a spike on to be mapped
+MIN_DETECTIONS = 2  # and at least this many (one frame's cosmic ray is never mapped)
+SKY_GRID_STEP = 16  # plane pixels between the samples of a plane's sky level
+BAYER_OFFSETS = ((0, 0), (0, 1), (1, 0), (1, 1))  # (dy, dx) of the four planes of an RGGB mosaic
+NEIGHBOURS = tuple((a, b) for a in (-1, 0, 1) for b in (-1, 0, 1) if a or b)
+
+
+def spikes(data: np.ndarray, bias: float = BIAS_ADU) -> np.ndarray:
+    """Flat indices (int64, sorted) of ``data``'s isolated single-pixel spikes (see the module).
+
+    Candidates first, from the two neighbours along the row (two slices of the plane), then
+    the other six only at the candidates, so a full frame costs a few passes over its pixels."""
+    data = np.asarray(data)
+    if data.ndim != 2:
+        raise ValueError(f"a frame is a 2-D mosaic, not an array of shape {data.shape}")
+    height, width = data.shape
+    found = []
+    for dy, dx in BAYER_OFFSETS:
+        plane = data[dy::2, dx::2]
+        rows, columns = plane.shape
+        if rows < 3 or columns < 3:
+            continue
+        grid = plane[::SKY_GRID_STEP, ::SKY_GRID_STEP].astype(np.float32)
+        sky = float(np.median(grid))
+        noise = 1.4826 * float(np.median(np.abs(grid - sky)))
+        sky -= bias
+        # a padded float32 copy: off-plane neighbours are -inf, so an edge pixel is judged by those it has
+        padded = np.full((rows + 2, columns + 2), -np.inf, np.float32)
+        padded[1:-1, 1:-1] = plane
+        padded[1:-1, 1:-1] -= np.float32(bias)
+        centre = padded[1:-1, 1:-1]
+        along_row = np.maximum(padded[1:-1, :-2], padded[1:-1, 2:])
+        candidate = np.flatnonzero(centre - along_row > np.float32(SPIKE_ADU))
+        if not len(candidate):
+            continue
+        row, column = np.divmod(candidate, columns)
+        value = centre.ravel()[candidate]
+        brightest = np.max([padded[row + 1 + a, column + 1 + b] for a, b in NEIGHBOURS], axis=0)
+        lift = value - brightest
+        isolated = (lift > SPIKE_ADU) & (lift > SPIKE_LIFT * (value - sky) - SPIKE_NOISE * noise)
+        found.append((2 * row[isolated] + dy) * width + 2 * column[isolated] + dx)
+    if not found:
+        return np.zeros(0, np.int64)
+    return np.sort(np.concatenate(found).astype(np.int64))
+
+
+def hot_pixel_map(detections: Iterable[np.ndarray], frames: int | None = None,
+                  min_fraction: float = MIN_FRACTION) -> np.ndarray:
+    """Flat indices (sorted) of the pixels that are spikes (:func:`spikes`, one array per
+    frame) on at least ``min_fraction`` of ``frames`` (default: the number of arrays) and on
+    at least :data:`MIN_DETECTIONS` of them. A pure function of its input: the same frames
+    make the same map, whatever their order."""
+    detections = [np.unique(np.asarray(d, np.int64)) for d in detections]
+    frames = len(detections) if frames is None else frames
+    if not detections or frames <= 0:
+        return np.zeros(0, np.int64)
+    pixels, counts = np.unique(np.concatenate(detections), return_counts=True)
+    needed = max(MIN_DETECTIONS, math.ceil(min_fraction * frames - 1e-9))
+    return pixels[counts >= needed]
+
+
+def as_xy(flat: np.ndarray, width: int) -> np.ndarray:
+    """(n, 2) x, y of flat mosaic indices."""
+    y, x = np.divmod(np.asarray(flat, np.int64), width)
+    return np.stack([x, y], axis=1)
+
+
+def as_flat(xy: np.ndarray, width: int) -> np.ndarray:
+    xy = np.asarray(xy, np.int64).reshape(-1, 2)
+    return xy[:, 1] * width + xy[:, 0]
+
+
+def repair(data: np.ndarray, hot: np.ndarray) -> np.ndarray:
+    """A copy of ``data`` with each pixel of ``hot`` (flat indices) replaced by the median of its
+    8 same-colour neighbours (2 px away) that are on the frame and not hot themselves (left as
+    it is if it has none). ``data`` itself when ``hot`` is empty."""
+    hot = np.asarray(hot, np.int64)
+    data = np.asarray(data)
+    height, width = data.shape
+    hot = hot[(hot >= 0) & (hot < data.size)]
+    if not len(hot):
+        return data
+    row, column = np.divmod(hot, width)
+    mapped = np.zeros(data.size, bool)
+    mapped[hot] = True
+    values = np.full((len(NEIGHBOURS), len(hot)), np.nan)
+    for k, (a, b) in enumerate(NEIGHBOURS):
+        r, c = row + 2 * a, column + 2 * b
+        on = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+        flat = np.where(on, r * width + c, 0)
+        usable = on & ~mapped[flat]
+        values[k, usable] = data.ravel()[flat[usable]]
+    has = np.isfinite(values).any(axis=0)
+    out = data.copy()
+    with np.errstate(all="ignore"):
+        median = np.nanmedian(values[:, has], axis=0)
+    if np.issubdtype(out.dtype, np.integer):
+        median = np.rint(median)
+    out.ravel()[hot[has]] = median.astype(out.dtype)
+    return out
