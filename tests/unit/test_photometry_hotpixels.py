@@ -83,15 +83,19 @@ def test_a_noise_free_frame_without_hot_pixels_is_unchanged():
 
 def test_a_repaired_frame_gives_a_star_its_flux_back(scene):
     """The noise-free first frame with the planted hot pixels: the star with one 4.5 px from
-    its centre measures as on the frame without them once the mapped pixels are repaired."""
+    its centre measures as on the frame without them once measure_frame repairs the mapped
+    pixels (its Calibrate stage)."""
     frame = scene["frames"][0]
     clean = frame.truth.expected / camera.GAIN + camera.BIAS_ADU
     with_hot = clean + scene["planted"] / camera.GAIN
     mapped = hot_pixel_map([spikes(d) for d in scene["data"]])
     stars = stars_in_footprint(wcs=frame.truth.wcs, shape=clean.shape)
     star = list(stars["id"]).index(scene["star"])
-    truth, hot, repaired = (measure_frame(d, frame.header, frame.truth.wcs, stars)
-                            for d in (clean, with_hot, repair(with_hot, mapped)))
+    truth, hot = (measure_frame(d, frame.header, frame.truth.wcs, stars) for d in (clean, with_hot))
+    before = with_hot.copy()
+    repaired = measure_frame(with_hot, frame.header, frame.truth.wcs, stars, hot_pixels=mapped)
+    assert repaired.hot_pixels_repaired == len(mapped) > 300 and truth.hot_pixels_repaired == 0
+    assert np.array_equal(with_hot, before)  # the caller's pixels are left alone
     sigma = truth.flux_err_e[star]  # the noise model's, for a noisy frame
     x, y = scene["on_star"]
     channel = camera.CHANNEL_OF[y % 2, x % 2]

@@ -1,6 +1,6 @@
 """One frame's photometry, as stages (BANZAI's model): :func:`measure_frame`.
 
-calibrate (bias; each Bayer channel's sky level) -> place (catalog stars
+calibrate (the observation's hot pixels repaired; bias; each Bayer channel's sky level) -> place (catalog stars
 through the frame's WCS, moved by their proper motions to the frame's date) -> seeing
 (FWHM from the bright stars' half-light radii; their centroids against the WCS) ->
 photometry (forced circular apertures per channel, the sky from a plane fitted to a local
@@ -110,6 +110,7 @@ class FrameMeasurement:
     flux_bracket_e: np.ndarray | None = None
     flux_err_bracket_e: np.ndarray | None = None
     scintillation: float = math.nan  # fractional rms in the noise model
+    hot_pixels_repaired: int = 0  # pixels of the observation's hot-pixel map repaired on this frame
     rejected: str | None = None  # why the frame cannot be used, or None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -149,6 +150,7 @@ class _Work:
     measurement: FrameMeasurement
     planes: dict = field(default_factory=dict)  # (dy, dx) -> float32 Bayer plane less the bias, ADU
     inside: np.ndarray | None = None
+    hot_pixels: np.ndarray | None = None  # flat mosaic indices of the observation's hot pixels
 
     def reject(self, reason: str) -> None:
         if self.measurement.rejected is None:
@@ -173,13 +175,20 @@ class Stage:
 
 
 class Calibrate(Stage):
-    """Bias off each Bayer plane (float32 copies, native byte order for sep), and each
+    """The observation's hot pixels repaired (:func:`hotpixels.repair`: each by its same-colour
+    neighbours), bias off each Bayer plane (float32 copies, native byte order for sep), and each
     channel's sky level over the frame (the median of a sparse grid of its pixels: the
-    quality figure; the photometry takes its sky locally, star by star)."""
+    quality figure; the photometry takes its sky locally, star by star). The later stages
+    read the repaired pixels (the saturation flags too)."""
 
     name = "calibrate"
 
     def do_stage(self, work: _Work) -> None:
+        if work.hot_pixels is not None and len(work.hot_pixels):
+            from panoptes_network.photometry.hotpixels import repair
+
+            work.data = repair(work.data, work.hot_pixels)
+            work.measurement.hot_pixels_repaired = int(len(work.hot_pixels))
         rows, columns = work.data.shape
         levels = {}
         for channel, offsets in PLANES.items():
@@ -433,9 +442,12 @@ ORDERED_STAGES = (Calibrate, Place, Seeing, Photometry, Flags, Quality)
 
 
 def measure_frame(data: np.ndarray, header, wcs, stars, params: PhotometryParams | None = None, *,
-                  image_id: str | None = None) -> FrameMeasurement:
+                  image_id: str | None = None, hot_pixels: np.ndarray | None = None) -> FrameMeasurement:
     """Forced photometry of ``stars`` on one RGGB frame ``data`` with its POCS ``header`` and its
     0-based ``wcs`` (None: the frame is rejected, unsolved). See the module.
+
+    ``hot_pixels``: the observation's hot-pixel map (flat mosaic indices,
+    :func:`hotpixels.hot_pixel_map`), repaired before anything is measured.
 
     ``stars``: catalog rows (``catalog.stars_in_footprint``, or a table with id, ra, dec,
     mag, and pmra/pmdec if the positions are at J2016.0), or star documents
@@ -456,8 +468,11 @@ def measure_frame(data: np.ndarray, header, wcs, stars, params: PhotometryParams
         airmass=_number(header, "AIRMASS"))
     if time_utc is None:
         measurement.rejected = "no usable DATE-OBS in the header"
+    if hot_pixels is not None:
+        hot_pixels = np.asarray(hot_pixels, np.int64).ravel()
+        hot_pixels = hot_pixels[(hot_pixels >= 0) & (hot_pixels < data.size)]
     work = _Work(data=data, header=header, wcs=wcs, stars=stars, params=params, measurement=measurement,
-                 inside=np.zeros(n, bool))
+                 inside=np.zeros(n, bool), hot_pixels=hot_pixels)
     for stage in ORDERED_STAGES:
         stage().run(work)
     if measurement.rejected is not None:
