@@ -9,7 +9,11 @@ dead letter with the reason). The job:
    params + sorted input image ids)>`` (SCIENCE_SCHEMA.md), so a redelivered message finds
    its run and does nothing again, while new params or new frames make a new run and older
    runs stay;
-3. measures every frame in a process pool on every core (:func:`measure_frame`): the
+3. finds the observation's hot pixels (a first pass over its frames: each frame's isolated
+   single-pixel spikes; a pixel that is one on a tenth of the frames is hot,
+   :mod:`photometry.hotpixels`), then
+   measures every frame in a process pool on every core (:func:`measure_frame`, the hot
+   pixels repaired first): the
    ``.fits.fz`` from the raw bucket, its WCS from the processed bucket (``wcs_path``, as
    plate-solve wrote it) or from its own header (solved on the unit), and the catalog
    stars in its footprint from the bundled catalog in memory. The bundled catalog, not
@@ -245,17 +249,37 @@ def _discard_pool() -> None:
 
 
 def measure_frames(images, params, settings: Settings) -> list:
-    """A FrameMeasurement per image, in the images' order; reads overlap the measuring."""
+    """A FrameMeasurement per image, in the images' order, in two passes over the frames
+    (reads overlap the work; no pass holds the decoded frames): the first finds each frame's
+    single-pixel spikes (a short list of indices each), from which the observation's hot-pixel
+    map is built (:func:`hotpixels.hot_pixel_map`, one per frame shape); the second measures
+    every frame with its map repaired. The map is a pure function of the frames, so a
+    redelivery measures the same."""
+    from panoptes_network.photometry.hotpixels import hot_pixel_map
+
     raw = runtime.bucket(settings.raw_bucket, settings)
     processed = runtime.bucket(settings.processed_bucket, settings)
 
-    def read(doc) -> tuple[str, bytes, bytes | None]:
-        image = doc.data
+    def read_raw(doc) -> bytes:
         try:
-            data = raw.read(image["bucket_path"])
+            return raw.read(doc.data["bucket_path"])
         except ObjectNotFound:
-            where = f"gs://{settings.raw_bucket}/{image['bucket_path']}"
+            where = f"gs://{settings.raw_bucket}/{doc.data['bucket_path']}"
             raise PermanentError(f"{doc.id}: {where} does not exist") from None
+
+    def read_for_spikes(doc) -> tuple[str, bytes]:
+        return doc.id, read_raw(doc)
+
+    found = _corrupt_is_permanent(_in_workers(spike_bytes, read_for_spikes, images))
+    by_shape: dict[tuple, list] = {}
+    for shape, flat in found:
+        by_shape.setdefault(tuple(shape), []).append(flat)
+    maps = {shape: hot_pixel_map(spikes) for shape, spikes in by_shape.items()}
+    hot = {doc.id: maps[tuple(shape)] for doc, (shape, _) in zip(images, found)}
+    options = params.to_dict()
+
+    def read(doc) -> tuple:
+        image = doc.data
         wcs = None
         if image.get("wcs_path"):
             try:
@@ -263,31 +287,54 @@ def measure_frames(images, params, settings: Settings) -> list:
             except ObjectNotFound:
                 raise PermanentError(f"{doc.id}: its WCS gs://{settings.processed_bucket}/{image['wcs_path']} "
                                      "does not exist") from None
-        return doc.id, data, wcs
+        return doc.id, read_raw(doc), wcs, options, hot[doc.id]
 
-    if workers() == 1 or multiprocessing.current_process().daemon:
-        # One core, or inside the local stack's delivery workers (daemonic processes may
-        # not start a pool; there the workers themselves already fill the cores).
-        with ThreadPoolExecutor(max_workers=2) as readers:
-            results = [measure_bytes(*inputs, params.to_dict()) for inputs in readers.map(read, images)]
-    else:
+    return _corrupt_is_permanent(_in_workers(measure_bytes, read, images))
+
+
+def _in_workers(function, read, images) -> list:
+    """``function(*read(image))`` for each image, in the images' order: in the process pool,
+    the reads on threads overlapping the work."""
+    with ThreadPoolExecutor(max_workers=2 if workers() == 1 else 4) as readers:
+        inputs = readers.map(read, images)
+        if workers() == 1 or multiprocessing.current_process().daemon:
+            # One core, or inside the local stack's delivery workers (daemonic processes may
+            # not start a pool; there the workers themselves already fill the cores).
+            return [function(*arguments) for arguments in inputs]
         pool = _executor()
         try:
-            with ThreadPoolExecutor(max_workers=4) as readers:
-                futures = [pool.submit(measure_bytes, *inputs, params.to_dict())
-                           for inputs in readers.map(read, images)]
-                results = [future.result() for future in futures]
+            futures = [pool.submit(function, *arguments) for arguments in inputs]
+            return [future.result() for future in futures]
         except BrokenProcessPool:
             _discard_pool()  # a worker died (memory?): a fresh pool for the redelivery
             raise
+
+
+def _corrupt_is_permanent(results) -> list:
     for kind, value in results:
         if kind == "corrupt":
             raise PermanentError(value)
     return [value for _, value in results]
 
 
-def measure_bytes(image_id: str, data: bytes, wcs_bytes: bytes | None, params: dict):
-    """In a worker: ("ok", FrameMeasurement) or ("corrupt", reason)."""
+def spike_bytes(image_id: str, data: bytes):
+    """In a worker: ("ok", (shape, the frame's single-pixel spikes as flat indices)) or ("corrupt", reason)."""
+    from panoptes_network.fits import read_image
+    from panoptes_network.photometry.hotpixels import spikes
+
+    try:
+        image = read_image(data)
+    except Exception as error:  # astropy raises many kinds for a damaged file
+        return "corrupt", f"{image_id}: not a readable FITS image: {error}"
+    if image is None:
+        return "corrupt", f"{image_id}: no two-dimensional image in the file"
+    pixels = image[1]
+    return "ok", (pixels.shape, spikes(pixels).astype(np.int64))
+
+
+def measure_bytes(image_id: str, data: bytes, wcs_bytes: bytes | None, params: dict, hot_pixels=None):
+    """In a worker: ("ok", FrameMeasurement) or ("corrupt", reason). ``hot_pixels``: the
+    observation's hot-pixel map (flat indices), repaired before the photometry."""
     from astropy.io import fits
     from astropy.wcs import WCS
 
@@ -308,7 +355,8 @@ def measure_bytes(image_id: str, data: bytes, wcs_bytes: bytes | None, params: d
         return "corrupt", f"{image_id}: not a readable FITS image or WCS: {error}"
     stars = catalog.stars_in_footprint(wcs=wcs, shape=pixels.shape)
     try:
-        measurement = measure_frame(pixels, header, wcs, stars, PhotometryParams.from_dict(params), image_id=image_id)
+        measurement = measure_frame(pixels, header, wcs, stars, PhotometryParams.from_dict(params), image_id=image_id,
+                                    hot_pixels=hot_pixels)
     except ValueError as error:  # a header without EXPTIME, an image of the wrong shape
         return "corrupt", f"{image_id}: {error}"
     return "ok", measurement
