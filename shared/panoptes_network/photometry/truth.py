@@ -1,7 +1,8 @@
 """Photometry checked against the sky simulator's truth: for tests and ``bench/photometry.py``.
 
 - :func:`simulate_observation` renders a sequence and measures every frame through the
-  simulator's *truth* WCS (plate solving is checked elsewhere), keeping only each frame's
+  simulator's *truth* WCS (plate solving is checked elsewhere), its hot pixels repaired from
+  a map of the observation's own frames as the service builds it, keeping only each frame's
   truth star table (not its pixels), so long sequences fit in memory.
 - :func:`noise_floor` is the simulator's noise model (:func:`simulator.noise.aperture_noise`)
   for each star over the same frames: its true electrons in our aperture (the aperture's
@@ -40,27 +41,51 @@ class SimulatedObservation:
     truths: list  # astropy Table per frame (the simulator's truth.stars), catalog stars only
     specs: list
     result: ObservationResult | None = None
+    hot_pixels: np.ndarray | None = None  # the observation's hot-pixel map (flat indices), as the service builds it
+
+
+KEEP_FRAMES_BYTES = 1 << 30  # the first pass keeps the rendered frames up to this much; beyond, they are rendered again
 
 
 def simulate_observation(ra: float, dec: float, start: datetime, frames: int, *,
                          params: PhotometryParams | None = None, build: bool = True, **sequence) -> SimulatedObservation:
+    """As the service measures an observation: a first pass finds each frame's single-pixel
+    spikes and builds the hot-pixel map (:mod:`hotpixels`), the second measures every frame
+    with it repaired. The frames of the first pass are kept for the second while they fit in
+    :data:`KEEP_FRAMES_BYTES` (long sequences of full frames do not), else rendered again (the
+    simulator renders a spec the same, byte for byte)."""
     from panoptes_network.catalog import stars_in_footprint
+    from panoptes_network.photometry.hotpixels import hot_pixel_map, spikes
     from panoptes_network.simulator import simulate_frame
     from panoptes_network.simulator.night import sequence_specs
 
     params = params or PhotometryParams()
     specs = sequence_specs(ra, dec, start, frames, **sequence)
-    measurements, truths = [], []
+    detections, kept, truths = [], [], []
     stars = None
+    room = KEEP_FRAMES_BYTES
     for spec in specs:
         frame = simulate_frame(spec)
         if stars is None:  # the footprint of the first frame: drift is a few pixels
             stars = stars_in_footprint(wcs=frame.truth.wcs, shape=frame.data.shape)
-        measurements.append(measure_frame(frame.data, frame.header, frame.truth.wcs, stars, params))
+        detections.append(spikes(frame.data))
         table = frame.truth.stars
         truths.append(table[table["catalog"]])
+        keep = frame.data.nbytes <= room
+        room -= frame.data.nbytes if keep else 0
+        kept.append((frame.data, frame.header, frame.truth.wcs) if keep else None)
         del frame
-    observation = SimulatedObservation(measurements, truths, specs)
+    hot = hot_pixel_map(detections)
+    measurements = []
+    for k, spec in enumerate(specs):
+        if kept[k] is None:
+            frame = simulate_frame(spec)
+            kept[k] = (frame.data, frame.header, frame.truth.wcs)
+            del frame
+        data, header, wcs = kept[k]
+        kept[k] = None
+        measurements.append(measure_frame(data, header, wcs, stars, params, hot_pixels=hot))
+    observation = SimulatedObservation(measurements, truths, specs, hot_pixels=hot)
     if build:
         observation.result = build_lightcurves(measurements, params)
     return observation
