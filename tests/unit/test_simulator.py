@@ -14,6 +14,7 @@ from astropy.io import fits as astropy_fits
 from panoptes_network.simulator import FrameSpec, Transit, Variable, camera, noise, simulate_frame
 from panoptes_network.simulator.frame import _separation
 from panoptes_network.simulator.night import sequence_specs
+from tests.conftest import POCS_DATA
 
 WHEN = datetime(2024, 3, 10, 12, 30, tzinfo=timezone.utc)  # Mauna Loa, 02:30 local, Moon down
 FIELD = (150.0, 20.0)  # near the meridian then, high latitude: a sparse field
@@ -44,12 +45,13 @@ def test_truth_positions_are_astropys_world2pix(frame):
 
 def test_stars_land_where_the_truth_wcs_puts_them(frame):
     """The centroid of each isolated, unsaturated bright star's green pixels (sky from the
-    truth subtracted) sits on the truth x, y within 5 sigma of the centroid's own noise,
+    truth subtracted, hot pixels left out) sits on the truth x, y within 5 sigma of the centroid's own noise,
     sigma from the noise model: var(x_c) = sum((x_i - x)^2 var_i) / F^2."""
     stars = frame.truth.stars
     electrons = _electrons(frame) - frame.truth.sky
     variance = noise.pixel_variance(frame.truth.expected)
     green = camera.channel_map(*frame.data.shape) == camera.G
+    green[frame.truth.hot_pixels[:, 1], frame.truth.hot_pixels[:, 0]] = False  # the camera's, not the star's
     half = 10
     checked = 0
     for star in stars[stars["catalog"] & ~stars["saturated"] & (stars["electrons_g"] > 20_000)]:
@@ -245,13 +247,40 @@ def test_hot_pixels_belong_to_the_camera_and_a_cut_out_crops_them():
     from panoptes_network.simulator.frame import hot_pixels
 
     full, rates = hot_pixels("14d3bd", camera.FULL_WIDTH, camera.FULL_HEIGHT)
-    assert 10 <= len(full) <= 100 and np.all(rates * 120 > 300)
+    megapixels = camera.FULL_WIDTH * camera.FULL_HEIGHT / 1e6
+    assert 8_000 <= len(full) / megapixels <= 10_000  # a real camera's (see the next test)
+    adu = rates * 120.4 / camera.GAIN
+    assert adu.min() >= 59 and 500 <= np.sum(adu > 1000) / megapixels <= 800
     assert np.array_equal(hot_pixels("14d3bd", camera.FULL_WIDTH, camera.FULL_HEIGHT)[0], full)
     assert not np.array_equal(hot_pixels("ee04d1", camera.FULL_WIDTH, camera.FULL_HEIGHT)[0], full)
     cut, _ = hot_pixels("14d3bd", 2000, 1000)
     origin = np.array([(camera.FULL_WIDTH - 2000) // 2, (camera.FULL_HEIGHT - 1000) // 2])
     inside = np.all((full >= origin) & (full < origin + [2000, 1000]), axis=1)
     assert np.array_equal(cut, full[inside] - origin)
+
+
+def test_a_simulated_frame_holds_the_hot_pixels_a_real_one_does():
+    """Counted the same way on both (the photometry's isolated single-pixel spikes, each by its
+    excess over its same-colour neighbours' median), a simulated frame and the real raw
+    unsolved.fits (120 s, 11 C) hold as many hot pixels above each level, within 12%."""
+    from panoptes_network.fits import read_image
+    from panoptes_network.photometry.hotpixels import NEIGHBOURS, spikes
+
+    def above(data, levels=(100, 150, 300, 1000, 2000)):  # above 2,000 ADU too few on 0.5 megapixel
+        flat = spikes(data)
+        y, x = np.divmod(flat, data.shape[1])
+        height, width = data.shape
+        around = np.median([data[np.clip(y + 2 * a, 0, height - 1), np.clip(x + 2 * b, 0, width - 1)]
+                            for a, b in NEIGHBOURS], axis=0)
+        excess = data.ravel()[flat].astype(float) - around
+        return np.array([np.sum(excess > level) for level in levels]) / (data.size / 1e6)
+
+    with open(f"{POCS_DATA}/unsolved.fits", "rb") as handle:
+        real = above(read_image(handle.read())[1])
+    frame = simulate_frame(FrameSpec(ra=FIELD[0], dec=FIELD[1], time=WHEN, width=700, height=700, seed=5,
+                                     exptime=120.4))
+    simulated = above(frame.data)
+    assert np.all(np.abs(simulated / real - 1) < 0.12), (simulated.round(), real.round())
 
 
 def test_a_named_host_star_is_found_for_its_transit():

@@ -36,7 +36,22 @@ from panoptes_network.simulator.signals import signal_factors
 from panoptes_network.simulator.stars import (FAINT_LIMIT, ZERO_POINT_G, Stars, catalog_stars, channel_ratios,
                                               faint_stars)
 
-HOT_PIXELS_PER_MEGAPIXEL = 2.0
+# Hot pixels as the real unsolved.fits holds them (a raw 120 s POCS frame at 11 C, the camera's own
+# sensor), measured by photometry.hotpixels.spikes (isolated single-pixel spikes) and, for each, its
+# excess over the median of its 8 same-colour neighbours: per megapixel above 60, 80, 100, 150, 200, 300,
+# 500, 1,000, 2,000, 4,000, 8,000 ADU it counts 7024, 6771, 5839, 3957, 3016, 1937, 1210, 612, 296, 137, 43.
+# Spikes are missed (on stars, and faint ones whose lift is not 60 ADU over the noise), so the table below
+# is those counts divided by the fraction found again on simulated frames rendered with them (0.77 at
+# 60 ADU, 0.91 at 300, ~1 from 1,000): measured the same way, a simulated 1000 x 1000 frame counts
+# 6610, 6439, 5660, 3862, 2894, 1906, 1203, 615, 290, 134, 52 (within 6% of the real frame's from
+# 100 ADU up). The last level is an extrapolation (the slope from 4,000 to 8,000 ADU): the brightest
+# saturate. solved.fits.fz, the same field 2 minutes later, is not used: it has a third of the spikes
+# and only 15 of the unsolved frame's 298 above 1,000 ADU (at the 2-row shift between the two cut-outs),
+# as if its bright ones had been cleaned.
+HOT_PIXEL_LEVELS_ADU = (60, 80, 100, 150, 200, 300, 500, 1000, 2000, 4000, 8000, 16000)
+HOT_PIXELS_ABOVE_PER_MEGAPIXEL = (9078, 8517, 7107, 4581, 3408, 2135, 1301, 647, 302, 130, 43, 13.5)
+HOT_PIXEL_EXPTIME = 120.4
+HOT_PIXELS_PER_MEGAPIXEL = HOT_PIXELS_ABOVE_PER_MEGAPIXEL[0]
 SKY_GRID = (9, 13)  # rows, columns of the coarse sky grid over a frame
 BRIGHT_STAMP_SIGMAS = 4.5  # stamp half-size for catalog stars, in PSF sigmas
 FAINT_STAMP_SIGMAS = 2.5  # and for faint field stars (their light beyond is under the noise)
@@ -174,7 +189,11 @@ def hot_pixels(camera_id: str, width: int, height: int) -> tuple[np.ndarray, np.
     count = int(round(HOT_PIXELS_PER_MEGAPIXEL * camera.FULL_WIDTH * camera.FULL_HEIGHT / 1e6))
     xs = rng.integers(0, camera.FULL_WIDTH, count) - (camera.FULL_WIDTH - width) // 2
     ys = rng.integers(0, camera.FULL_HEIGHT, count) - (camera.FULL_HEIGHT - height) // 2
-    rates = 10 ** rng.uniform(0.5, 2.5, count)  # 3-300 e-/s: from a faint speck to saturated in 120 s
+    # each one's level drawn from the measured counts above each level (log-log interpolated)
+    above = rng.uniform(0, 1, count) * HOT_PIXELS_PER_MEGAPIXEL
+    levels = np.exp(np.interp(np.log(np.maximum(above, HOT_PIXELS_ABOVE_PER_MEGAPIXEL[-1])),
+                              np.log(HOT_PIXELS_ABOVE_PER_MEGAPIXEL[::-1]), np.log(HOT_PIXEL_LEVELS_ADU[::-1])))
+    rates = levels * camera.GAIN / HOT_PIXEL_EXPTIME  # e-/s: 0.75 to 200
     inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
     return np.stack([xs[inside], ys[inside]], axis=1), rates[inside]
 
