@@ -250,32 +250,11 @@ def _discard_pool() -> None:
 
 def measure_frames(images, params, settings: Settings) -> list:
     """A FrameMeasurement per image, in the images' order, in two passes over the frames
-    (reads overlap the work; no pass holds the decoded frames): the first finds each frame's
-    single-pixel spikes (a short list of indices each), from which the observation's hot-pixel
-    map is built (:func:`hotpixels.hot_pixel_map`, one per frame shape); the second measures
-    every frame with its map repaired. The map is a pure function of the frames, so a
-    redelivery measures the same."""
-    from panoptes_network.photometry.hotpixels import hot_pixel_map
-
-    raw = runtime.bucket(settings.raw_bucket, settings)
+    (reads overlap the work; no pass holds the decoded frames): the first maps the
+    observation's hot pixels (:func:`find_hot_pixels`), the second measures every frame with
+    them repaired. The map is a pure function of the frames, so a redelivery measures the same."""
+    hot = find_hot_pixels(images, settings)
     processed = runtime.bucket(settings.processed_bucket, settings)
-
-    def read_raw(doc) -> bytes:
-        try:
-            return raw.read(doc.data["bucket_path"])
-        except ObjectNotFound:
-            where = f"gs://{settings.raw_bucket}/{doc.data['bucket_path']}"
-            raise PermanentError(f"{doc.id}: {where} does not exist") from None
-
-    def read_for_spikes(doc) -> tuple[str, bytes]:
-        return doc.id, read_raw(doc)
-
-    found = _corrupt_is_permanent(_in_workers(spike_bytes, read_for_spikes, images))
-    by_shape: dict[tuple, list] = {}
-    for shape, flat in found:
-        by_shape.setdefault(tuple(shape), []).append(flat)
-    maps = {shape: hot_pixel_map(spikes) for shape, spikes in by_shape.items()}
-    hot = {doc.id: maps[tuple(shape)] for doc, (shape, _) in zip(images, found)}
     options = params.to_dict()
 
     def read(doc) -> tuple:
@@ -287,9 +266,30 @@ def measure_frames(images, params, settings: Settings) -> list:
             except ObjectNotFound:
                 raise PermanentError(f"{doc.id}: its WCS gs://{settings.processed_bucket}/{image['wcs_path']} "
                                      "does not exist") from None
-        return doc.id, read_raw(doc), wcs, options, hot[doc.id]
+        return doc.id, _read_raw(doc, settings), wcs, options, hot[doc.id]
 
     return _corrupt_is_permanent(_in_workers(measure_bytes, read, images))
+
+
+def find_hot_pixels(images, settings: Settings) -> dict[str, np.ndarray]:
+    """Each image's hot-pixel map (flat indices), the observation's: each frame's isolated
+    single-pixel spikes found in a worker (a short list each), and the pixels that are spikes
+    on a tenth of the frames of its shape (:func:`hotpixels.hot_pixel_map`)."""
+    from panoptes_network.photometry.hotpixels import hot_pixel_map
+
+    found = _corrupt_is_permanent(_in_workers(spike_bytes, lambda doc: (doc.id, _read_raw(doc, settings)), images))
+    by_shape: dict[tuple, list] = {}
+    for shape, flat in found:
+        by_shape.setdefault(tuple(shape), []).append(flat)
+    maps = {shape: hot_pixel_map(spikes) for shape, spikes in by_shape.items()}
+    return {doc.id: maps[tuple(shape)] for doc, (shape, _) in zip(images, found)}
+
+
+def _read_raw(doc, settings: Settings) -> bytes:
+    try:
+        return runtime.bucket(settings.raw_bucket, settings).read(doc.data["bucket_path"])
+    except ObjectNotFound:
+        raise PermanentError(f"{doc.id}: gs://{settings.raw_bucket}/{doc.data['bucket_path']} does not exist") from None
 
 
 def _in_workers(function, read, images) -> list:
