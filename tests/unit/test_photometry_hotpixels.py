@@ -121,3 +121,16 @@ def test_repair_uses_the_same_colour_neighbours_that_are_not_hot():
     corner = repair(data, np.array([0]))  # three neighbours on the frame
     assert corner[0, 0] == 100
     assert np.array_equal(np.delete(out.ravel(), [44, 46]), np.delete(data.ravel(), [44, 46]))
+
+
+def test_spike_counts_make_the_same_map_frame_by_frame():
+    from panoptes_network.photometry.hotpixels import SpikeCounts
+
+    rng = np.random.default_rng(4)
+    frames = [np.unique(rng.integers(0, 600, 40)) for _ in range(23)]  # a 20 x 30 frame
+    counts = SpikeCounts()
+    for flat in frames:
+        counts.add((20, 30), flat)
+    expected = hot_pixel_map(frames)
+    assert len(expected) > 0 and np.array_equal(counts.hot_pixel_map((20, 30)), expected)
+    assert counts.hot_pixel_map((40, 30)).tolist() == []  # no frame of that shape

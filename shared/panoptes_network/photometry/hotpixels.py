@@ -13,7 +13,8 @@ is hot on all of them, star or no star. Cosmic rays and noise spikes come and go
   neighbours, and by more than :data:`SPIKE_LIFT` of its own excess over the plane's sky less
   :data:`SPIKE_NOISE` sigmas of the plane's noise (a star's peak lifts its neighbours to over
   half of it; a hot pixel does not).
-- :func:`hot_pixel_map`: the pixels that are spikes on enough of the frames.
+- :func:`hot_pixel_map`: the pixels that are spikes on enough of the frames (:class:`SpikeCounts`
+  the same, counting frames as they come).
 - :func:`repair`: a frame with its mapped pixels replaced by the median of their same-colour
   neighbours that are not mapped themselves.
 
@@ -91,8 +92,36 @@ def hot_pixel_map(detections: Iterable[np.ndarray], frames: int | None = None,
     if not detections or frames <= 0:
         return np.zeros(0, np.int64)
     pixels, counts = np.unique(np.concatenate(detections), return_counts=True)
-    needed = max(MIN_DETECTIONS, math.ceil(min_fraction * frames - 1e-9))
-    return pixels[counts >= needed]
+    return pixels[counts >= _detections_needed(frames, min_fraction)]
+
+
+def _detections_needed(frames: int, min_fraction: float = MIN_FRACTION) -> int:
+    return max(MIN_DETECTIONS, math.ceil(min_fraction * frames - 1e-9))
+
+
+class SpikeCounts:
+    """:func:`hot_pixel_map` for frames that come one at a time (a service's long observation):
+    each pixel's count of spikes, per frame shape, in 2 bytes a pixel, not the frames' lists."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[int, int], np.ndarray] = {}
+        self._frames: dict[tuple[int, int], int] = {}
+
+    def add(self, shape: tuple[int, int], flat: np.ndarray) -> None:
+        shape = (int(shape[0]), int(shape[1]))
+        counts = self._counts.get(shape)
+        if counts is None:
+            counts = self._counts[shape] = np.zeros(shape[0] * shape[1], np.uint16)
+        flat = np.unique(np.asarray(flat, np.int64))
+        counts[flat[(flat >= 0) & (flat < counts.size)]] += 1
+        self._frames[shape] = self._frames.get(shape, 0) + 1
+
+    def hot_pixel_map(self, shape: tuple[int, int], min_fraction: float = MIN_FRACTION) -> np.ndarray:
+        shape = (int(shape[0]), int(shape[1]))
+        if shape not in self._counts:
+            return np.zeros(0, np.int64)
+        needed = _detections_needed(self._frames[shape], min_fraction)
+        return np.flatnonzero(self._counts[shape] >= needed).astype(np.int64)
 
 
 def as_xy(flat: np.ndarray, width: int) -> np.ndarray:

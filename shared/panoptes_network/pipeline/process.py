@@ -268,21 +268,23 @@ def measure_frames(images, params, settings: Settings) -> list:
                                      "does not exist") from None
         return doc.id, _read_raw(doc, settings), wcs, options, hot[doc.id]
 
-    return _corrupt_is_permanent(_in_workers(measure_bytes, read, images))
+    return list(_corrupt_is_permanent(_in_workers(measure_bytes, read, images)))
 
 
 def find_hot_pixels(images, settings: Settings) -> dict[str, np.ndarray]:
     """Each image's hot-pixel map (flat indices), the observation's: each frame's isolated
-    single-pixel spikes found in a worker (a short list each), and the pixels that are spikes
-    on a tenth of the frames of its shape (:func:`hotpixels.hot_pixel_map`)."""
-    from panoptes_network.photometry.hotpixels import hot_pixel_map
+    single-pixel spikes found in a worker (a list of indices each, counted as it comes back),
+    and the pixels that are spikes on a tenth of the frames of its shape
+    (:class:`hotpixels.SpikeCounts`)."""
+    from panoptes_network.photometry.hotpixels import SpikeCounts
 
-    found = _corrupt_is_permanent(_in_workers(spike_bytes, lambda doc: (doc.id, _read_raw(doc, settings)), images))
-    by_shape: dict[tuple, list] = {}
-    for shape, flat in found:
-        by_shape.setdefault(tuple(shape), []).append(flat)
-    maps = {shape: hot_pixel_map(spikes) for shape, spikes in by_shape.items()}
-    return {doc.id: maps[tuple(shape)] for doc, (shape, _) in zip(images, found)}
+    counts, shapes = SpikeCounts(), []
+    for shape, flat in _corrupt_is_permanent(_in_workers(spike_bytes, lambda doc: (doc.id, _read_raw(doc, settings)),
+                                                         images)):
+        counts.add(shape, flat)
+        shapes.append(tuple(shape))
+    maps = {shape: counts.hot_pixel_map(shape) for shape in set(shapes)}
+    return {doc.id: maps[shape] for doc, shape in zip(images, shapes)}
 
 
 def _read_raw(doc, settings: Settings) -> bytes:
@@ -292,29 +294,41 @@ def _read_raw(doc, settings: Settings) -> bytes:
         raise PermanentError(f"{doc.id}: gs://{settings.raw_bucket}/{doc.data['bucket_path']} does not exist") from None
 
 
-def _in_workers(function, read, images) -> list:
-    """``function(*read(image))`` for each image, in the images' order: in the process pool,
-    the reads on threads overlapping the work."""
+def _in_workers(function, read, images):
+    """``function(*read(image))`` for each image, in the images' order, yielded as they come
+    (a result is not held once it is handed on): in the process pool, the reads on threads
+    overlapping the work."""
     with ThreadPoolExecutor(max_workers=2 if workers() == 1 else 4) as readers:
         inputs = readers.map(read, images)
         if workers() == 1 or multiprocessing.current_process().daemon:
             # One core, or inside the local stack's delivery workers (daemonic processes may
             # not start a pool; there the workers themselves already fill the cores).
-            return [function(*arguments) for arguments in inputs]
+            for arguments in inputs:
+                yield function(*arguments)
+            return
         pool = _executor()
+        futures = []
         try:
             futures = [pool.submit(function, *arguments) for arguments in inputs]
-            return [future.result() for future in futures]
+            for index in range(len(futures)):
+                result = futures[index].result()
+                futures[index] = None
+                yield result
         except BrokenProcessPool:
             _discard_pool()  # a worker died (memory?): a fresh pool for the redelivery
             raise
+        finally:  # the caller stopped early (a corrupt frame): the frames not started are not measured
+            for future in futures:
+                if future is not None:
+                    future.cancel()
 
 
-def _corrupt_is_permanent(results) -> list:
+def _corrupt_is_permanent(results):
+    """The values of ("ok", value) results as they come; a ("corrupt", reason) is a PermanentError."""
     for kind, value in results:
         if kind == "corrupt":
             raise PermanentError(value)
-    return [value for _, value in results]
+        yield value
 
 
 def spike_bytes(image_id: str, data: bytes):
@@ -329,7 +343,7 @@ def spike_bytes(image_id: str, data: bytes):
     if image is None:
         return "corrupt", f"{image_id}: no two-dimensional image in the file"
     pixels = image[1]
-    return "ok", (pixels.shape, spikes(pixels).astype(np.int64))
+    return "ok", (pixels.shape, spikes(pixels).astype(np.int32))  # a full frame's 4.6e6 pixels fit
 
 
 def measure_bytes(image_id: str, data: bytes, wcs_bytes: bytes | None, params: dict, hot_pixels=None):
