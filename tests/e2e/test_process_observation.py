@@ -113,10 +113,11 @@ def test_every_frame_is_measured_with_the_observations_hot_pixels_repaired(stack
     xy, rates = hot_pixels("14d3bd", 600, 400)
     truth = as_flat(xy, 600)
     assert set(mapped.tolist()) <= set(truth.tolist())
-    # most over 150 ADU (here 86%: of those missed, half have a hot same-colour neighbour, 8% of
-    # them do at a real camera's rate, and a third sit under a star's light on every frame)
+    # most over 150 ADU (here 92%, 86% before pairs of hot pixels were found: of the 88 missed,
+    # 42 sit under a star's light, found only as the field drifts off them, which it barely does
+    # over these 10 frames; 17 have one or more hot same-colour neighbours)
     bright = truth[rates * 120 / 1.5 > 150]  # ADU in 120 s
-    assert np.isin(bright, mapped).mean() > 0.8, np.isin(bright, mapped).mean()
+    assert np.isin(bright, mapped).mean() > 0.88, np.isin(bright, mapped).mean()
     measurements = process.measure_frames(images, PhotometryParams(), stack.settings)
     assert [m.hot_pixels_repaired for m in measurements] == [len(mapped)] * FRAMES
 
