@@ -39,15 +39,17 @@ from panoptes_network.simulator.stars import (FAINT_LIMIT, ZERO_POINT_G, Stars, 
 # Hot pixels as the real unsolved.fits holds them (a raw 120 s POCS frame at 11 C, the camera's own
 # sensor), measured by photometry.hotpixels.spikes (isolated single-pixel spikes) and, for each, its
 # excess over the median of its 8 same-colour neighbours: per megapixel above 60, 80, 100, 150, 200, 300,
-# 500, 1,000, 2,000, 4,000, 8,000 ADU it counts 7024, 6771, 5839, 3957, 3016, 1937, 1210, 612, 296, 137, 43.
-# Spikes are missed (on stars, and faint ones whose lift is not 60 ADU over the noise), so the table below
-# is those counts divided by the fraction found again on simulated frames rendered with them (0.77 at
-# 60 ADU, 0.91 at 300, ~1 from 1,000): measured the same way, a simulated 1000 x 1000 frame counts
-# 6610, 6439, 5660, 3862, 2894, 1906, 1203, 615, 290, 134, 52 (within 6% of the real frame's from
-# 100 ADU up). The last level is an extrapolation (the slope from 4,000 to 8,000 ADU): the brightest
-# saturate. solved.fits.fz, the same field 2 minutes later, is not used: it has a third of the spikes
-# and only 15 of the unsolved frame's 298 above 1,000 ADU (at the 2-row shift between the two cut-outs),
-# as if its bright ones had been cleaned.
+# 500, 1,000, 2,000, 4,000, 8,000 ADU it counted 7024, 6771, 5839, 3957, 3016, 1937, 1210, 612, 296, 137, 43
+# (isolated spikes only). Spikes are missed (on stars, and faint ones whose lift is not 60 ADU over the
+# noise), so the table below is those counts divided by the fraction found again on simulated frames
+# rendered with them (0.77 at 60 ADU, 0.91 at 300, ~1 from 1,000). With spikes as it is now (pairs
+# too), the real frame counts 7143, 6886, 5918, 3990, 3035, 1941, 1212, 612, 296, 137, 43 and a
+# simulated 1000 x 1000 frame 6914, 6730, 5913, 4028, 3013, 1972, 1227, 622, 291, 134, 52: within 3%
+# up to 4,000 ADU. The last level is an extrapolation (the slope from 4,000 to 8,000 ADU): the
+# brightest saturate. solved.fits.fz, the same field 2 minutes later, is not used: it has a third of
+# the isolated spikes and only 15 of the unsolved frame's 298 above 1,000 ADU (at the 2-row shift
+# between the two cut-outs), as if its bright ones had been cleaned or smeared (most of its spikes
+# come in vertical same-colour pairs).
 HOT_PIXEL_LEVELS_ADU = (60, 80, 100, 150, 200, 300, 500, 1000, 2000, 4000, 8000, 16000)
 HOT_PIXELS_ABOVE_PER_MEGAPIXEL = (9078, 8517, 7107, 4581, 3408, 2135, 1301, 647, 302, 130, 43, 13.5)
 HOT_PIXEL_EXPTIME = 120.4
