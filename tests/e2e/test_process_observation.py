@@ -74,6 +74,9 @@ def test_sequence_processed_into_a_run_lightcurves_and_stars(stack, sequence_fra
     assert data["num_frames_used"] == FRAMES and data["frames_rejected"] == []
     assert data["num_stars"] >= 20
     assert len(data["quality"]["fwhm_px"]) == FRAMES and data["summary"]["median_fwhm_px"] > 1
+    assert data["hot_pixels"]["400x600"]["own"] > 100  # the camera's, kept for its next observations
+    assert stack.bucket(stack.settings.processed_bucket).exists(
+        process.hot_pixel_map_path("14d3bd", (400, 600), sequence))
     assert data["rms_vs_mag"]["channel"] == "g" and len(data["rms_vs_mag"]["rms"]) >= 10
 
     curves = stack.documents.query(process.LIGHTCURVES, [("processed_observation_id", "==", run_doc.id)])
@@ -98,7 +101,7 @@ def test_sequence_processed_into_a_run_lightcurves_and_stars(stack, sequence_fra
 def test_every_frame_is_measured_with_the_observations_hot_pixels_repaired(stack, sequence_frames):
     """The first pass maps the hot pixels the simulator put on the camera, from the frames
     alone (nothing else: no star pixel), the same for every frame and on a second call;
-    the second pass repairs them on every frame."""
+    the second pass takes their levels off every frame."""
     import numpy as np
 
     from panoptes_network.photometry.hotpixels import as_flat
@@ -106,10 +109,11 @@ def test_every_frame_is_measured_with_the_observations_hot_pixels_repaired(stack
 
     sequence = upload(stack, sequence_frames)
     images = sorted(stack.documents.query("images", [("sequence_id", "==", sequence)]), key=lambda doc: doc.id)
-    maps = process.find_hot_pixels(images, stack.settings)
-    mapped = maps[images[0].id]
-    assert all(np.array_equal(m, mapped) for m in maps.values())
-    assert np.array_equal(process.find_hot_pixels(images[::-1], stack.settings)[images[0].id], mapped)
+    maps = process.find_hot_pixels(images, stack.settings).by_image
+    mapped = maps[images[0].id].pixels
+    assert all(np.array_equal(m.pixels, mapped) for m in maps.values())
+    again = process.find_hot_pixels(images[::-1], stack.settings).by_image[images[0].id]
+    assert np.array_equal(again.pixels, mapped) and np.allclose(again.levels, maps[images[0].id].levels)
     xy, rates = hot_pixels("14d3bd", 600, 400)
     truth = as_flat(xy, 600)
     assert set(mapped.tolist()) <= set(truth.tolist())
@@ -119,7 +123,50 @@ def test_every_frame_is_measured_with_the_observations_hot_pixels_repaired(stack
     bright = truth[rates * 120 / 1.5 > 150]  # ADU in 120 s
     assert np.isin(bright, mapped).mean() > 0.88, np.isin(bright, mapped).mean()
     measurements = process.measure_frames(images, PhotometryParams(), stack.settings)
-    assert [m.hot_pixels_repaired for m in measurements] == [len(mapped)] * FRAMES
+    # every one but the saturated (left for the saturation flag), at the frames' own levels
+    assert all(0.98 * len(mapped) < m.hot_pixels_repaired <= len(mapped) for m in measurements)
+    assert all(abs(m.hot_pixel_scale - 1) < 0.01 for m in measurements), [m.hot_pixel_scale for m in measurements]
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_the_cameras_other_observations_join_its_hot_pixel_map(stack, sequence_frames):
+    """With its camera named, the observation's own map is kept in the processed bucket, and
+    the camera's other observations of the same frame shape join it: a pixel that at least
+    0.3 of them (the 10 nearest in time) mapped. Another camera's, another shape's and an
+    unreadable map are left out."""
+    import numpy as np
+
+    from panoptes_network.photometry.hotpixels import HotPixelMap, ObservationMap
+
+    sequence = upload(stack, sequence_frames)
+    images = sorted(stack.documents.query("images", [("sequence_id", "==", sequence)]), key=lambda doc: doc.id)
+    own = process.find_hot_pixels(images, stack.settings).by_image[images[0].id].pixels
+    first = process.find_hot_pixels(images, stack.settings, sequence, "14d3bd")
+    assert first.summary == {"400x600": {"own": len(own), "mapped": len(own), "other_observations": []}}
+    bucket = stack.bucket(stack.settings.processed_bucket)
+    kept = ObservationMap.from_bytes(bucket.read(process.hot_pixel_map_path("14d3bd", (400, 600), sequence)))
+    assert kept.frames == FRAMES and np.array_equal(kept.map.pixels, own)
+
+    free = sorted(set(range(0, 240_000, 97)) - set(own.tolist()))[:3]  # pixels not on the own map
+
+    def keep(sequence_id, pixels, camera="14d3bd", shape=(400, 600)):
+        bucket.write(process.hot_pixel_map_path(camera, shape, sequence_id),
+                     ObservationMap(sequence_id, shape, 10, HotPixelMap(np.array(pixels), np.full(len(pixels), 500.0))
+                                    ).to_bytes())
+
+    keep("PAN001_14d3bd_20240701T090000", [free[0], free[1]])
+    keep("PAN001_14d3bd_20240702T090000", [free[0]])
+    keep("PAN001_14d3bd_20240703T090000", [free[0]])
+    keep("PAN001_14d3bd_20240704T090000", [free[2]])
+    keep("PAN001_ee04d1_20240705T090000", [free[1]], camera="ee04d1")  # the unit's other camera
+    keep("PAN001_14d3bd_20240706T090000", [free[1]], shape=(800, 1200))  # another cut-out
+    bucket.write(process.hot_pixel_map_path("14d3bd", (400, 600), "PAN001_14d3bd_20240601T090000"), b"torn")
+    joined = process.find_hot_pixels(images, stack.settings, sequence, "14d3bd")
+    summary = joined.summary["400x600"]
+    # nearest first; 0.3 of 4 readable maps is 2 votes: free[0] (3 votes) joins, free[1] and free[2] (1) do not
+    assert summary["other_observations"] == [f"PAN001_14d3bd_2024070{d}T090000" for d in (4, 3, 2, 1)]
+    assert joined.by_image[images[0].id].pixels.tolist() == sorted(own.tolist() + [free[0]])
+    assert summary == {"own": len(own), "mapped": len(own) + 1, "other_observations": summary["other_observations"]}
 
 
 @pytest.mark.parametrize("backend", ["local"], indirect=True)

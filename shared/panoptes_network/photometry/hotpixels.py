@@ -1,4 +1,4 @@
-"""Hot pixels: found in an observation's own frames, repaired before the photometry.
+"""Hot pixels: found in an observation's frames and its camera's, removed before the photometry.
 
 A DSLR's hot pixels are many (the real POCS frames hold ~1,000 per megapixel more than
 150 ADU above their surroundings in 120 s) and fixed on the sensor, while tracking drifts
@@ -20,9 +20,16 @@ is hot on all of them, star or no star. Cosmic rays and noise spikes come and go
   unsolved.fits were 3,300 per megapixel, mostly faint stars sharp in one direction (their
   two brightest pixels in a plane, and the other colours lit beside them); with it, 120.
 - :func:`hot_pixel_map`: the pixels that are spikes on enough of the frames (:class:`SpikeCounts`
-  the same, counting frames as they come).
-- :func:`repair`: a frame with its mapped pixels replaced by the median of their same-colour
-  neighbours that are not mapped themselves.
+  the same, counting frames as they come, with each one's level: its mean :func:`excess`
+  over its neighbours where it was a spike, a :class:`HotPixelMap`).
+- :func:`camera_map`: an observation's own map joined by the pixels its camera's other
+  observations mapped (:class:`ObservationMap`, what each stores). A hot pixel that a star
+  covers all night is never a spike in that observation: at a real camera's rate of ~9,000
+  per megapixel over 60 ADU, those left 6 star-nights of a simulated field with false dips
+  over 5 sigma (max 7.4). In other fields the same pixel is on empty sky.
+- :func:`remove`: a frame with each mapped pixel's level taken off, scaled to the frame.
+- :func:`repair`: a frame with given pixels replaced by the median of their same-colour
+  neighbours that are not among them (for finding stars, not for measuring them).
 
 Pixel conventions as in :mod:`measure`: 0-based, x along a row, y down the rows; a flat
 index is ``y * width + x``.
@@ -30,13 +37,17 @@ index is ``y * width + x``.
 
 from __future__ import annotations
 
+import io
 import math
-from typing import Iterable
+import warnings
+from dataclasses import dataclass
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from panoptes_network.simulator.camera import BIAS_ADU
+from panoptes_network.simulator.camera import BIAS_ADU, SATURATION_ADU
 
+SATURATION_FRACTION = 0.98  # of SATURATION_ADU: as the photometry's saturation flag
 SPIKE_ADU = 60.0  # above the brightest same-colour neighbour
 SPIKE_LIFT = 0.8  # ... and by this fraction of the pixel's excess over the plane's sky, less
 SPIKE_NOISE = 2.0  # this many of the plane's noise sigmas (a faint hot pixel's brightest neighbour is
@@ -48,6 +59,11 @@ BAYER_OFFSETS = ((0, 0), (0, 1), (1, 0), (1, 1))  # (dy, dx) of the four planes 
 NEIGHBOURS = tuple((a, b) for a in (-1, 0, 1) for b in (-1, 0, 1) if a or b)
 ADJACENT = ((-1, 0), (1, 0), (0, -1), (0, 1))  # (dy, dx) of a mosaic pixel's adjacent pixels, the other colours
 PAIR_ADJACENT = 0.3  # a pair's pixel: its adjacent pixels rise less than this fraction of its excess
+SCALE_ADU = 200.0  # hot pixels this bright set a scale between levels (a frame's, another observation's)
+SCALE_PIXELS = 20  # and at least this many of them
+HISTORY_OBSERVATIONS = 10  # the camera's other observations (nearest in time) whose maps join an observation's
+HISTORY_AGREEMENT = 0.3  # a pixel joins when that share of them mapped it (one at least): a star's peak that
+# passed for a spike in one field does not come back in the others, a hot pixel does
 
 
 def spikes(data: np.ndarray, bias: float = BIAS_ADU) -> np.ndarray:
@@ -142,29 +158,180 @@ def _detections_needed(frames: int, min_fraction: float = MIN_FRACTION) -> int:
     return max(MIN_DETECTIONS, math.ceil(min_fraction * frames - 1e-9))
 
 
+@dataclass(frozen=True)
+class HotPixelMap:
+    """Hot pixels and their levels: what :func:`remove` takes off a frame."""
+
+    pixels: np.ndarray  # flat mosaic indices (int64, sorted)
+    levels: np.ndarray  # ADU (float32): each one's mean excess over its same-colour neighbours where it was a spike
+
+    @classmethod
+    def empty(cls) -> "HotPixelMap":
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.float32))
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+
 class SpikeCounts:
-    """:func:`hot_pixel_map` for frames that come one at a time (a service's long observation):
-    each pixel's count of spikes, per frame shape, in 2 bytes a pixel, not the frames' lists."""
+    """The observation's own map from frames that come one at a time (a service's long
+    observation): each pixel's count of spikes (as :func:`hot_pixel_map`) and the sum of its
+    excess over its neighbours (:func:`excess`), per frame shape, in 6 bytes a pixel."""
 
     def __init__(self) -> None:
         self._counts: dict[tuple[int, int], np.ndarray] = {}
+        self._sums: dict[tuple[int, int], np.ndarray] = {}
         self._frames: dict[tuple[int, int], int] = {}
 
-    def add(self, shape: tuple[int, int], flat: np.ndarray) -> None:
-        shape = (int(shape[0]), int(shape[1]))
-        counts = self._counts.get(shape)
-        if counts is None:
-            counts = self._counts[shape] = np.zeros(shape[0] * shape[1], np.uint16)
-        flat = np.unique(np.asarray(flat, np.int64))
-        counts[flat[(flat >= 0) & (flat < counts.size)]] += 1
-        self._frames[shape] = self._frames.get(shape, 0) + 1
-
-    def hot_pixel_map(self, shape: tuple[int, int], min_fraction: float = MIN_FRACTION) -> np.ndarray:
+    def add(self, shape: tuple[int, int], flat: np.ndarray, excesses: np.ndarray | None = None) -> None:
+        """One frame's spikes (flat indices) and, if known, their excesses (ADU, as many)."""
         shape = (int(shape[0]), int(shape[1]))
         if shape not in self._counts:
-            return np.zeros(0, np.int64)
+            self._counts[shape] = np.zeros(shape[0] * shape[1], np.uint16)
+            self._sums[shape] = np.zeros(shape[0] * shape[1], np.float32)
+        flat = np.asarray(flat, np.int64)
+        excesses = np.zeros(len(flat), np.float32) if excesses is None else np.asarray(excesses, np.float32)
+        flat, first = np.unique(flat, return_index=True)
+        on = (flat >= 0) & (flat < self._counts[shape].size)
+        self._counts[shape][flat[on]] += 1
+        self._sums[shape][flat[on]] += np.nan_to_num(excesses[first][on])
+        self._frames[shape] = self._frames.get(shape, 0) + 1
+
+    def frames(self, shape: tuple[int, int]) -> int:
+        return self._frames.get((int(shape[0]), int(shape[1])), 0)
+
+    def hot_pixel_map(self, shape: tuple[int, int], min_fraction: float = MIN_FRACTION) -> HotPixelMap:
+        shape = (int(shape[0]), int(shape[1]))
+        if shape not in self._counts:
+            return HotPixelMap.empty()
         needed = _detections_needed(self._frames[shape], min_fraction)
-        return np.flatnonzero(self._counts[shape] >= needed).astype(np.int64)
+        pixels = np.flatnonzero(self._counts[shape] >= needed).astype(np.int64)
+        return HotPixelMap(pixels, (self._sums[shape][pixels] / self._counts[shape][pixels]).astype(np.float32))
+
+
+@dataclass(frozen=True)
+class ObservationMap:
+    """One observation's own hot-pixel map for one frame shape, as a camera keeps it."""
+
+    sequence_id: str
+    shape: tuple[int, int]  # rows, columns
+    frames: int  # the frames it was made from
+    map: HotPixelMap
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, sequence_id=np.array(self.sequence_id), shape=np.array(self.shape, np.int64),
+                            frames=np.array(self.frames, np.int64), pixels=np.asarray(self.map.pixels, np.int32),
+                            levels=np.asarray(self.map.levels, np.float32))
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "ObservationMap":
+        """Raises ValueError for bytes that are not one."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+                shape = tuple(int(v) for v in arrays["shape"])
+                pixels = np.asarray(arrays["pixels"], np.int64)
+                levels = np.asarray(arrays["levels"], np.float32)
+                made = cls(str(arrays["sequence_id"]), shape, int(arrays["frames"]), HotPixelMap(pixels, levels))
+        except (OSError, KeyError, TypeError, ValueError, EOFError) as error:
+            raise ValueError(f"not a hot-pixel map: {error}") from None
+        if len(shape) != 2 or len(levels) != len(pixels) or \
+                (len(pixels) and (pixels.min() < 0 or pixels.max() >= shape[0] * shape[1])):
+            raise ValueError(f"not a hot-pixel map: {len(pixels)} pixels for a frame of shape {shape}")
+        return made
+
+
+def camera_map(own: HotPixelMap, others: Sequence[HotPixelMap], agreement: float = HISTORY_AGREEMENT) -> HotPixelMap:
+    """An observation's own map joined by the pixels at least ``agreement`` of ``others``
+    mapped (the same camera's other observations, the same frame shape; one at least).
+    A joined pixel's level is the median of theirs, each brought to this observation's
+    exposure and temperature by that map's scale: the median ratio of the own levels to its
+    own, over the bright hot pixels both hold (dark current doubles every few degrees)."""
+    if not len(others):
+        return own
+    pixels, votes = np.unique(np.concatenate([o.pixels for o in others]), return_counts=True)
+    needed = max(1, math.ceil(agreement * len(others) - 1e-9))
+    joined = np.setdiff1d(pixels[votes >= needed], own.pixels)
+    scaled = np.full((len(others), len(joined)), np.nan, np.float32)
+    for k, other in enumerate(others):
+        scaled[k] = _levels_at(other, joined) * _scale(own, other)
+    with np.errstate(all="ignore"):
+        levels = np.nanmedian(scaled, axis=0) if len(joined) else np.zeros(0, np.float32)
+    everything = np.concatenate([own.pixels, joined])
+    order = np.argsort(everything, kind="stable")
+    return HotPixelMap(everything[order], np.concatenate([own.levels, levels]).astype(np.float32)[order])
+
+
+def _levels_at(hot: HotPixelMap, pixels: np.ndarray) -> np.ndarray:
+    """``hot``'s levels at ``pixels`` (NaN where it has none)."""
+    at = np.searchsorted(hot.pixels, pixels)
+    found = (at < len(hot.pixels)) & (hot.pixels[np.minimum(at, len(hot.pixels) - 1)] == pixels) \
+        if len(hot.pixels) else np.zeros(len(pixels), bool)
+    levels = np.full(len(pixels), np.nan, np.float32)
+    levels[found] = hot.levels[at[found]]
+    return levels
+
+
+def _scale(own: HotPixelMap, other: HotPixelMap) -> float:
+    """The median of own / other levels over the hot pixels both hold above :data:`SCALE_ADU`
+    (1 when they share fewer than :data:`SCALE_PIXELS`)."""
+    theirs = _levels_at(other, own.pixels)
+    bright = np.isfinite(theirs) & (theirs > SCALE_ADU) & (own.levels > SCALE_ADU)
+    if bright.sum() < SCALE_PIXELS:
+        return 1.0
+    return float(np.median(own.levels[bright] / theirs[bright]))
+
+
+def excess(data: np.ndarray, flat: np.ndarray, hot: np.ndarray | None = None) -> np.ndarray:
+    """ADU (float32) by which each pixel of ``flat`` stands above the median of its 8
+    same-colour neighbours (those on the frame and not in ``hot``; NaN where none is)."""
+    flat = np.asarray(flat, np.int64)
+    return (np.asarray(data).ravel()[flat] - _neighbour_median(data, flat, hot)).astype(np.float32)
+
+
+def _neighbour_median(data: np.ndarray, flat: np.ndarray, hot: np.ndarray | None = None) -> np.ndarray:
+    data = np.asarray(data)
+    height, width = data.shape
+    row, column = np.divmod(flat, width)
+    mapped = np.zeros(data.size, bool)
+    mapped[flat if hot is None else np.asarray(hot, np.int64)] = True
+    values = np.full((len(NEIGHBOURS), len(flat)), np.nan, np.float32)
+    for k, (a, b) in enumerate(NEIGHBOURS):
+        r, c = row + 2 * a, column + 2 * b
+        on = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+        near = np.where(on, r * width + c, 0)
+        usable = on & ~mapped[near]
+        values[k, usable] = data.ravel()[near[usable]]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: a pixel with no usable neighbour
+        return np.nanmedian(values, axis=0) if len(flat) else np.zeros(0, np.float32)
+
+
+def remove(data: np.ndarray, hot: HotPixelMap, saturation: float = SATURATION_ADU) -> tuple[np.ndarray, float, int]:
+    """(a copy of ``data`` with each mapped pixel's dark level taken off, the scale it was
+    taken off at, how many pixels). The scale is the frame's own: the median ratio of the
+    bright hot pixels' excess over their neighbours now to their levels (temperature moves
+    it through a night). Subtracting, not replacing by the neighbours, leaves a star's own
+    light on the pixel: replaced, a pixel on a star's core lost most of it, and more or less
+    as the star drifted (false dips of 12 sigma where the hot pixels under stars were mapped).
+    A saturated pixel is left as it is: nothing of the star is left to recover, and the
+    saturation flag marks the stars around it."""
+    data = np.asarray(data)
+    if not len(hot):
+        return data, 1.0, 0
+    values = data.ravel()[hot.pixels]
+    usable = values < SATURATION_FRACTION * saturation
+    now = excess(data, hot.pixels)
+    bright = usable & (hot.levels > SCALE_ADU) & np.isfinite(now)
+    scale = float(np.median(now[bright] / hot.levels[bright])) if bright.sum() >= SCALE_PIXELS else 1.0
+    out = data.copy()
+    pixels = hot.pixels[usable]
+    cleaned = values[usable].astype(np.float32) - np.float32(scale) * hot.levels[usable]
+    if np.issubdtype(out.dtype, np.integer):
+        cleaned = np.clip(np.rint(cleaned), 0, np.iinfo(out.dtype).max)
+    out.ravel()[pixels] = cleaned.astype(out.dtype)
+    return out, scale, int(len(pixels))
 
 
 def as_xy(flat: np.ndarray, width: int) -> np.ndarray:
@@ -181,28 +348,17 @@ def as_flat(xy: np.ndarray, width: int) -> np.ndarray:
 def repair(data: np.ndarray, hot: np.ndarray) -> np.ndarray:
     """A copy of ``data`` with each pixel of ``hot`` (flat indices) replaced by the median of its
     8 same-colour neighbours (2 px away) that are on the frame and not hot themselves (left as
-    it is if it has none). ``data`` itself when ``hot`` is empty."""
+    it is if it has none). ``data`` itself when ``hot`` is empty. For finding stars (plate
+    solving); the photometry takes each one's level off instead (:func:`remove`)."""
     hot = np.asarray(hot, np.int64)
     data = np.asarray(data)
-    height, width = data.shape
     hot = hot[(hot >= 0) & (hot < data.size)]
     if not len(hot):
         return data
-    row, column = np.divmod(hot, width)
-    mapped = np.zeros(data.size, bool)
-    mapped[hot] = True
-    values = np.full((len(NEIGHBOURS), len(hot)), np.nan)
-    for k, (a, b) in enumerate(NEIGHBOURS):
-        r, c = row + 2 * a, column + 2 * b
-        on = (r >= 0) & (r < height) & (c >= 0) & (c < width)
-        flat = np.where(on, r * width + c, 0)
-        usable = on & ~mapped[flat]
-        values[k, usable] = data.ravel()[flat[usable]]
-    has = np.isfinite(values).any(axis=0)
+    median = _neighbour_median(data, hot)
+    has = np.isfinite(median)
     out = data.copy()
-    with np.errstate(all="ignore"):
-        median = np.nanmedian(values[:, has], axis=0)
     if np.issubdtype(out.dtype, np.integer):
         median = np.rint(median)
-    out.ravel()[hot[has]] = median.astype(out.dtype)
+    out.ravel()[hot[has]] = median[has].astype(out.dtype)
     return out

@@ -110,7 +110,8 @@ class FrameMeasurement:
     flux_bracket_e: np.ndarray | None = None
     flux_err_bracket_e: np.ndarray | None = None
     scintillation: float = math.nan  # fractional rms in the noise model
-    hot_pixels_repaired: int = 0  # pixels of the observation's hot-pixel map repaired on this frame
+    hot_pixels_repaired: int = 0  # pixels of the observation's hot-pixel map whose level was taken off this frame
+    hot_pixel_scale: float = math.nan  # this frame's hot pixels over the map's levels (hotpixels.remove)
     rejected: str | None = None  # why the frame cannot be used, or None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -150,7 +151,7 @@ class _Work:
     measurement: FrameMeasurement
     planes: dict = field(default_factory=dict)  # (dy, dx) -> float32 Bayer plane less the bias, ADU
     inside: np.ndarray | None = None
-    hot_pixels: np.ndarray | None = None  # flat mosaic indices of the observation's hot pixels
+    hot_pixels: object = None  # the observation's hotpixels.HotPixelMap
 
     def reject(self, reason: str) -> None:
         if self.measurement.rejected is None:
@@ -185,10 +186,10 @@ class Calibrate(Stage):
 
     def do_stage(self, work: _Work) -> None:
         if work.hot_pixels is not None and len(work.hot_pixels):
-            from panoptes_network.photometry.hotpixels import repair
+            from panoptes_network.photometry.hotpixels import remove
 
-            work.data = repair(work.data, work.hot_pixels)
-            work.measurement.hot_pixels_repaired = int(len(work.hot_pixels))
+            work.data, work.measurement.hot_pixel_scale, work.measurement.hot_pixels_repaired = \
+                remove(work.data, work.hot_pixels)
         rows, columns = work.data.shape
         levels = {}
         for channel, offsets in PLANES.items():
@@ -442,12 +443,12 @@ ORDERED_STAGES = (Calibrate, Place, Seeing, Photometry, Flags, Quality)
 
 
 def measure_frame(data: np.ndarray, header, wcs, stars, params: PhotometryParams | None = None, *,
-                  image_id: str | None = None, hot_pixels: np.ndarray | None = None) -> FrameMeasurement:
+                  image_id: str | None = None, hot_pixels=None) -> FrameMeasurement:
     """Forced photometry of ``stars`` on one RGGB frame ``data`` with its POCS ``header`` and its
     0-based ``wcs`` (None: the frame is rejected, unsolved). See the module.
 
-    ``hot_pixels``: the observation's hot-pixel map (flat mosaic indices,
-    :func:`hotpixels.hot_pixel_map`), repaired before anything is measured.
+    ``hot_pixels``: the observation's hot-pixel map (a :class:`hotpixels.HotPixelMap`, from
+    its own frames and its camera's), whose levels are taken off before anything is measured.
 
     ``stars``: catalog rows (``catalog.stars_in_footprint``, or a table with id, ra, dec,
     mag, and pmra/pmdec if the positions are at J2016.0), or star documents
@@ -468,9 +469,9 @@ def measure_frame(data: np.ndarray, header, wcs, stars, params: PhotometryParams
         airmass=_number(header, "AIRMASS"))
     if time_utc is None:
         measurement.rejected = "no usable DATE-OBS in the header"
-    if hot_pixels is not None:
-        hot_pixels = np.asarray(hot_pixels, np.int64).ravel()
-        hot_pixels = hot_pixels[(hot_pixels >= 0) & (hot_pixels < data.size)]
+    if hot_pixels is not None and len(hot_pixels) and (hot_pixels.pixels.min() < 0 or
+                                                       hot_pixels.pixels.max() >= data.size):
+        raise ValueError(f"a hot-pixel map reaches pixel {hot_pixels.pixels.max()} of a frame of shape {data.shape}")
     work = _Work(data=data, header=header, wcs=wcs, stars=stars, params=params, measurement=measurement,
                  inside=np.zeros(n, bool), hot_pixels=hot_pixels)
     for stage in ORDERED_STAGES:

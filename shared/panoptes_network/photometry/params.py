@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-PIPELINE_VERSION = "photometry-7"  # 2: the FWHM within 1.5 FWHM (steady), apertures rescaled to keep their size
+PIPELINE_VERSION = "photometry-8"  # 2: the FWHM within 1.5 FWHM (steady), apertures rescaled to keep their size
 # 3: differential extinction (each star's airmass minus its ensemble's) fitted per channel and divided out
 # 4: the annulus's sky a plane fitted with the other catalog stars masked and a window fixed in ADU (its bias
 #    no longer follows the sky's noise); the seeing stars chosen by magnitude, less a sky fitted as the annulus's (the FWHM no longer
@@ -21,6 +21,8 @@ PIPELINE_VERSION = "photometry-7"  # 2: the FWHM within 1.5 FWHM (steady), apert
 #    crossing it as the field drifts fades out instead of making the sky level jump
 # 7: every frame's aperture at aperture_fwhm x the observation's median FWHM (read off a bracket of two sums),
 #    not the frame's own FWHM, whose measurement wanders 0.3% and took neighbours at the edge in and out
+# 8: hot pixels taken off before anything is measured (photometry.hotpixels): their map from the observation's
+#    own frames and its camera's other observations, each one's level scaled to the frame
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -41,41 +42,49 @@ class SimulatedObservation:
     truths: list  # astropy Table per frame (the simulator's truth.stars), catalog stars only
     specs: list
     result: ObservationResult | None = None
-    hot_pixels: np.ndarray | None = None  # the observation's hot-pixel map (flat indices), as the service builds it
+    hot_pixels: object = None  # the observation's hotpixels.HotPixelMap, as the service builds it
 
 
 KEEP_FRAMES_BYTES = 1 << 30  # the first pass keeps the rendered frames up to this much; beyond, they are rendered again
+HISTORY_FIELDS = 3  # the camera's other observations whose hot-pixel maps join a simulated one's
+HISTORY_FRAMES = 8  # frames in each
 
 
 def simulate_observation(ra: float, dec: float, start: datetime, frames: int, *,
-                         params: PhotometryParams | None = None, build: bool = True, **sequence) -> SimulatedObservation:
+                         params: PhotometryParams | None = None, build: bool = True,
+                         history_fields: int = HISTORY_FIELDS, **sequence) -> SimulatedObservation:
     """As the service measures an observation: a first pass finds each frame's single-pixel
-    spikes and builds the hot-pixel map (:mod:`hotpixels`), the second measures every frame
-    with it repaired. The frames of the first pass are kept for the second while they fit in
-    :data:`KEEP_FRAMES_BYTES` (long sequences of full frames do not), else rendered again (the
-    simulator renders a spec the same, byte for byte)."""
+    spikes and builds the observation's own hot-pixel map (:mod:`hotpixels`), which the maps
+    of ``history_fields`` other observations by the same camera join
+    (:func:`camera_history`, :func:`hotpixels.camera_map`); the second pass measures every
+    frame with them repaired. The frames of the first pass are kept for the second while they
+    fit in :data:`KEEP_FRAMES_BYTES` (long sequences of full frames do not), else rendered
+    again (the simulator renders a spec the same, byte for byte)."""
     from panoptes_network.catalog import stars_in_footprint
-    from panoptes_network.photometry.hotpixels import hot_pixel_map, spikes
+    from panoptes_network.photometry.hotpixels import SpikeCounts, camera_map
     from panoptes_network.simulator import simulate_frame
     from panoptes_network.simulator.night import sequence_specs
 
     params = params or PhotometryParams()
     specs = sequence_specs(ra, dec, start, frames, **sequence)
-    detections, kept, truths = [], [], []
+    counts, kept, truths = SpikeCounts(), [], []
     stars = None
     room = KEEP_FRAMES_BYTES
     for spec in specs:
         frame = simulate_frame(spec)
         if stars is None:  # the footprint of the first frame: drift is a few pixels
             stars = stars_in_footprint(wcs=frame.truth.wcs, shape=frame.data.shape)
-        detections.append(spikes(frame.data))
+        _count_spikes(counts, frame.data)
         table = frame.truth.stars
         truths.append(table[table["catalog"]])
         keep = frame.data.nbytes <= room
         room -= frame.data.nbytes if keep else 0
         kept.append((frame.data, frame.header, frame.truth.wcs) if keep else None)
         del frame
-    hot = hot_pixel_map(detections)
+    first = specs[0]
+    others = camera_history(first.camera_id, first.unit_id, first.width, first.height, start, history_fields) \
+        if first.hot_pixels else ()
+    hot = camera_map(counts.hot_pixel_map((first.height, first.width)), others)
     measurements = []
     for k, spec in enumerate(specs):
         if kept[k] is None:
@@ -89,6 +98,41 @@ def simulate_observation(ra: float, dec: float, start: datetime, frames: int, *,
     if build:
         observation.result = build_lightcurves(measurements, params)
     return observation
+
+
+@functools.lru_cache(maxsize=16)
+def camera_history(camera_id: str, unit_id: str, width: int, height: int, start: datetime,
+                   fields: int = HISTORY_FIELDS) -> tuple[np.ndarray, ...]:
+    """The own hot-pixel maps (as the service keeps them) of ``fields`` earlier observations
+    by the same camera, :data:`HISTORY_FRAMES` frames each: the field at the zenith at the
+    same time ``k`` nights before ``start`` (k = 1..fields), a degree of sky apart from
+    one night to the next, so other stars cover other pixels while the hot pixels stay."""
+    from panoptes_network.photometry.hotpixels import SpikeCounts
+    from panoptes_network.simulator import simulate_frame
+    from panoptes_network.simulator.night import sequence_specs
+    from panoptes_network.simulator.observatory import conditions, site_for
+
+    if fields < 1:
+        return ()
+    site = site_for(unit_id)
+    nights = [start - timedelta(days=k) for k in range(1, fields + 1)]
+    maps = []
+    for night, sky in zip(nights, conditions(site, nights, 0.0, 0.0)):
+        specs = sequence_specs(sky.lst_deg, site.latitude, night, HISTORY_FRAMES, camera_id=camera_id,
+                               unit_id=unit_id, width=width, height=height, seed=len(maps) + 1)
+        counts = SpikeCounts()
+        for spec in specs:
+            _count_spikes(counts, simulate_frame(spec).data)
+        maps.append(counts.hot_pixel_map((height, width)))
+    return tuple(maps)
+
+
+def _count_spikes(counts, data: np.ndarray) -> None:
+    """As the service's first pass counts a frame (``process.spike_bytes``)."""
+    from panoptes_network.photometry.hotpixels import excess, spikes
+
+    flat = spikes(data)
+    counts.add(data.shape, flat, excess(data, flat))
 
 
 def simulate_nights(ra: float, dec: float, starts, frames: int, *, params: PhotometryParams | None = None,

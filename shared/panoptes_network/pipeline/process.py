@@ -9,11 +9,10 @@ dead letter with the reason). The job:
    params + sorted input image ids)>`` (SCIENCE_SCHEMA.md), so a redelivered message finds
    its run and does nothing again, while new params or new frames make a new run and older
    runs stay;
-3. finds the observation's hot pixels (a first pass over its frames: each frame's isolated
-   single-pixel spikes; a pixel that is one on a tenth of the frames is hot,
-   :mod:`photometry.hotpixels`), then
+3. finds the observation's hot pixels (:func:`find_hot_pixels`: a first pass over its
+   frames, joined by its camera's other observations' maps), then
    measures every frame in a process pool on every core (:func:`measure_frame`, the hot
-   pixels repaired first): the
+   pixels' levels taken off first): the
    ``.fits.fz`` from the raw bucket, its WCS from the processed bucket (``wcs_path``, as
    plate-solve wrote it) or from its own header (solved on the unit), and the catalog
    stars in its footprint from the bundled catalog in memory. The bundled catalog, not
@@ -40,12 +39,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from multiprocessing import get_context
 from typing import Any, Iterable
@@ -72,6 +73,8 @@ MAX_BATCH_BYTES = 8 * 1024 * 1024  # Firestore's commit request stops at 10 MiB
 STARS_PER_TRANSACTION = 200  # two writes each, under Firestore's 500
 ARRAYS_PREFIX = "lightcurves"
 QUIET_PERIOD = timedelta(minutes=60)
+
+log = logging.getLogger(__name__)
 
 
 # --- the message and the run id -------------------------------------------------------------
@@ -146,7 +149,9 @@ def process_observation(sequence_id: str, params, settings: Settings) -> dict:
 
     _write_run(documents, {**base, "status": RUNNING, "reason": None}, last_image_time)
     try:
-        measurements = measure_frames(solved, params, settings)
+        hot = find_hot_pixels(solved, settings, sequence_id, observation.get("camera_id"))
+        base["hot_pixels"] = hot.summary
+        measurements = measure_frames(solved, params, settings, hot)
     except PermanentError as error:
         _write_run(documents, {**base, "status": FAILED, "reason": str(error)}, last_image_time)
         raise
@@ -248,12 +253,11 @@ def _discard_pool() -> None:
         _pool = None
 
 
-def measure_frames(images, params, settings: Settings) -> list:
-    """A FrameMeasurement per image, in the images' order, in two passes over the frames
-    (reads overlap the work; no pass holds the decoded frames): the first maps the
-    observation's hot pixels (:func:`find_hot_pixels`), the second measures every frame with
-    them repaired. The map is a pure function of the frames, so a redelivery measures the same."""
-    hot = find_hot_pixels(images, settings)
+def measure_frames(images, params, settings: Settings, hot_pixels: "HotPixels | None" = None) -> list:
+    """A FrameMeasurement per image, in the images' order, each with its hot pixels repaired
+    (``hot_pixels``: :func:`find_hot_pixels`'s, found here from these frames alone if not
+    given). Reads overlap the work; the decoded frames are not held."""
+    hot = hot_pixels or find_hot_pixels(images, settings)
     processed = runtime.bucket(settings.processed_bucket, settings)
     options = params.to_dict()
 
@@ -266,25 +270,94 @@ def measure_frames(images, params, settings: Settings) -> list:
             except ObjectNotFound:
                 raise PermanentError(f"{doc.id}: its WCS gs://{settings.processed_bucket}/{image['wcs_path']} "
                                      "does not exist") from None
-        return doc.id, _read_raw(doc, settings), wcs, options, hot[doc.id]
+        return doc.id, _read_raw(doc, settings), wcs, options, hot.by_image[doc.id]
 
     return list(_corrupt_is_permanent(_in_workers(measure_bytes, read, images)))
 
 
-def find_hot_pixels(images, settings: Settings) -> dict[str, np.ndarray]:
-    """Each image's hot-pixel map (flat indices), the observation's: each frame's isolated
-    single-pixel spikes found in a worker (a list of indices each, counted as it comes back),
-    and the pixels that are spikes on a tenth of the frames of its shape
-    (:class:`hotpixels.SpikeCounts`)."""
-    from panoptes_network.photometry.hotpixels import SpikeCounts
+@dataclass
+class HotPixels:
+    by_image: dict  # image id -> the hotpixels.HotPixelMap taken off its frame
+    summary: dict[str, dict]  # "ROWSxCOLUMNS" -> what the run document says of that shape's map
+
+
+def find_hot_pixels(images, settings: Settings, sequence_id: str | None = None,
+                    camera_id: str | None = None) -> HotPixels:
+    """Each image's hot-pixel map (flat indices), in two parts (:mod:`photometry.hotpixels`):
+
+    - the observation's own: each frame's isolated single-pixel spikes, found in a worker
+      (a list of indices each, and their excess over their neighbours, counted as it comes
+      back), and the pixels that are spikes on a tenth of the frames of its shape, each with
+      its level (:class:`hotpixels.SpikeCounts`);
+    - its camera's: with a ``camera_id``, the own map is kept in the processed bucket
+      (:func:`hot_pixel_map_path`) and joined by the pixels the camera's other observations
+      nearest in time mapped (:func:`hotpixels.camera_map`): a hot pixel a star covers all
+      night is found in the fields where it is on empty sky.
+
+    The own map is a pure function of the frames, so a redelivery stores the same."""
+    from panoptes_network.photometry.hotpixels import ObservationMap, SpikeCounts, camera_map
 
     counts, shapes = SpikeCounts(), []
-    for shape, flat in _corrupt_is_permanent(_in_workers(spike_bytes, lambda doc: (doc.id, _read_raw(doc, settings)),
-                                                         images)):
-        counts.add(shape, flat)
+    for shape, flat, excesses in _corrupt_is_permanent(
+            _in_workers(spike_bytes, lambda doc: (doc.id, _read_raw(doc, settings)), images)):
+        counts.add(shape, flat, excesses)
         shapes.append(tuple(shape))
-    maps = {shape: counts.hot_pixel_map(shape) for shape in set(shapes)}
-    return {doc.id: maps[shape] for doc, shape in zip(images, shapes)}
+    maps, summary = {}, {}
+    for shape in sorted(set(shapes)):
+        own = counts.hot_pixel_map(shape)
+        others = []
+        if camera_id and sequence_id:
+            bucket = runtime.bucket(settings.processed_bucket, settings)
+            bucket.write(hot_pixel_map_path(camera_id, shape, sequence_id),
+                         ObservationMap(sequence_id, shape, counts.frames(shape), own).to_bytes(),
+                         content_type="application/octet-stream")
+            others = _camera_history(bucket, camera_id, shape, sequence_id)
+        maps[shape] = camera_map(own, [other.map for other in others])
+        summary[f"{shape[0]}x{shape[1]}"] = {
+            "own": int(len(own)), "mapped": int(len(maps[shape])),
+            "other_observations": [other.sequence_id for other in others]}
+    return HotPixels({doc.id: maps[shape] for doc, shape in zip(images, shapes)}, summary)
+
+
+HOT_PIXELS_PREFIX = "hot-pixels"
+
+
+def hot_pixel_map_path(camera_id: str, shape: tuple[int, int], sequence_id: str) -> str:
+    return f"{_hot_pixel_folder(camera_id, shape)}{sequence_id}.npz"
+
+
+def _hot_pixel_folder(camera_id: str, shape: tuple[int, int]) -> str:
+    return f"{HOT_PIXELS_PREFIX}/{camera_id}/{shape[0]}x{shape[1]}/"
+
+
+def _camera_history(bucket, camera_id: str, shape: tuple[int, int], sequence_id: str) -> list:
+    """The camera's other observations' maps of this shape, the
+    :data:`~photometry.hotpixels.HISTORY_OBSERVATIONS` nearest in time (by their sequence
+    ids' times). One that cannot be read is left out (it is not this run's input), logged."""
+    from panoptes_network.photometry.hotpixels import HISTORY_OBSERVATIONS, ObservationMap
+
+    folder = _hot_pixel_folder(camera_id, shape)
+    names = [info.name[len(folder):-len(".npz")] for info in bucket.list(folder) if info.name.endswith(".npz")]
+    names = [name for name in names if name and name != sequence_id]
+    when = _sequence_time(sequence_id)
+    names.sort(key=lambda name: (abs((_sequence_time(name) - when).total_seconds())
+                                 if when and _sequence_time(name) else float("inf"), name))
+    history = []
+    for name in names[:HISTORY_OBSERVATIONS]:
+        try:
+            history.append(ObservationMap.from_bytes(bucket.read(folder + name + ".npz")))
+        except (ObjectNotFound, ValueError) as error:
+            log.warning("hot-pixel map %s%s.npz left out: %s", folder, name, error)
+    return history
+
+
+def _sequence_time(sequence_id: str) -> datetime | None:
+    from panoptes_network.ids import TIME_FORMAT
+
+    try:
+        return datetime.strptime(sequence_id.rsplit("_", 1)[-1], TIME_FORMAT)
+    except ValueError:
+        return None
 
 
 def _read_raw(doc, settings: Settings) -> bytes:
@@ -332,9 +405,10 @@ def _corrupt_is_permanent(results):
 
 
 def spike_bytes(image_id: str, data: bytes):
-    """In a worker: ("ok", (shape, the frame's single-pixel spikes as flat indices)) or ("corrupt", reason)."""
+    """In a worker: ("ok", (shape, the frame's single-pixel spikes as flat indices, their excess
+    over their neighbours in ADU)) or ("corrupt", reason)."""
     from panoptes_network.fits import read_image
-    from panoptes_network.photometry.hotpixels import spikes
+    from panoptes_network.photometry.hotpixels import excess, spikes
 
     try:
         image = read_image(data)
@@ -343,7 +417,8 @@ def spike_bytes(image_id: str, data: bytes):
     if image is None:
         return "corrupt", f"{image_id}: no two-dimensional image in the file"
     pixels = image[1]
-    return "ok", (pixels.shape, spikes(pixels).astype(np.int32))  # a full frame's 4.6e6 pixels fit
+    flat = spikes(pixels)
+    return "ok", (pixels.shape, flat.astype(np.int32), excess(pixels, flat))  # a full frame's 18e6 pixels fit int32
 
 
 def measure_bytes(image_id: str, data: bytes, wcs_bytes: bytes | None, params: dict, hot_pixels=None):
