@@ -26,7 +26,8 @@ PLANTED = 400  # hot pixels on the 700 x 500 cut-out: ~1,100 per megapixel, a re
 def scene():
     """A drifting sequence rendered without the simulator's hot pixels, then PLANTED hot
     pixels (80-3,000 ADU, log-uniform) added to each frame's expected electrons, one of them (800 ADU)
-    4.5 px from a bright star's centre on the first frame, and each frame digitised again."""
+    4.5 px from a bright star's centre on the first frame, and each frame digitised again. On
+    empty sky: a pair side by side (same colour), three together and a faint one beside a bright one."""
     specs = sequence_specs(*FIELD, WHEN, FRAMES, width=700, height=500, drift_px=8.0, hot_pixels=False, seed=3)
     frames = [simulate_frame(spec) for spec in specs]
     rng = np.random.default_rng(11)
@@ -42,16 +43,23 @@ def scene():
     starlight = frames[0].truth.expected - frames[0].truth.sky
     quiet = [(x, y) for y in range(100, 400, 10) for x in range(100, 600, 10) if starlight[y - 4:y + 5, x - 4:x + 7].max() < 5]
     pair = [quiet[0], (quiet[0][0] + 2, quiet[0][1])]
-    xy = np.unique(np.vstack([xy[np.abs(xy - np.array(quiet[0])).max(axis=1) > 6], on_star, pair]), axis=0)
+    # three side by side (an L of same-colour pixels), and a faint one beside a bright one
+    far = next(q for q in quiet if min(abs(q[0] - quiet[0][0]), abs(q[1] - quiet[0][1])) > 20)
+    group = [far, (far[0] + 2, far[1]), (far[0] + 2, far[1] + 2)]
+    last = next(q for q in quiet[::-1] if min(np.abs(np.array(q) - np.array(p)).max() for p in (quiet[0], far)) > 20)
+    uneven = [last, (last[0], last[1] + 2)]
+    special = pair + group + uneven
+    clear = np.min([np.abs(xy - np.array(p)).max(axis=1) for p in special], axis=0) > 6
+    xy = np.unique(np.vstack([xy[clear], on_star, special]), axis=0)
     adu = 10 ** rng.uniform(np.log10(80), np.log10(3000), len(xy))
     adu[(xy == on_star).all(axis=1)] = 800.0
-    for hot in pair:
-        adu[(xy == hot).all(axis=1)] = 400.0
+    for hot, level in zip(special, (400, 400, 300, 250, 200, 5000, 200)):
+        adu[(xy == hot).all(axis=1)] = level
     planted = np.zeros(frames[0].data.shape, np.float32)
     planted[xy[:, 1], xy[:, 0]] = adu * camera.GAIN
     data = [digitise(f.truth.expected + planted, [spec.seed, 0xAD0]) for f, spec in zip(frames, specs)]
     return {"frames": frames, "data": data, "xy": xy, "adu": adu, "on_star": on_star, "star": table["id"][bright],
-            "planted": planted, "width": 700, "pair": pair}
+            "planted": planted, "width": 700, "pair": pair, "group": group, "uneven": uneven}
 
 
 def test_a_frames_spikes_are_nearly_all_hot_pixels(scene):
@@ -74,6 +82,8 @@ def test_the_map_of_an_observation_finds_its_hot_pixels_even_on_a_star(scene):
     assert np.isin(clear, mapped).mean() > 0.95, np.isin(clear, mapped).mean()
     assert as_flat(np.array([scene["on_star"]]), scene["width"])[0] in mapped
     assert np.isin(as_flat(np.array(scene["pair"]), scene["width"]), mapped).all()  # each beside the other
+    assert np.isin(as_flat(np.array(scene["group"]), scene["width"]), mapped).all()  # three together
+    assert np.isin(as_flat(np.array(scene["uneven"]), scene["width"]), mapped).all()  # 200 ADU beside 5,000
 
 
 def test_pairs_on_a_real_frame_are_few():
