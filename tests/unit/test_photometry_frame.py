@@ -16,16 +16,18 @@ from panoptes_network.catalog import stars_in_footprint
 from panoptes_network.photometry import (FLAG_BAD_WCS, FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_REJECTED, FLAG_SATURATED,
                                          NOT_ENOUGH_FRAMES, PhotometryParams, bjd_tdb, build_lightcurves,
                                          measure_frame, picid_of)
+from panoptes_network.photometry.hotpixels import as_flat
 from panoptes_network.photometry.measure import APERTURE_BRACKET
 from panoptes_network.simulator import FrameSpec, camera, simulate_frame
 
 WHEN = datetime(2024, 8, 10, 8, 0, tzinfo=timezone.utc)  # Mauna Loa, 22:00 local
 FIELD = (300.18, 22.71)  # HD 189733's field, near the meridian then
+SPEC = FrameSpec(ra=FIELD[0], dec=FIELD[1], time=WHEN, width=900, height=600, seed=5)
 
 
 @pytest.fixture(scope="module")
 def frame():
-    return simulate_frame(FrameSpec(ra=FIELD[0], dec=FIELD[1], time=WHEN, width=900, height=600, seed=5))
+    return simulate_frame(SPEC)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,35 @@ def stars(frame):
 
 @pytest.fixture(scope="module")
 def measured(frame, stars):
-    return measure_frame(frame.data, frame.header, frame.truth.wcs, stars)
+    return measure_frame(frame.data, frame.header, frame.truth.wcs, stars, hot_pixels=_camera_map(frame))
+
+
+def _camera_map(frame):
+    """The camera's hot pixels where the simulator put them, at their true levels: an oracle
+    of the map the service builds from an observation's frames and its camera's
+    (hotpixels.camera_map), whose levels measure_frame takes off before anything is measured."""
+    from panoptes_network.photometry.hotpixels import HotPixelMap
+    from panoptes_network.simulator.frame import hot_pixels
+
+    hot_xy, rates = hot_pixels(SPEC.camera_id, SPEC.width, SPEC.height)
+    flat = as_flat(hot_xy, frame.data.shape[1])
+    levels = np.zeros(frame.data.size, np.float32)
+    np.add.at(levels, flat, (rates * SPEC.exptime / camera.GAIN).astype(np.float32))
+    pixels = np.unique(flat)
+    return HotPixelMap(pixels, levels[pixels])
+
+
+def _starlight(frame) -> np.ndarray:
+    """(height, width) the truth's expected electrons less the sky and the camera's hot pixels
+    (their dark current over the exposure, as the simulator adds it): the stars' light, the
+    catalog's and the faint field stars'."""
+    from panoptes_network.simulator.frame import hot_pixels
+
+    hot_xy, rates = hot_pixels(SPEC.camera_id, SPEC.width, SPEC.height)
+    assert np.array_equal(hot_xy, frame.truth.hot_pixels)
+    hot = np.zeros(frame.truth.expected.shape, np.float32)
+    np.add.at(hot, (hot_xy[:, 1], hot_xy[:, 0]), (rates * SPEC.exptime).astype(np.float32))
+    return frame.truth.expected.astype(np.float64) - frame.truth.sky - hot
 
 
 def _truth_for(measurement, frame):
@@ -69,7 +99,7 @@ def _true_aperture_sums(measurement, frame, radii=None) -> np.ndarray:
     if radii is None:
         radii = (measurement.aperture_radius_px * (1 - APERTURE_BRACKET),
                  measurement.aperture_radius_px * (1 + APERTURE_BRACKET))
-    light = (frame.truth.expected - frame.truth.sky).astype(np.float64)
+    light = _starlight(frame)
     out = np.zeros((measurement.num_stars, 3))
     for c, offsets in enumerate((((0, 0),), ((0, 1), (1, 0)), ((1, 1),))):
         for dy, dx in offsets:
@@ -84,11 +114,13 @@ def _true_aperture_sums(measurement, frame, radii=None) -> np.ndarray:
 @pytest.mark.parametrize("scale", [None, 0.97, 1.03, 1.2])
 def test_each_channel_measures_the_light_in_its_aperture(measured, frame, scale):
     """Measured minus the truth's star light in the same aperture (the star and the faint
-    field stars blended with it, from the noiseless image less the true sky), over the
-    error the noise model gives, for clean stars, in r, g and b, once the sky level's
-    excess over the true sky is given back: median between -0.5 and +0.5, spread (1.4826
-    MAD) 0.7-1.5. The planes swapped (r for b), a pixel's offset or wrong errors would each
-    break it. That excess is the unresolved faint stars' light (G 10-13, not in the
+    field stars blended with it, from the noiseless image less the true sky and the camera's
+    hot pixels, which the measurement repairs first), over the error the noise model gives,
+    for clean stars, in r, g and b, once the sky level's excess over the true sky is given
+    back: median between -0.5 and +0.5, spread (1.4826 MAD) 0.55-1.5 (over 71 stars it is a
+    loose statistic: 0.61-1.15 per channel on this field's seeds 5, 6 and 7, and the sky's
+    estimator cancels out of it). The planes swapped (r for b), a pixel's offset or wrong
+    errors would each break it. That excess is the unresolved faint stars' light (G 10-13, not in the
     catalog), which the annulus's level takes in (all but their cores) as the aperture does
     on average: it must be 0.5-1.1x their mean light per pixel over the frame (from the
     truth's star table).
@@ -113,7 +145,7 @@ def test_each_channel_measures_the_light_in_its_aperture(measured, frame, scale)
         z = (measured.flux_e[clean, c] + excess * measured.aperture_pixels[c] - truth[clean, c]) \
             / measured.flux_err_e[clean, c]
         assert -0.5 < np.median(z) < 0.5, (channel, np.median(z))
-        assert 0.7 < 1.4826 * np.median(np.abs(z - np.median(z))) < 1.5, channel
+        assert 0.55 < 1.4826 * np.median(np.abs(z - np.median(z))) < 1.5, channel
         pixels_of_channel = frame.data.size / (2 if channel == "g" else 4)
         unresolved = np.asarray(table[f"electrons_{channel}"])[faint].sum() / pixels_of_channel
         assert 0.5 < np.median(excess) / unresolved < 1.1, (channel, np.median(excess), unresolved)
@@ -235,7 +267,7 @@ def test_star_documents_measure_as_the_catalog_rows_do(frame, stars, measured):
 
     source = gaia_source(stars, "test", "the frame's stars")
     documents = [Document(doc_id, data) for batch in source.batches(0) for doc_id, data in batch]
-    from_documents = measure_frame(frame.data, frame.header, frame.truth.wcs, documents)
+    from_documents = measure_frame(frame.data, frame.header, frame.truth.wcs, documents, hot_pixels=_camera_map(frame))
     assert list(from_documents.picid) == list(measured.picid)
     assert np.allclose(from_documents.x, measured.x, atol=1e-3)
     assert np.allclose(from_documents.flux_e, measured.flux_e, rtol=1e-4, equal_nan=True)
@@ -313,6 +345,75 @@ def test_a_stars_flux_does_not_follow_the_skys_brightness(frame, stars):
     # the FWHM the apertures follow: the same under both skies, noisy or not (1.8% narrower
     # at 700 ADU than at 80 before, on a 1200 x 800 cut-out of this field)
     assert abs(np.mean(widths[700.0]) / np.mean(widths[80.0]) - 1) < 0.003, widths
+
+
+def test_a_stars_flux_scales_with_the_throughput(frame, stars):
+    """The same field with every star's light x 0.9 (extinction at the end of a night, thin
+    cloud), the sky and the camera's hot pixels the same, the hot pixels repaired (an oracle
+    map): each star's measured flux must scale by 0.9 too. With the annulus's level a plane
+    over the pixels within 150 ADU of it (photometry-7), the faint field stars' light below
+    that window (constant in ADU, so the same light whatever the throughput) stayed in the
+    level while the star dimmed: noise-free, a crowded G 9.8 star's flux fell 1.3% more than
+    its light over a night (and its transit's depth read 10-19% shallow). Here, noise-free,
+    clean G <= 10 stars: 90th percentile of |flux ratio / 0.9 - 1| 0.0056-0.0062 and mean
+    deviation -0.05 to -0.27x the noise with that window, 0.0019-0.0020 and under 0.05x with
+    the annulus a near-linear estimator (a plane over all of it, its radii soft, only pixels
+    1000 ADU off left out; 0.0013-0.0016 on the frame rendered without hot pixels)."""
+    from panoptes_network.simulator import camera
+
+    sky = frame.truth.sky.astype(np.float64)
+    light = _starlight(frame)
+    hot = frame.truth.expected - sky - light  # the camera's dark current: not light, it does not scale
+    measured = [measure_frame(np.clip((light * scale + sky + hot) / camera.GAIN + camera.BIAS_ADU, 0,
+                                      camera.SATURATION_ADU), frame.header, frame.truth.wcs, stars,
+                              hot_pixels=_camera_map(frame)) for scale in (1.0, 0.9)]
+    bright, dim = measured
+    clean = (bright.flags == 0).all(axis=1) & (dim.flags == 0).all(axis=1) & (bright.mag <= 10)
+    assert clean.sum() >= 40
+    for c, channel in enumerate("rgb"):
+        deviation = dim.flux_e[clean, c] / (0.9 * bright.flux_e[clean, c]) - 1
+        z = (dim.flux_e[clean, c] - 0.9 * bright.flux_e[clean, c]) / dim.flux_err_e[clean, c]
+        assert np.percentile(np.abs(deviation), 90) < 0.003, (channel, np.percentile(np.abs(deviation), 90))
+        assert abs(np.mean(z)) < 0.1, (channel, np.mean(z))
+
+
+def test_the_annulus_at_the_observations_fwhm_does_not_follow_the_frames(frame, stars, monkeypatch):
+    """The annulus's radii and its masks of the other stars follow the FWHM: the frame's own
+    measurement of it, or the observation's when the caller gives it (``sky_fwhm_px``). The
+    frame's creeps with the airmass and the throughput even on a constant PSF (0.6% over a
+    night on the simulator's), and an annulus following it takes in a different share of the
+    faint uncatalogued stars round each star. Here the same noise-free frame is measured twice,
+    the second time with the seeing stage reading 1% wider: with the annulus at a given FWHM,
+    each clean G <= 10 star's flux read at one aperture radius (as build_lightcurves reads
+    it) must not move. Measured, the flux's change over the star's noise (one point's sigma),
+    90th percentile of its size per channel: 0.10-0.35 with the annulus following the frame's
+    FWHM (largest 0.23-0.74; 0.5% of the flux), 0.004-0.013 at the given FWHM (largest 0.08:
+    the aperture read off its bracket nearer one end, the sky the same to the bit)."""
+    from panoptes_network.photometry import measure
+    from panoptes_network.simulator import camera
+
+    data = np.clip(frame.truth.expected / camera.GAIN + camera.BIAS_ADU, 0, camera.SATURATION_ADU)
+    steady = measure_frame(data, frame.header, frame.truth.wcs, stars, hot_pixels=_camera_map(frame))
+    seeing = measure.Seeing.do_stage
+
+    def wider(self, work):
+        seeing(self, work)
+        work.measurement.fwhm_px *= 1.01
+
+    monkeypatch.setattr(measure.Seeing, "do_stage", wider)
+    creeping = measure_frame(data, frame.header, frame.truth.wcs, stars, hot_pixels=_camera_map(frame),
+                             sky_fwhm_px=steady.fwhm_px)
+    assert creeping.fwhm_px == pytest.approx(1.01 * steady.fwhm_px)
+    assert creeping.annulus_px == steady.annulus_px
+    radius = PhotometryParams().aperture_fwhm * steady.fwhm_px
+    before, after = steady.at_aperture_radius(radius), creeping.at_aperture_radius(radius)
+    clean = (before.flags == 0).all(axis=1) & (after.flags == 0).all(axis=1) & (before.mag <= 10)
+    assert clean.sum() >= 40
+    assert np.array_equal(creeping.sky_e[clean], steady.sky_e[clean])
+    for c, channel in enumerate("rgb"):
+        z = (after.flux_e[clean, c] - before.flux_e[clean, c]) / before.flux_err_e[clean, c]
+        assert np.percentile(np.abs(z), 90) < 0.05, (channel, np.percentile(np.abs(z), 90))
+        assert np.abs(z).max() < 0.15, (channel, np.abs(z).max())
 
 
 def test_the_annulus_sky_does_not_jump_as_the_field_drifts():

@@ -3,10 +3,11 @@
 calibrate (the observation's hot pixels repaired; bias; each Bayer channel's sky level) -> place (catalog stars
 through the frame's WCS, moved by their proper motions to the frame's date) -> seeing
 (FWHM from the bright stars' half-light radii; their centroids against the WCS) ->
-photometry (forced circular apertures per channel, the sky from a plane fitted to a local
-annulus, the other catalog stars masked,
-radii following the FWHM; each aperture summed at a bracket of two radii so that
-build_lightcurves can read every frame's at the observation's FWHM) -> flags -> quality (zero point against the catalog) -> accept or reject.
+photometry (forced circular apertures per channel, the sky a plane fitted by least squares over
+a local annulus with soft radii, the other catalog stars masked and only far outliers left out;
+radii following the FWHM, the annulus's the observation's when the caller knows it; each
+aperture summed at a bracket of two radii so that build_lightcurves can read every frame's at
+the observation's FWHM) -> flags -> quality (zero point against the catalog) -> accept or reject.
 
 Each stage is one class whose ``do_stage`` reads and fills a :class:`_Work`; a stage that
 finds the frame unusable calls ``work.reject(reason)`` and the later stages that need
@@ -59,11 +60,16 @@ SEEING_PASSES = 3
 SEEING_OUTLIER_ADU = 1000.0  # a stamp's 2x2 super-pixels this far from its sky are left out of it (hot pixels)
 SEEING_RADIUS_FWHM = 1.5  # the FWHM is that of the light within this many FWHM of each seeing star
 ZERO_POINT_MAG_RANGE = (6.5, 9.8)
-SKY_OUTLIER_ADU = 150.0  # annulus pixels this far from its plane are left out (faint stars' cores, hot pixels):
-# fixed in ADU, so its bias does not follow the sky's noise (6.6 sigma of it at 700 ADU of sky, 2.4 at 6,000)
+# The photometry's annulus is a near-linear estimator of the sky (:func:`_sky_level`): a plane over
+# all of it, the catalog stars masked, only pixels this far off the plane left out (cosmic rays,
+# hot pixels the observation's map missed; the mapped ones are repaired first), so the faint
+# uncatalogued stars' light it takes in is a fixed share of their light.
+ANNULUS_OUTLIER_ADU = 1000.0
+ANNULUS_EDGE_SOFT_PX = 1.0  # its radii soft: a pixel's weight ramps 0 -> 1 over this many plane px of its
+# distance from the star, centred on each radius
 SKY_OUTLIER_PASSES = 3
-SKY_TAPER_WIDTH = 0.5  # the annulus's window tapered: a pixel's weight falls from 1 to 0 over this fraction of
-# SKY_OUTLIER_ADU either side of its edge
+SKY_TAPER_WIDTH = 0.5  # a sky's window tapered: a pixel's weight falls from 1 to 0 over this fraction of its
+# outlier limit either side of it
 SKY_MASK_GROWTH_PER_MAG = 0.4  # a catalog star's mask in others' annuli: the aperture x (1 + this x (10 - G))
 SKY_MASK_MAX = 3.5  # ... at most this many apertures
 SKY_MIN_UNMASKED = 0.1  # fraction of the annulus: below it the mask is dropped (the star is crowded)
@@ -152,6 +158,7 @@ class _Work:
     planes: dict = field(default_factory=dict)  # (dy, dx) -> float32 Bayer plane less the bias, ADU
     inside: np.ndarray | None = None
     hot_pixels: object = None  # the observation's hotpixels.HotPixelMap
+    sky_fwhm_px: float | None = None  # the FWHM the annulus's radii follow (None: the frame's own)
 
     def reject(self, reason: str) -> None:
         if self.measurement.rejected is None:
@@ -176,8 +183,7 @@ class Stage:
 
 
 class Calibrate(Stage):
-    """The observation's hot pixels repaired (:func:`hotpixels.repair`: each by its same-colour
-    neighbours), bias off each Bayer plane (float32 copies, native byte order for sep), and each
+    """The observation's hot pixels' levels taken off (:func:`hotpixels.remove`), bias off each Bayer plane (float32 copies, native byte order for sep), and each
     channel's sky level over the frame (the median of a sparse grid of its pixels: the
     quality figure; the photometry takes its sky locally, star by star). The later stages
     read the repaired pixels (the saturation flags too)."""
@@ -318,9 +324,16 @@ class Seeing(Stage):
 class Photometry(Stage):
     """Forced circular apertures at every star, per channel (sep, exact overlap), less the
     sky of a local annulus (:func:`_sky_level`: a plane fitted to it, the other catalog
-    stars masked), and each sum's error from the noise model
+    stars masked, its radii soft), and each sum's error from the noise model
     (:func:`simulator.noise.aperture_noise`; the sky estimate's error that of the plane's
     level, as a number of pixels whose mean is as precise).
+
+    The annulus's radii and its masks of the other stars follow the observation's FWHM when
+    the caller gives it (``measure_frame(sky_fwhm_px=)``), else the frame's own. The frame's
+    measured FWHM creeps with the airmass and the throughput even on a constant PSF (0.4% over
+    a night on the simulator's), and an annulus following it took in a different share of
+    the faint stars round it: on noise-free frames a G 9.84 star with uncatalogued G 10.5-11.6
+    stars in its annulus drifted -0.63% over a night, -0.23% with the annulus held at one FWHM.
 
     Each aperture is summed twice, at its radius x (1 -/+ :data:`APERTURE_BRACKET`), so the
     flux at any radius between is read off linearly (:meth:`FrameMeasurement.at_aperture_radius`;
@@ -338,7 +351,8 @@ class Photometry(Stage):
 
         m, p = work.measurement, work.params
         radius = p.aperture_fwhm * m.fwhm_px
-        inner, outer = p.annulus_inner_fwhm * m.fwhm_px, p.annulus_outer_fwhm * m.fwhm_px
+        sky_fwhm = m.fwhm_px if work.sky_fwhm_px is None else work.sky_fwhm_px
+        inner, outer = p.annulus_inner_fwhm * sky_fwhm, p.annulus_outer_fwhm * sky_fwhm
         m.aperture_radius_px, m.annulus_px = radius, (inner, outer)
         n = len(m.ra)
         flux = np.full((n, 3, 2), np.nan)
@@ -349,10 +363,12 @@ class Photometry(Stage):
         reach = int(math.ceil(outer / 2)) + 1
         oy, ox = np.mgrid[-reach:reach + 1, -reach:reach + 1]
         distance = np.hypot(ox, oy)
-        ring = (distance >= inner / 2 - 1) & (distance <= outer / 2 + 1)  # candidates: the star is within
-        ring_y, ring_x = oy[ring], ox[ring]                                # half a pixel of its centre pixel
+        soft = ANNULUS_EDGE_SOFT_PX / 2  # plane px: each radius's ramp reaches this far either side of it
+        # candidates: the star is within half a pixel of its centre pixel (0.71 px diagonally)
+        ring = (distance >= inner / 2 - soft - 0.75) & (distance <= outer / 2 + soft + 0.75)
+        ring_y, ring_x = oy[ring], ox[ring]
         ring_x32, ring_y32 = ring_x.astype(np.float32), ring_y.astype(np.float32)
-        neighbours = _annulus_neighbours(m, index, radius, outer)
+        neighbours = _annulus_neighbours(m, index, p.aperture_fwhm * sky_fwhm, outer)
         used = np.zeros((len(index), 3))
         for c, channel in enumerate(CHANNELS):
             total = np.zeros((len(index), 2))
@@ -363,16 +379,21 @@ class Photometry(Stage):
                 summed = np.column_stack([sep.sum_circle(plane, px, py, r, subpix=0)[0] for r in bracket])
                 column, row = np.rint(px), np.rint(py)
                 values = _annulus_values(plane, column.astype(np.intp), row.astype(np.intp), ring_x, ring_y)
-                # the annulus is the pixels whose centres lie within its radii of the star itself
-                # (not of its nearest pixel: as the field drifts that ring jumped a pixel at a
-                # time, and a faint star on its edge went in or out with it)
-                squared = ((ring_x32 - (px - column).astype(np.float32)[:, None]) ** 2
-                           + (ring_y32 - (py - row).astype(np.float32)[:, None]) ** 2)
-                outside = (squared < np.float32((inner / 2) ** 2)) | (squared > np.float32((outer / 2) ** 2))
+                # each pixel's weight by its centre's distance from the star itself (not from its
+                # nearest pixel: as the field drifts that ring jumped a pixel at a time), ramping
+                # 0 -> 1 across each radius, so a faint star on an edge fades in and out with the
+                # drift instead of jumping (hard radii: +-0.3% frame to frame on a G 9.8 star)
+                from_star = np.sqrt((ring_x32 - (px - column).astype(np.float32)[:, None]) ** 2
+                                    + (ring_y32 - (py - row).astype(np.float32)[:, None]) ** 2)
+                edge_weight = np.minimum(from_star - np.float32(inner / 2 - soft),
+                                         np.float32(outer / 2 + soft) - from_star)
+                edge_weight = np.clip(edge_weight / np.float32(ANNULUS_EDGE_SOFT_PX), 0, 1)
+                outside = edge_weight <= 0
                 masked = _annulus_mask(neighbours, column, row, ring_x, ring_y, dy, dx)
                 masked |= outside
-                local, count = _sky_level(values, masked, ring_x, ring_y, px - column, py - row, outside=outside,
-                                           taper=True)
+                local, count = _sky_level(values, masked, ring_x, ring_y, px - column, py - row,
+                                          outlier_adu=ANNULUS_OUTLIER_ADU, outside=outside, taper=True,
+                                          weights=edge_weight)
                 total += summed - local[:, None] * plane_areas
                 level += local
                 used[:, c] += count
@@ -443,17 +464,25 @@ ORDERED_STAGES = (Calibrate, Place, Seeing, Photometry, Flags, Quality)
 
 
 def measure_frame(data: np.ndarray, header, wcs, stars, params: PhotometryParams | None = None, *,
-                  image_id: str | None = None, hot_pixels=None) -> FrameMeasurement:
+                  image_id: str | None = None, hot_pixels=None, sky_fwhm_px: float | None = None) -> FrameMeasurement:
     """Forced photometry of ``stars`` on one RGGB frame ``data`` with its POCS ``header`` and its
     0-based ``wcs`` (None: the frame is rejected, unsolved). See the module.
 
     ``hot_pixels``: the observation's hot-pixel map (a :class:`hotpixels.HotPixelMap`, from
     its own frames and its camera's), whose levels are taken off before anything is measured.
 
+    ``sky_fwhm_px``: the observation's FWHM (mosaic px; the median of its frames' ``fwhm_px``
+    from a first pass), which the local sky annulus's radii and its masks of the other stars
+    then follow instead of this frame's own measurement of it (:class:`Photometry`); None:
+    the frame's own. The aperture keeps its bracket round the frame's own FWHM either way
+    (build_lightcurves reads it at the observation's).
+
     ``stars``: catalog rows (``catalog.stars_in_footprint``, or a table with id, ra, dec,
     mag, and pmra/pmdec if the positions are at J2016.0), or star documents
     (``stars.in_footprint``: the document id is the PICID)."""
     params = params or PhotometryParams()
+    if sky_fwhm_px is not None and not (math.isfinite(sky_fwhm_px) and sky_fwhm_px > 0):
+        raise ValueError(f"sky_fwhm_px is the observation's FWHM in pixels, not {sky_fwhm_px!r}")
     data = np.asarray(data)
     if data.ndim != 2 or min(data.shape) < 16:
         raise ValueError(f"a frame is a 2-D mosaic, not an array of shape {data.shape}")
@@ -473,7 +502,8 @@ def measure_frame(data: np.ndarray, header, wcs, stars, params: PhotometryParams
                                                        hot_pixels.pixels.max() >= data.size):
         raise ValueError(f"a hot-pixel map reaches pixel {hot_pixels.pixels.max()} of a frame of shape {data.shape}")
     work = _Work(data=data, header=header, wcs=wcs, stars=stars, params=params, measurement=measurement,
-                 inside=np.zeros(n, bool), hot_pixels=hot_pixels)
+                 inside=np.zeros(n, bool), hot_pixels=hot_pixels,
+                 sky_fwhm_px=None if sky_fwhm_px is None else float(sky_fwhm_px))
     for stage in ORDERED_STAGES:
         stage().run(work)
     if measurement.rejected is not None:
@@ -563,52 +593,64 @@ def _annulus_mask(neighbours, centre_x: np.ndarray, centre_y: np.ndarray, ring_x
 
 
 def _sky_level(values: np.ndarray, masked: np.ndarray, ring_x: np.ndarray, ring_y: np.ndarray, fx: np.ndarray,
-               fy: np.ndarray, outside: np.ndarray | None = None, outlier_adu: float = SKY_OUTLIER_ADU,
-               taper: bool = False) -> tuple[np.ndarray, np.ndarray]:
+               fy: np.ndarray, *, outlier_adu: float, outside: np.ndarray | None = None, taper: bool = False,
+               weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each row's sky level under its star, ADU, and the number of pixels whose mean would be
     as precise (its noise model's annulus term): a plane fitted by least squares to the
     annulus pixels outside ``masked`` (the other catalog stars' light, and for the
     photometry the candidates ``outside`` the annulus's radii from the star itself) and
-    within ``outlier_adu`` of the plane (faint stars' cores, hot pixels), evaluated at the
-    star. ``ring_x``, ``ring_y``: each column's offset from the pixel nearest the star,
-    ``fx``, ``fy`` the star's from that pixel. Fitted again while the window changes, up to
-    :data:`SKY_OUTLIER_PASSES` times. A row with under :data:`SKY_MIN_UNMASKED` of its
-    pixels unmasked drops its mask.
+    within ``outlier_adu`` of the plane, evaluated at the star. ``ring_x``, ``ring_y``: each
+    column's offset from the pixel nearest the star, ``fx``, ``fy`` the star's from that
+    pixel. ``weights`` (0-1, as ``values``): each pixel's weight in the fit (the photometry's
+    annulus: its soft radii). Fitted again while the window changes, up to
+    :data:`SKY_OUTLIER_PASSES` times. A row with under :data:`SKY_MIN_UNMASKED` of its pixels
+    unmasked drops its mask. The plane, not a mean: a mask leaves the annulus lopsided, and
+    its mean then reads the sky's gradient (the Moon's is steep) as if it were under the star.
 
-    Its bias must not depend on the sky's noise or brightness. A mean clipped at 2 sigma of
-    the sky's noise (photometry-3) let in more of the faint stars' light as the sky
-    brightened: between 80 and 700 ADU (a dark night and the Moon nearly full) a G 9.5-10
-    star's flux fell by 1.4%, 0.7x its noise floor, and the median, the mode (2.5 median -
-    1.5 mean) and a 3 or 5 sigma clip did the same or worse (measured against the
-    simulator's truth). A window fixed in ADU does not move with the noise: the faint
-    stars' light below it is taken in whatever the noise, as the aperture takes it in on
-    average, and their cores above it are left out. Not wider: with no window (a plain
-    mean, the least noisy estimate) a faint star on the annulus's edge went in and out
-    whole as the field drifted, and the lightcurves of quiet G 9-10 stars scattered 1.22x
-    their floor (90th percentile; 1.15x with this window, 1.10x with photometry-3's clip).
-    The plane, not a mean: a mask leaves the annulus lopsided, and its mean then reads the
-    sky's gradient (the Moon's is steep) as if it were under the star.
+    The photometry's annulus (``outlier_adu`` :data:`ANNULUS_OUTLIER_ADU`, soft radii,
+    ``taper``) is a near-linear estimator: every pixel counts but the catalog stars' masks
+    and the far outliers (cosmic rays, hot pixels the observation's map missed: Calibrate
+    repairs the mapped ones first). The faint uncatalogued stars' light it takes in is then a
+    fixed share of their light, whatever the sky's noise or brightness: it scales with the
+    throughput as the star's own light does (build_lightcurves' blend correction takes that
+    share out), and it does not depend on where each faint star falls on the pixel grid.
+    Measured against the simulator's truth, what came before and why it went:
 
-    ``taper`` (the photometry's annulus): the window's edge tapered, not cut. A pixel of a
-    faint star's wing just inside the window counted whole and just outside not at all, and
-    which side it fell on changed with the field's sub-pixel drift and jitter, so the level
-    jumped as pixels crossed: on noise-free frames of a 6.5 h sequence (a constant PSF) the
-    sky under a G 9 star in a crowd of field stars the catalog does not know moved by 0.3%
-    of its flux rms, slowly with the drift, and its lightcurve showed false 2-3 h dips of 3-5
-    sigma. After the hard window converges, the plane is fitted once more with each pixel
-    weighted by a ramp in its distance from the plane: 1 up to (1 - :data:`SKY_TAPER_WIDTH`) x
+    - A mean clipped at 2 sigma of the sky's noise (photometry-3) let in more of the faint
+      stars' light as the sky brightened: between 80 and 700 ADU (a dark night and the Moon
+      nearly full) a G 9.5-10 star's flux fell by 1.4%, 0.7x its noise floor; the median, the
+      mode (2.5 median - 1.5 mean) and a 3 or 5 sigma clip did the same or worse.
+    - A plain mean with hard radii: a faint star on the annulus's edge went in and out whole
+      as the field drifted (quiet G 9-10 stars' lightcurves scattered 1.22x their floor, 90th
+      percentile). The soft radii answer that; with hard ones this estimator still jumped
+      +-0.3% frame to frame on a crowded G 9.8 star.
+    - A window fixed at 150 ADU round the plane (photometry-4 to -7; tapered 75-225 ADU from
+      photometry-6). Its bias did not follow the sky's noise, but the faint stars' light below
+      it was a fixed number of ADU, not a share of their light, and which of their pixels fell
+      below it depended on the pixel phase. Noise-free, a G 9.84 star with uncatalogued G
+      10.5-11.6 stars in its annulus (their light 9.6% of its flux in its sky level) drifted
+      -1.34% over a night as the throughput fell 9% (its own light's share did not fall with
+      it): -0.63% with this estimator. A G 9.83 host read +0.22% bright where the field's
+      drift put it at mid-transit (-0.09% with this estimator), and its transit's depth read
+      10% and 19% shallow on the noise-free frames of two realisations (+0.8% and -0.5% with
+      this estimator). A window scaled by the frame's true throughput still left the pixel-
+      phase bump and -12% on that host.
+
+    ``taper``: the window's edge tapered, not cut. A pixel just inside the window counted
+    whole and just outside not at all, and which side it fell on changed with the field's
+    sub-pixel drift and jitter, so the level jumped as pixels crossed (with the 150 ADU window,
+    0.3% of a G 9 star's flux rms on noise-free frames, and false 2-3 h dips of 3-5 sigma).
+    After the hard window converges, the plane is fitted once more with each pixel weighted
+    by a ramp in its distance from the plane: 1 up to (1 - :data:`SKY_TAPER_WIDTH`) x
     ``outlier_adu``, 0 from (1 + :data:`SKY_TAPER_WIDTH`) x, linear between, so a pixel
-    crossing the edge fades out instead of dropping out. The ramp is centred on the hard
-    window's edge, so the faint stars' light the level takes in is as before on average
-    (what the aperture takes in of it), and it starts at 75 ADU, over 3 sigma of the sky's
-    noise at 700 ADU of sky, so its bias follows the sky's noise no more than the hard
-    window's did (a Tukey biweight of the same half-width smoothed more but took in under
-    half of the faint stars' light; a second tapered pass changed nothing). The precision
-    returned is the hard window's: the ramp reweights only the few pixels near its edge."""
+    crossing the edge fades out instead of dropping out. The precision returned is the hard
+    window's: the ramp reweights only the few pixels near its edge."""
     keep = ~masked
     inside = np.ones_like(masked) if outside is None else ~outside
     crowded = keep.sum(axis=1) < SKY_MIN_UNMASKED * inside.sum(axis=1)
     keep[crowded] = inside[crowded]
+    # each pixel's weight in the fit before the window: 1, or ``weights`` (the annulus's soft edges)
+    weight = keep.astype(np.float32) if weights is None else keep * weights.astype(np.float32, copy=False)
     basis = np.stack([np.ones(len(ring_x)), ring_x, ring_y]).astype(np.float32)  # (3, pixels): the plane's terms
     products = np.stack([basis[i] * basis[j] for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))])
     values = values.astype(np.float32, copy=False)
@@ -624,7 +666,7 @@ def _sky_level(values: np.ndarray, masked: np.ndarray, ring_x: np.ndarray, ring_
         right = np.einsum("np,kp->nk", w * values, basis).astype(float)
         return normal, right, np.linalg.solve(normal, right[:, :, None])[:, :, 0]
 
-    normal, right, coefficients = fit(keep, values)
+    normal, right, coefficients = fit(weight, values)
     window = keep
     deviation = None  # |values - plane| of the current coefficients (None: refitted since)
     for _ in range(SKY_OUTLIER_PASSES):
@@ -635,7 +677,7 @@ def _sky_level(values: np.ndarray, masked: np.ndarray, ring_x: np.ndarray, ring_
         if not len(again):
             break
         window = narrowed
-        normal[again], right[again], coefficients[again] = fit(window[again], values[again])
+        normal[again], right[again], coefficients[again] = fit(window[again] * weight[again], values[again])
         deviation = None
     at_star = np.stack([np.ones_like(fx), fx, fy], axis=1)
     # the precision: the hard window's (the taper reweights only the few pixels near its edge)
@@ -650,7 +692,7 @@ def _sky_level(values: np.ndarray, masked: np.ndarray, ring_x: np.ndarray, ring_
         if len(flat):
             rows, pixels = np.divmod(flat, values.shape[1])
             tapered = np.clip((high - deviation.ravel()[flat]) / (high - low), 0, 1)
-            change = (tapered - window.ravel()[flat]).astype(float)
+            change = ((tapered - window.ravel()[flat]) * weight.ravel()[flat]).astype(float)
             x, y = ring_x[pixels].astype(float), ring_y[pixels].astype(float)
             cx, cy, cv = change * x, change * y, change * values.ravel()[flat]
             # the normal matrix's distinct entries (1, x, y, xx, xy, yy) and the right side's (v, vx, vy)
