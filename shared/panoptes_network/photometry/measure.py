@@ -333,7 +333,10 @@ class Photometry(Stage):
     measured FWHM creeps with the airmass and the throughput even on a constant PSF (0.4% over
     a night on the simulator's), and an annulus following it took in a different share of
     the faint stars round it: on noise-free frames a G 9.84 star with uncatalogued G 10.5-11.6
-    stars in its annulus drifted -0.63% over a night, -0.23% with the annulus held at one FWHM.
+    stars in its annulus drifted -0.44% over a night (its flux at the observation's aperture, as
+    build_lightcurves reads it), -0.22% with the annulus at the observation's FWHM; over the 16
+    noise-free transit fits of two realisations the depth errors' rms fell from 0.36 to 0.33 of
+    the noise floor.
 
     Each aperture is summed twice, at its radius x (1 -/+ :data:`APERTURE_BRACKET`), so the
     flux at any radius between is read off linearly (:meth:`FrameMeasurement.at_aperture_radius`;
@@ -630,7 +633,7 @@ def _sky_level(values: np.ndarray, masked: np.ndarray, ring_x: np.ndarray, ring_
       below it depended on the pixel phase. Noise-free, a G 9.84 star with uncatalogued G
       10.5-11.6 stars in its annulus (their light 9.6% of its flux in its sky level) drifted
       -1.34% over a night as the throughput fell 9% (its own light's share did not fall with
-      it): -0.63% with this estimator. A G 9.83 host read +0.22% bright where the field's
+      it): -0.63% with this estimator (its flux at the frame's own aperture). A G 9.83 host read +0.22% bright where the field's
       drift put it at mid-transit (-0.09% with this estimator), and its transit's depth read
       10% and 19% shallow on the noise-free frames of two realisations (+0.8% and -0.5% with
       this estimator). A window scaled by the frame's true throughput still left the pixel-
