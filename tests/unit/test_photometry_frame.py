@@ -15,7 +15,7 @@ import pytest
 from panoptes_network.catalog import stars_in_footprint
 from panoptes_network.photometry import (FLAG_BAD_WCS, FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_REJECTED, FLAG_SATURATED,
                                          NOT_ENOUGH_FRAMES, PhotometryParams, bjd_tdb, build_lightcurves,
-                                         measure_frame, picid_of)
+                                         frame_fwhm, measure_frame, picid_of)
 from panoptes_network.photometry.hotpixels import as_flat
 from panoptes_network.photometry.measure import APERTURE_BRACKET
 from panoptes_network.simulator import FrameSpec, camera, simulate_frame
@@ -414,6 +414,18 @@ def test_the_annulus_at_the_observations_fwhm_does_not_follow_the_frames(frame, 
         z = (after.flux_e[clean, c] - before.flux_e[clean, c]) / before.flux_err_e[clean, c]
         assert np.percentile(np.abs(z), 90) < 0.05, (channel, np.percentile(np.abs(z), 90))
         assert np.abs(z).max() < 0.15, (channel, np.abs(z).max())
+
+
+def test_a_first_pass_gives_the_fwhm_measure_frame_measures(frame, stars, measured):
+    """frame_fwhm (the first stages alone, for the observation's sky_fwhm_px) reads the FWHM
+    measure_frame reads, the hot pixels repaired alike; NaN for a frame it cannot measure; and
+    measure_frame refuses a sky_fwhm_px that is not a width."""
+    assert frame_fwhm(frame.data, frame.header, frame.truth.wcs, stars, hot_pixels=_camera_map(frame)) \
+        == measured.fwhm_px
+    assert np.isnan(frame_fwhm(frame.data, frame.header, None, stars))
+    for width in (0.0, -4.6, float("nan")):
+        with pytest.raises(ValueError, match="sky_fwhm_px"):
+            measure_frame(frame.data, frame.header, frame.truth.wcs, stars, sky_fwhm_px=width)
 
 
 def test_the_annulus_sky_does_not_jump_as_the_field_drifts():

@@ -483,9 +483,27 @@ def measure_frame(data: np.ndarray, header, wcs, stars, params: PhotometryParams
     ``stars``: catalog rows (``catalog.stars_in_footprint``, or a table with id, ra, dec,
     mag, and pmra/pmdec if the positions are at J2016.0), or star documents
     (``stars.in_footprint``: the document id is the PICID)."""
-    params = params or PhotometryParams()
     if sky_fwhm_px is not None and not (math.isfinite(sky_fwhm_px) and sky_fwhm_px > 0):
         raise ValueError(f"sky_fwhm_px is the observation's FWHM in pixels, not {sky_fwhm_px!r}")
+    return _measure(data, header, wcs, stars, params, ORDERED_STAGES, image_id=image_id, hot_pixels=hot_pixels,
+                    sky_fwhm_px=sky_fwhm_px)
+
+
+def frame_fwhm(data: np.ndarray, header, wcs, stars, params: PhotometryParams | None = None, *,
+               hot_pixels: np.ndarray | None = None) -> float:
+    """The frame's FWHM (mosaic px) as :func:`measure_frame` measures it, from its first stages
+    alone (calibrate, with ``hot_pixels`` repaired; place; seeing: about a quarter of its
+    time on a dense full frame), or NaN if the frame is rejected before or by them. A first pass
+    over an observation's frames gives their median, measure_frame's ``sky_fwhm_px``."""
+    measurement = _measure(data, header, wcs, stars, params, (Calibrate, Place, Seeing), hot_pixels=hot_pixels)
+    return measurement.fwhm_px if measurement.rejected is None else math.nan
+
+
+def _measure(data: np.ndarray, header, wcs, stars, params: PhotometryParams | None, stages, *,
+             image_id: str | None = None, hot_pixels: np.ndarray | None = None,
+             sky_fwhm_px: float | None = None) -> FrameMeasurement:
+    """``stages`` run in order on the frame (see :func:`measure_frame`)."""
+    params = params or PhotometryParams()
     data = np.asarray(data)
     if data.ndim != 2 or min(data.shape) < 16:
         raise ValueError(f"a frame is a 2-D mosaic, not an array of shape {data.shape}")
@@ -507,7 +525,7 @@ def measure_frame(data: np.ndarray, header, wcs, stars, params: PhotometryParams
     work = _Work(data=data, header=header, wcs=wcs, stars=stars, params=params, measurement=measurement,
                  inside=np.zeros(n, bool), hot_pixels=hot_pixels,
                  sky_fwhm_px=None if sky_fwhm_px is None else float(sky_fwhm_px))
-    for stage in ORDERED_STAGES:
+    for stage in stages:
         stage().run(work)
     if measurement.rejected is not None:
         measurement.flags |= FLAG_REJECTED
