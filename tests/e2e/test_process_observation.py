@@ -100,8 +100,9 @@ def test_sequence_processed_into_a_run_lightcurves_and_stars(stack, sequence_fra
 @pytest.mark.parametrize("backend", ["local"], indirect=True)
 def test_every_frame_is_measured_with_the_observations_hot_pixels_repaired(stack, sequence_frames):
     """The first pass maps the hot pixels the simulator put on the camera, from the frames
-    alone (nothing else: no star pixel), the same for every frame and on a second call;
-    the second pass takes their levels off every frame."""
+    alone (nothing else: no star pixel), the same for every frame and on a second call, and
+    the frames' FWHM; the second pass takes their levels off every frame and puts every
+    annulus at the observation's FWHM."""
     import numpy as np
 
     from panoptes_network.photometry.hotpixels import as_flat
@@ -109,10 +110,11 @@ def test_every_frame_is_measured_with_the_observations_hot_pixels_repaired(stack
 
     sequence = upload(stack, sequence_frames)
     images = sorted(stack.documents.query("images", [("sequence_id", "==", sequence)]), key=lambda doc: doc.id)
-    maps = process.find_hot_pixels(images, stack.settings).by_image
+    survey = process.survey_frames(images, PhotometryParams(), stack.settings)
+    maps = survey.hot_pixels
     mapped = maps[images[0].id].pixels
     assert all(np.array_equal(m.pixels, mapped) for m in maps.values())
-    again = process.find_hot_pixels(images[::-1], stack.settings).by_image[images[0].id]
+    again = process.survey_frames(images[::-1], PhotometryParams(), stack.settings).hot_pixels[images[0].id]
     assert np.array_equal(again.pixels, mapped) and np.allclose(again.levels, maps[images[0].id].levels)
     xy, rates = hot_pixels("14d3bd", 600, 400)
     truth = as_flat(xy, 600)
@@ -123,6 +125,11 @@ def test_every_frame_is_measured_with_the_observations_hot_pixels_repaired(stack
     bright = truth[rates * 120 / 1.5 > 150]  # ADU in 120 s
     assert np.isin(bright, mapped).mean() > 0.88, np.isin(bright, mapped).mean()
     measurements = process.measure_frames(images, PhotometryParams(), stack.settings)
+    # and every annulus at the observation's FWHM, the median of the frames' (each frame's own wanders)
+    widths = [m.fwhm_px for m in measurements]
+    assert min(widths) < max(widths) and abs(survey.fwhm_px - np.median(widths)) < 0.01 * survey.fwhm_px
+    inner = PhotometryParams().annulus_inner_fwhm * survey.fwhm_px
+    assert all(m.annulus_px[0] == pytest.approx(inner) for m in measurements)
     # every one but the saturated (left for the saturation flag), at the frames' own levels
     assert all(0.98 * len(mapped) < m.hot_pixels_repaired <= len(mapped) for m in measurements)
     assert all(abs(m.hot_pixel_scale - 1) < 0.01 for m in measurements), [m.hot_pixel_scale for m in measurements]
@@ -140,8 +147,8 @@ def test_the_cameras_other_observations_join_its_hot_pixel_map(stack, sequence_f
 
     sequence = upload(stack, sequence_frames)
     images = sorted(stack.documents.query("images", [("sequence_id", "==", sequence)]), key=lambda doc: doc.id)
-    own = process.find_hot_pixels(images, stack.settings).by_image[images[0].id].pixels
-    first = process.find_hot_pixels(images, stack.settings, sequence, "14d3bd")
+    own = process.survey_frames(images, PhotometryParams(), stack.settings).hot_pixels[images[0].id].pixels
+    first = process.survey_frames(images, PhotometryParams(), stack.settings, sequence, "14d3bd")
     assert first.summary == {"400x600": {"own": len(own), "mapped": len(own), "other_observations": []}}
     bucket = stack.bucket(stack.settings.processed_bucket)
     kept = ObservationMap.from_bytes(bucket.read(process.hot_pixel_map_path("14d3bd", (400, 600), sequence)))
@@ -161,11 +168,11 @@ def test_the_cameras_other_observations_join_its_hot_pixel_map(stack, sequence_f
     keep("PAN001_ee04d1_20240705T090000", [free[1]], camera="ee04d1")  # the unit's other camera
     keep("PAN001_14d3bd_20240706T090000", [free[1]], shape=(800, 1200))  # another cut-out
     bucket.write(process.hot_pixel_map_path("14d3bd", (400, 600), "PAN001_14d3bd_20240601T090000"), b"torn")
-    joined = process.find_hot_pixels(images, stack.settings, sequence, "14d3bd")
+    joined = process.survey_frames(images, PhotometryParams(), stack.settings, sequence, "14d3bd")
     summary = joined.summary["400x600"]
     # nearest first; 0.3 of 4 readable maps is 2 votes: free[0] (3 votes) joins, free[1] and free[2] (1) do not
     assert summary["other_observations"] == [f"PAN001_14d3bd_2024070{d}T090000" for d in (4, 3, 2, 1)]
-    assert joined.by_image[images[0].id].pixels.tolist() == sorted(own.tolist() + [free[0]])
+    assert joined.hot_pixels[images[0].id].pixels.tolist() == sorted(own.tolist() + [free[0]])
     assert summary == {"own": len(own), "mapped": len(own) + 1, "other_observations": summary["other_observations"]}
 
 

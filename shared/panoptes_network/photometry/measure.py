@@ -490,7 +490,7 @@ def measure_frame(data: np.ndarray, header, wcs, stars, params: PhotometryParams
 
 
 def frame_fwhm(data: np.ndarray, header, wcs, stars, params: PhotometryParams | None = None, *,
-               hot_pixels: np.ndarray | None = None) -> float:
+               hot_pixels=None) -> float:
     """The frame's FWHM (mosaic px) as :func:`measure_frame` measures it, from its first stages
     alone (calibrate, with ``hot_pixels`` repaired; place; seeing: about a quarter of its
     time on a dense full frame), or NaN if the frame is rejected before or by them. A first pass
@@ -500,7 +500,7 @@ def frame_fwhm(data: np.ndarray, header, wcs, stars, params: PhotometryParams | 
 
 
 def _measure(data: np.ndarray, header, wcs, stars, params: PhotometryParams | None, stages, *,
-             image_id: str | None = None, hot_pixels: np.ndarray | None = None,
+             image_id: str | None = None, hot_pixels=None,
              sky_fwhm_px: float | None = None) -> FrameMeasurement:
     """``stages`` run in order on the frame (see :func:`measure_frame`)."""
     params = params or PhotometryParams()

@@ -28,7 +28,8 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from panoptes_network.photometry.lightcurves import ObservationResult, _nanmedian, build_lightcurves
-from panoptes_network.photometry.measure import CHANNELS, FLAG_SATURATED, FrameMeasurement, measure_frame, picid_of
+from panoptes_network.photometry.measure import (CHANNELS, FLAG_SATURATED, FrameMeasurement, frame_fwhm, measure_frame,
+                                                 picid_of)
 from panoptes_network.photometry.params import PhotometryParams
 from panoptes_network.photometry.transits import (PeriodicTransitFit, TransitFit, choose_baseline,  # noqa: F401
                                                   choose_periodic_baseline, fit_periodic_transit, fit_transit,
@@ -53,11 +54,12 @@ HISTORY_FRAMES = 8  # frames in each
 def simulate_observation(ra: float, dec: float, start: datetime, frames: int, *,
                          params: PhotometryParams | None = None, build: bool = True,
                          history_fields: int = HISTORY_FIELDS, **sequence) -> SimulatedObservation:
-    """As the service measures an observation: a first pass finds each frame's single-pixel
-    spikes and builds the observation's own hot-pixel map (:mod:`hotpixels`), which the maps
-    of ``history_fields`` other observations by the same camera join
-    (:func:`camera_history`, :func:`hotpixels.camera_map`); the second pass measures every
-    frame with them repaired. The frames of the first pass are kept for the second while they
+    """As the service measures an observation (``process.survey_frames``): a first pass finds
+    each frame's single-pixel spikes and builds the observation's own hot-pixel map
+    (:mod:`hotpixels`), which the maps of ``history_fields`` other observations by the same
+    camera join (:func:`camera_history`, :func:`hotpixels.camera_map`), and measures each
+    frame's FWHM; the second pass measures every frame with the hot pixels' levels taken off
+    and its annulus at the median FWHM. The frames of the first pass are kept for the second while they
     fit in :data:`KEEP_FRAMES_BYTES` (long sequences of full frames do not), else rendered
     again (the simulator renders a spec the same, byte for byte)."""
     from panoptes_network.catalog import stars_in_footprint
@@ -67,7 +69,7 @@ def simulate_observation(ra: float, dec: float, start: datetime, frames: int, *,
 
     params = params or PhotometryParams()
     specs = sequence_specs(ra, dec, start, frames, **sequence)
-    counts, kept, truths = SpikeCounts(), [], []
+    counts, kept, truths, widths = SpikeCounts(), [], [], []
     stars = None
     room = KEEP_FRAMES_BYTES
     for spec in specs:
@@ -75,6 +77,7 @@ def simulate_observation(ra: float, dec: float, start: datetime, frames: int, *,
         if stars is None:  # the footprint of the first frame: drift is a few pixels
             stars = stars_in_footprint(wcs=frame.truth.wcs, shape=frame.data.shape)
         _count_spikes(counts, frame.data)
+        widths.append(frame_fwhm(frame.data, frame.header, frame.truth.wcs, stars, params))
         table = frame.truth.stars
         truths.append(table[table["catalog"]])
         keep = frame.data.nbytes <= room
@@ -85,6 +88,8 @@ def simulate_observation(ra: float, dec: float, start: datetime, frames: int, *,
     others = camera_history(first.camera_id, first.unit_id, first.width, first.height, start, history_fields) \
         if first.hot_pixels else ()
     hot = camera_map(counts.hot_pixel_map((first.height, first.width)), others)
+    widths = np.array(widths)
+    sky_fwhm = float(np.median(widths[np.isfinite(widths)])) if np.isfinite(widths).any() else None
     measurements = []
     for k, spec in enumerate(specs):
         if kept[k] is None:
@@ -93,7 +98,7 @@ def simulate_observation(ra: float, dec: float, start: datetime, frames: int, *,
             del frame
         data, header, wcs = kept[k]
         kept[k] = None
-        measurements.append(measure_frame(data, header, wcs, stars, params, hot_pixels=hot))
+        measurements.append(measure_frame(data, header, wcs, stars, params, hot_pixels=hot, sky_fwhm_px=sky_fwhm))
     observation = SimulatedObservation(measurements, truths, specs, hot_pixels=hot)
     if build:
         observation.result = build_lightcurves(measurements, params)

@@ -9,8 +9,9 @@ dead letter with the reason). The job:
    params + sorted input image ids)>`` (SCIENCE_SCHEMA.md), so a redelivered message finds
    its run and does nothing again, while new params or new frames make a new run and older
    runs stay;
-3. finds the observation's hot pixels (:func:`find_hot_pixels`: a first pass over its
-   frames, joined by its camera's other observations' maps), then
+3. surveys its frames (:func:`survey_frames`: a first pass for their hot pixels, joined by
+   its camera's other observations' maps, and their median FWHM, which every annulus
+   follows), then
    measures every frame in a process pool on every core (:func:`measure_frame`, the hot
    pixels' levels taken off first): the
    ``.fits.fz`` from the raw bucket, its WCS from the processed bucket (``wcs_path``, as
@@ -149,9 +150,9 @@ def process_observation(sequence_id: str, params, settings: Settings) -> dict:
 
     _write_run(documents, {**base, "status": RUNNING, "reason": None}, last_image_time)
     try:
-        hot = find_hot_pixels(solved, settings, sequence_id, observation.get("camera_id"))
-        base["hot_pixels"] = hot.summary
-        measurements = measure_frames(solved, params, settings, hot)
+        survey = survey_frames(solved, params, settings, sequence_id, observation.get("camera_id"))
+        base["hot_pixels"] = survey.summary
+        measurements = measure_frames(solved, params, settings, survey)
     except PermanentError as error:
         _write_run(documents, {**base, "status": FAILED, "reason": str(error)}, last_image_time)
         raise
@@ -253,55 +254,64 @@ def _discard_pool() -> None:
         _pool = None
 
 
-def measure_frames(images, params, settings: Settings, hot_pixels: "HotPixels | None" = None) -> list:
-    """A FrameMeasurement per image, in the images' order, each with its hot pixels repaired
-    (``hot_pixels``: :func:`find_hot_pixels`'s, found here from these frames alone if not
-    given). Reads overlap the work; the decoded frames are not held."""
-    hot = hot_pixels or find_hot_pixels(images, settings)
-    processed = runtime.bucket(settings.processed_bucket, settings)
+def measure_frames(images, params, settings: Settings, survey: "Survey | None" = None) -> list:
+    """A FrameMeasurement per image, in the images' order, each with its hot pixels taken off
+    and its annulus at the observation's FWHM (``survey``: :func:`survey_frames`'s, made here
+    from these frames alone if not given). Reads overlap the work; the decoded frames are not held."""
+    survey = survey or survey_frames(images, params, settings)
     options = params.to_dict()
 
     def read(doc) -> tuple:
-        image = doc.data
-        wcs = None
-        if image.get("wcs_path"):
-            try:
-                wcs = processed.read(image["wcs_path"])
-            except ObjectNotFound:
-                raise PermanentError(f"{doc.id}: its WCS gs://{settings.processed_bucket}/{image['wcs_path']} "
-                                     "does not exist") from None
-        return doc.id, _read_raw(doc, settings), wcs, options, hot.by_image[doc.id]
+        return (doc.id, _read_raw(doc, settings), _read_wcs(doc, settings), options, survey.hot_pixels[doc.id],
+                survey.fwhm_px)
 
     return list(_corrupt_is_permanent(_in_workers(measure_bytes, read, images)))
 
 
+def _read_wcs(doc, settings: Settings) -> bytes | None:
+    """The WCS plate-solve wrote for the image, or None (the frame's own header has it)."""
+    if not doc.data.get("wcs_path"):
+        return None
+    try:
+        return runtime.bucket(settings.processed_bucket, settings).read(doc.data["wcs_path"])
+    except ObjectNotFound:
+        raise PermanentError(f"{doc.id}: its WCS gs://{settings.processed_bucket}/{doc.data['wcs_path']} "
+                             "does not exist") from None
+
+
 @dataclass
-class HotPixels:
-    by_image: dict  # image id -> the hotpixels.HotPixelMap taken off its frame
-    summary: dict[str, dict]  # "ROWSxCOLUMNS" -> what the run document says of that shape's map
+class Survey:
+    """What the first pass over an observation's frames found."""
+
+    hot_pixels: dict  # image id -> the hotpixels.HotPixelMap taken off its frame
+    fwhm_px: float | None  # the median of the frames' FWHM, which every annulus follows (None: none measured)
+    summary: dict[str, dict]  # "ROWSxCOLUMNS" -> what the run document says of that shape's hot-pixel map
 
 
-def find_hot_pixels(images, settings: Settings, sequence_id: str | None = None,
-                    camera_id: str | None = None) -> HotPixels:
-    """Each image's hot-pixel map (flat indices), in two parts (:mod:`photometry.hotpixels`):
+def survey_frames(images, params, settings: Settings, sequence_id: str | None = None,
+                  camera_id: str | None = None) -> Survey:
+    """The first pass over an observation's frames, each in a worker (:func:`survey_bytes`):
+    their FWHM, and each image's hot-pixel map (:mod:`photometry.hotpixels`), in two parts:
 
-    - the observation's own: each frame's isolated single-pixel spikes, found in a worker
-      (a list of indices each, and their excess over their neighbours, counted as it comes
-      back), and the pixels that are spikes on a tenth of the frames of its shape, each with
-      its level (:class:`hotpixels.SpikeCounts`);
+    - the observation's own: each frame's isolated single-pixel spikes (a list of indices
+      each, and their excess over their neighbours, counted as it comes back), and the
+      pixels that are spikes on a tenth of the frames of its shape, each with its level
+      (:class:`hotpixels.SpikeCounts`);
     - its camera's: with a ``camera_id``, the own map is kept in the processed bucket
       (:func:`hot_pixel_map_path`) and joined by the pixels the camera's other observations
       nearest in time mapped (:func:`hotpixels.camera_map`): a hot pixel a star covers all
       night is found in the fields where it is on empty sky.
 
-    The own map is a pure function of the frames, so a redelivery stores the same."""
+    The own map and the FWHM are pure functions of the frames, so a redelivery stores the same."""
     from panoptes_network.photometry.hotpixels import ObservationMap, SpikeCounts, camera_map
 
-    counts, shapes = SpikeCounts(), []
-    for shape, flat, excesses in _corrupt_is_permanent(
-            _in_workers(spike_bytes, lambda doc: (doc.id, _read_raw(doc, settings)), images)):
+    options = params.to_dict()
+    counts, shapes, widths = SpikeCounts(), [], []
+    for shape, flat, excesses, fwhm in _corrupt_is_permanent(_in_workers(
+            survey_bytes, lambda doc: (doc.id, _read_raw(doc, settings), _read_wcs(doc, settings), options), images)):
         counts.add(shape, flat, excesses)
         shapes.append(tuple(shape))
+        widths.append(fwhm)
     maps, summary = {}, {}
     for shape in sorted(set(shapes)):
         own = counts.hot_pixel_map(shape)
@@ -316,7 +326,9 @@ def find_hot_pixels(images, settings: Settings, sequence_id: str | None = None,
         summary[f"{shape[0]}x{shape[1]}"] = {
             "own": int(len(own)), "mapped": int(len(maps[shape])),
             "other_observations": [other.sequence_id for other in others]}
-    return HotPixels({doc.id: maps[shape] for doc, shape in zip(images, shapes)}, summary)
+    widths = np.array(widths, float)
+    fwhm = float(np.median(widths[np.isfinite(widths)])) if np.isfinite(widths).any() else None
+    return Survey({doc.id: maps[shape] for doc, shape in zip(images, shapes)}, fwhm, summary)
 
 
 HOT_PIXELS_PREFIX = "hot-pixels"
@@ -404,32 +416,52 @@ def _corrupt_is_permanent(results):
         yield value
 
 
-def spike_bytes(image_id: str, data: bytes):
-    """In a worker: ("ok", (shape, the frame's single-pixel spikes as flat indices, their excess
-    over their neighbours in ADU)) or ("corrupt", reason)."""
-    from panoptes_network.fits import read_image
+def survey_bytes(image_id: str, data: bytes, wcs_bytes: bytes | None, params: dict):
+    """The first pass, in a worker: ("ok", (shape, the frame's single-pixel spikes as flat
+    indices, their excess over their neighbours in ADU, its FWHM)) or ("corrupt", reason).
+    The FWHM is measured before the hot pixels are known (the median over the frames, which
+    the annulus follows, hardly feels them)."""
+    from panoptes_network.photometry import PhotometryParams, frame_fwhm
     from panoptes_network.photometry.hotpixels import excess, spikes
 
-    try:
-        image = read_image(data)
-    except Exception as error:  # astropy raises many kinds for a damaged file
-        return "corrupt", f"{image_id}: not a readable FITS image: {error}"
-    if image is None:
-        return "corrupt", f"{image_id}: no two-dimensional image in the file"
-    pixels = image[1]
+    decoded = _decode(image_id, data, wcs_bytes)
+    if decoded[0] == "corrupt":
+        return decoded
+    header, pixels, wcs, stars = decoded[1]
     flat = spikes(pixels)
-    return "ok", (pixels.shape, flat.astype(np.int32), excess(pixels, flat))  # a full frame's 18e6 pixels fit int32
+    try:
+        fwhm = frame_fwhm(pixels, header, wcs, stars, PhotometryParams.from_dict(params))
+    except ValueError as error:  # a header without EXPTIME, an image of the wrong shape
+        return "corrupt", f"{image_id}: {error}"
+    return "ok", (pixels.shape, flat.astype(np.int32), excess(pixels, flat), fwhm)  # a full frame's fit int32
 
 
-def measure_bytes(image_id: str, data: bytes, wcs_bytes: bytes | None, params: dict, hot_pixels=None):
+def measure_bytes(image_id: str, data: bytes, wcs_bytes: bytes | None, params: dict, hot_pixels=None,
+                  sky_fwhm_px: float | None = None):
     """In a worker: ("ok", FrameMeasurement) or ("corrupt", reason). ``hot_pixels``: the
-    observation's hot-pixel map (flat indices), repaired before the photometry."""
+    observation's :class:`hotpixels.HotPixelMap`, taken off before the photometry;
+    ``sky_fwhm_px``: the observation's FWHM, which the annulus follows."""
+    from panoptes_network.photometry import PhotometryParams, measure_frame
+
+    decoded = _decode(image_id, data, wcs_bytes)
+    if decoded[0] == "corrupt":
+        return decoded
+    header, pixels, wcs, stars = decoded[1]
+    try:
+        measurement = measure_frame(pixels, header, wcs, stars, PhotometryParams.from_dict(params), image_id=image_id,
+                                    hot_pixels=hot_pixels, sky_fwhm_px=sky_fwhm_px)
+    except ValueError as error:  # a header without EXPTIME, an image of the wrong shape
+        return "corrupt", f"{image_id}: {error}"
+    return "ok", measurement
+
+
+def _decode(image_id: str, data: bytes, wcs_bytes: bytes | None):
+    """("ok", (header, pixels, WCS, the catalog stars in its footprint)) or ("corrupt", reason)."""
     from astropy.io import fits
     from astropy.wcs import WCS
 
     from panoptes_network import catalog
     from panoptes_network.fits import read_image
-    from panoptes_network.photometry import PhotometryParams, measure_frame
 
     try:
         image = read_image(data)
@@ -442,13 +474,7 @@ def measure_bytes(image_id: str, data: bytes, wcs_bytes: bytes | None, params: d
             return "corrupt", f"{image_id}: recorded as solved, but no celestial WCS found"
     except Exception as error:  # astropy raises many kinds for a damaged file
         return "corrupt", f"{image_id}: not a readable FITS image or WCS: {error}"
-    stars = catalog.stars_in_footprint(wcs=wcs, shape=pixels.shape)
-    try:
-        measurement = measure_frame(pixels, header, wcs, stars, PhotometryParams.from_dict(params), image_id=image_id,
-                                    hot_pixels=hot_pixels)
-    except ValueError as error:  # a header without EXPTIME, an image of the wrong shape
-        return "corrupt", f"{image_id}: {error}"
-    return "ok", measurement
+    return "ok", (header, pixels, wcs, catalog.stars_in_footprint(wcs=wcs, shape=pixels.shape))
 
 
 def _header_length(data: bytes) -> int:
