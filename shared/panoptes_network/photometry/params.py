@@ -22,7 +22,9 @@ PIPELINE_VERSION = "photometry-8"  # 2: the FWHM within 1.5 FWHM (steady), apert
 # 7: every frame's aperture at aperture_fwhm x the observation's median FWHM (read off a bracket of two sums),
 #    not the frame's own FWHM, whose measurement wanders 0.3% and took neighbours at the edge in and out
 # 8: hot pixels taken off before anything is measured (photometry.hotpixels): their map from the observation's
-#    own frames and its camera's other observations, each one's level scaled to the frame
+#    own frames and its camera's other observations, each one's level scaled to the frame; the annulus's sky a
+#    least-squares plane over all of it (soft edges, only pixels 1,000 ADU off left out), at the observation's
+#    median FWHM (a window of 150 ADU round the plane drifted with airmass and the field's pixel phase)
 
 
 @dataclass(frozen=True)
