@@ -116,10 +116,9 @@ def _measure(item):
 
 def _own_map(data):
     """One frame's spikes as a hot-pixel map (an observation's wants two frames at least)."""
-    from panoptes_network.photometry.hotpixels import HotPixelMap, excess, spikes
+    from panoptes_network.photometry.hotpixels import HotPixelMap, frame_spikes
 
-    flat = spikes(data)  # sorted
-    return HotPixelMap(flat, excess(data, flat))
+    return HotPixelMap(*frame_spikes(data))  # spikes are sorted
 
 
 def speed() -> str:

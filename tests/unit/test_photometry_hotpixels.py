@@ -11,8 +11,8 @@ import pytest
 
 from panoptes_network.catalog import stars_in_footprint
 from panoptes_network.photometry import measure_frame
-from panoptes_network.photometry.hotpixels import (HotPixelMap, SpikeCounts, as_flat, excess, hot_pixel_map, remove,
-                                                   repair, spikes)
+from panoptes_network.photometry.hotpixels import (HotPixelMap, SpikeCounts, as_flat, frame_spikes, hot_pixel_map,
+                                                   remove, repair, spikes)
 from panoptes_network.simulator import camera, sequence_specs, simulate_frame
 from panoptes_network.simulator.frame import digitise
 
@@ -122,8 +122,7 @@ def test_a_noise_free_frame_without_hot_pixels_is_unchanged():
 def own_map(data):
     counts = SpikeCounts()
     for d in data:
-        flat = spikes(d)
-        counts.add(d.shape, flat, excess(d, flat))
+        counts.add(d.shape, *frame_spikes(d))
     return counts.hot_pixel_map(data[0].shape)
 
 

@@ -145,6 +145,13 @@ def spikes(data: np.ndarray, bias: float = BIAS_ADU) -> np.ndarray:
     return np.sort(np.concatenate(found).astype(np.int64))
 
 
+def frame_spikes(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A frame's :func:`spikes` and each one's :func:`excess` over its neighbours: what a
+    first pass hands :meth:`SpikeCounts.add` for the frame."""
+    flat = spikes(data)
+    return flat, excess(data, flat)
+
+
 def _lifts_other_colours(data: np.ndarray, bias: float, y: np.ndarray, x: np.ndarray, excess: np.ndarray,
                          skies: dict, noises: dict) -> np.ndarray:
     """Whether a pixel's four adjacent pixels (the other colours) rise over their own plane's

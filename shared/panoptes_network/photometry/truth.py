@@ -63,7 +63,7 @@ def simulate_observation(ra: float, dec: float, start: datetime, frames: int, *,
     fit in :data:`KEEP_FRAMES_BYTES` (long sequences of full frames do not), else rendered
     again (the simulator renders a spec the same, byte for byte)."""
     from panoptes_network.catalog import stars_in_footprint
-    from panoptes_network.photometry.hotpixels import SpikeCounts, camera_map
+    from panoptes_network.photometry.hotpixels import SpikeCounts, camera_map, frame_spikes
     from panoptes_network.simulator import simulate_frame
     from panoptes_network.simulator.night import sequence_specs
 
@@ -76,7 +76,7 @@ def simulate_observation(ra: float, dec: float, start: datetime, frames: int, *,
         frame = simulate_frame(spec)
         if stars is None:  # the footprint of the first frame: drift is a few pixels
             stars = stars_in_footprint(wcs=frame.truth.wcs, shape=frame.data.shape)
-        _count_spikes(counts, frame.data)
+        counts.add(frame.data.shape, *frame_spikes(frame.data))
         widths.append(frame_fwhm(frame.data, frame.header, frame.truth.wcs, stars, params))
         table = frame.truth.stars
         truths.append(table[table["catalog"]])
@@ -112,7 +112,7 @@ def camera_history(camera_id: str, unit_id: str, width: int, height: int, start:
     by the same camera, :data:`HISTORY_FRAMES` frames each: the field at the zenith at the
     same time ``k`` nights before ``start`` (k = 1..fields), a degree of sky apart from
     one night to the next, so other stars cover other pixels while the hot pixels stay."""
-    from panoptes_network.photometry.hotpixels import SpikeCounts
+    from panoptes_network.photometry.hotpixels import SpikeCounts, frame_spikes
     from panoptes_network.simulator import simulate_frame
     from panoptes_network.simulator.night import sequence_specs
     from panoptes_network.simulator.observatory import conditions, site_for
@@ -127,17 +127,10 @@ def camera_history(camera_id: str, unit_id: str, width: int, height: int, start:
                                unit_id=unit_id, width=width, height=height, seed=len(maps) + 1)
         counts = SpikeCounts()
         for spec in specs:
-            _count_spikes(counts, simulate_frame(spec).data)
+            data = simulate_frame(spec).data
+            counts.add(data.shape, *frame_spikes(data))
         maps.append(counts.hot_pixel_map((height, width)))
     return tuple(maps)
-
-
-def _count_spikes(counts, data: np.ndarray) -> None:
-    """As the service's first pass counts a frame (``process.spike_bytes``)."""
-    from panoptes_network.photometry.hotpixels import excess, spikes
-
-    flat = spikes(data)
-    counts.add(data.shape, flat, excess(data, flat))
 
 
 def simulate_nights(ra: float, dec: float, starts, frames: int, *, params: PhotometryParams | None = None,

@@ -422,18 +422,18 @@ def survey_bytes(image_id: str, data: bytes, wcs_bytes: bytes | None, params: di
     The FWHM is measured before the hot pixels are known (the median over the frames, which
     the annulus follows, hardly feels them)."""
     from panoptes_network.photometry import PhotometryParams, frame_fwhm
-    from panoptes_network.photometry.hotpixels import excess, spikes
+    from panoptes_network.photometry.hotpixels import frame_spikes
 
     decoded = _decode(image_id, data, wcs_bytes)
     if decoded[0] == "corrupt":
         return decoded
     header, pixels, wcs, stars = decoded[1]
-    flat = spikes(pixels)
+    flat, excesses = frame_spikes(pixels)
     try:
         fwhm = frame_fwhm(pixels, header, wcs, stars, PhotometryParams.from_dict(params))
     except ValueError as error:  # a header without EXPTIME, an image of the wrong shape
         return "corrupt", f"{image_id}: {error}"
-    return "ok", (pixels.shape, flat.astype(np.int32), excess(pixels, flat), fwhm)  # a full frame's fit int32
+    return "ok", (pixels.shape, flat.astype(np.int32), excesses, fwhm)  # a full frame's indices fit int32
 
 
 def measure_bytes(image_id: str, data: bytes, wcs_bytes: bytes | None, params: dict, hot_pixels=None,
