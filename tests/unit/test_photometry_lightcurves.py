@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from panoptes_network.photometry import COMPLETE, FLAG_SATURATED, FrameMeasurement, PhotometryParams, build_lightcurves
+from panoptes_network.photometry import (COMPLETE, FLAG_SATURATED, FrameMeasurement, PhotometryParams, build_lightcurves,
+                                        observation_fwhm)
 
 START = datetime(2024, 8, 10, 7, 0, tzinfo=timezone.utc)
 SITE = (19.54, -155.58, 3400.0)
@@ -116,3 +117,10 @@ def test_documents_are_json_safe():
     assert curve["picid"] == "1002" and curve["channels"]["g"]["flux"][4] is None
     assert len(curve["time_utc"]) == len(curve["time_bjd_tdb"]) == 40
     assert curve["summary"]["g"]["num_points"] == 39
+
+
+def test_the_observations_fwhm_leaves_out_the_frames_that_measured_none():
+    # one definition for the aperture (build_lightcurves) and the annulus (the service's first pass)
+    assert observation_fwhm([3.0, np.nan, 4.0, 5.0, np.nan]) == 4.0
+    assert observation_fwhm([np.nan, np.nan]) is None
+    assert observation_fwhm([]) is None

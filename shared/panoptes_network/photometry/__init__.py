@@ -15,12 +15,13 @@ from panoptes_network.photometry.lightcurves import (COMPLETE, NOT_ENOUGH_FRAMES
                                                      build_lightcurves)
 from panoptes_network.photometry.measure import (CHANNELS, FLAG_BAD_WCS, FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_REJECTED,
                                                  FLAG_SATURATED, ORDERED_STAGES, FrameMeasurement, frame_fwhm,
-                                                 measure_frame, picid_of)
+                                                 measure_frame, observation_fwhm, picid_of)
 from panoptes_network.photometry.params import PIPELINE_VERSION, PhotometryParams
 from panoptes_network.photometry.times import bjd_tdb
 
 __all__ = [
     "CHANNELS", "COMPLETE", "FLAG_BAD_WCS", "FLAG_EDGE", "FLAG_NEIGHBOUR", "FLAG_REJECTED", "FLAG_SATURATED",
     "NOT_ENOUGH_FRAMES", "ORDERED_STAGES", "PIPELINE_VERSION", "FrameMeasurement", "ObservationResult",
-    "PhotometryParams", "StarLightcurve", "bjd_tdb", "build_lightcurves", "frame_fwhm", "measure_frame", "picid_of",
+    "PhotometryParams", "StarLightcurve", "bjd_tdb", "build_lightcurves", "frame_fwhm", "measure_frame",
+    "observation_fwhm", "picid_of",
 ]

@@ -43,7 +43,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from panoptes_network.photometry.measure import CHANNELS, FLAG_REJECTED, FrameMeasurement
+from panoptes_network.photometry.measure import CHANNELS, FLAG_REJECTED, FrameMeasurement, observation_fwhm
 from panoptes_network.photometry.params import PIPELINE_VERSION, PhotometryParams
 from panoptes_network.ports.documents import to_jsonable
 
@@ -286,13 +286,13 @@ def _observation_rejections(frames: list[FrameMeasurement], params: PhotometryPa
         return frames, []
     rejected = []
     transparency = _transparency(frames)
-    median_fwhm = _median_fwhm(frames)
+    median_fwhm = observation_fwhm([m.fwhm_px for m in frames])
     kept = []
     for m, clear in zip(frames, transparency):
         if np.isfinite(clear) and clear < params.min_transparency:
             rejected.append((m.image_id, f"transparency {clear:.2f} of the clearest frames is under "
                                          f"{params.min_transparency:g} (cloud)"))
-        elif math.isfinite(median_fwhm) and m.fwhm_px > params.max_fwhm_ratio * median_fwhm:
+        elif median_fwhm is not None and m.fwhm_px > params.max_fwhm_ratio * median_fwhm:
             rejected.append((m.image_id, f"FWHM {m.fwhm_px:.1f} px is over {params.max_fwhm_ratio:g}x the "
                                          f"observation's median {median_fwhm:.1f}"))
         else:
@@ -309,16 +309,10 @@ def _steady_apertures(frames: list[FrameMeasurement], params: PhotometryParams) 
     took a neighbour at its edge in and out by as much, a false 2-3 h dip of 5 sigma on a
     quiet star. A seeing that truly changes by more than the bracket is still followed
     beyond it (each frame's radius stays within its bracket)."""
-    median_fwhm = _median_fwhm(frames)
-    if not math.isfinite(median_fwhm):
+    median_fwhm = observation_fwhm([m.fwhm_px for m in frames])
+    if median_fwhm is None:
         return frames
     return [m.at_aperture_radius(params.aperture_fwhm * median_fwhm) for m in frames]
-
-
-def _median_fwhm(frames: list[FrameMeasurement]) -> float:
-    """The observation's FWHM: the median of its frames' (NaN if none measured one)."""
-    fwhm = np.array([m.fwhm_px for m in frames], float)
-    return float(np.nanmedian(fwhm)) if np.isfinite(fwhm).any() else math.nan
 
 
 def _transparency(frames: list[FrameMeasurement]) -> np.ndarray:

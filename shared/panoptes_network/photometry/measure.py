@@ -499,6 +499,15 @@ def frame_fwhm(data: np.ndarray, header, wcs, stars, params: PhotometryParams | 
     return measurement.fwhm_px if measurement.rejected is None else math.nan
 
 
+def observation_fwhm(widths) -> float | None:
+    """An observation's FWHM (mosaic px): the median of its frames' widths, the frames that
+    measured none (NaN) left out; None if none did. The aperture (``build_lightcurves``) and the
+    annulus (``measure_frame(sky_fwhm_px=)``) both follow it."""
+    widths = np.asarray(widths, float)
+    finite = widths[np.isfinite(widths)]
+    return float(np.median(finite)) if finite.size else None
+
+
 def _measure(data: np.ndarray, header, wcs, stars, params: PhotometryParams | None, stages, *,
              image_id: str | None = None, hot_pixels=None,
              sky_fwhm_px: float | None = None) -> FrameMeasurement:

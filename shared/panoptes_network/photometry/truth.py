@@ -29,7 +29,7 @@ import numpy as np
 
 from panoptes_network.photometry.lightcurves import ObservationResult, _nanmedian, build_lightcurves
 from panoptes_network.photometry.measure import (CHANNELS, FLAG_SATURATED, FrameMeasurement, frame_fwhm, measure_frame,
-                                                 picid_of)
+                                                 observation_fwhm, picid_of)
 from panoptes_network.photometry.params import PhotometryParams
 from panoptes_network.photometry.transits import (PeriodicTransitFit, TransitFit, choose_baseline,  # noqa: F401
                                                   choose_periodic_baseline, fit_periodic_transit, fit_transit,
@@ -88,8 +88,7 @@ def simulate_observation(ra: float, dec: float, start: datetime, frames: int, *,
     others = camera_history(first.camera_id, first.unit_id, first.width, first.height, start, history_fields) \
         if first.hot_pixels else ()
     hot = camera_map(counts.hot_pixel_map((first.height, first.width)), others)
-    widths = np.array(widths)
-    sky_fwhm = float(np.median(widths[np.isfinite(widths)])) if np.isfinite(widths).any() else None
+    sky_fwhm = observation_fwhm(widths)
     measurements = []
     for k, spec in enumerate(specs):
         if kept[k] is None:

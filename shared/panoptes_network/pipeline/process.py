@@ -303,6 +303,7 @@ def survey_frames(images, params, settings: Settings, sequence_id: str | None = 
       night is found in the fields where it is on empty sky.
 
     The own map and the FWHM are pure functions of the frames, so a redelivery stores the same."""
+    from panoptes_network.photometry import observation_fwhm
     from panoptes_network.photometry.hotpixels import ObservationMap, SpikeCounts, camera_map
 
     options = params.to_dict()
@@ -326,8 +327,7 @@ def survey_frames(images, params, settings: Settings, sequence_id: str | None = 
         summary[f"{shape[0]}x{shape[1]}"] = {
             "own": int(len(own)), "mapped": int(len(maps[shape])),
             "other_observations": [other.sequence_id for other in others]}
-    widths = np.array(widths, float)
-    fwhm = float(np.median(widths[np.isfinite(widths)])) if np.isfinite(widths).any() else None
+    fwhm = observation_fwhm(widths)
     return Survey({doc.id: maps[shape] for doc, shape in zip(images, shapes)}, fwhm, summary)
 
 
