@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from panoptes_network.catalog import stars_in_footprint
-from panoptes_network.photometry import measure_frame
+from panoptes_network.photometry import hotpixels, measure_frame
 from panoptes_network.photometry.hotpixels import (HotPixelMap, SpikeCounts, as_flat, frame_spikes, hot_pixel_map,
                                                    remove, repair, spikes)
 from panoptes_network.simulator import camera, sequence_specs, simulate_frame
@@ -188,10 +188,14 @@ def test_a_hot_pixel_on_a_stars_core_keeps_the_stars_light():
         (truth.flux_e[star, channel] - replaced.flux_e[star, channel]) / sigma
 
 
-def test_a_frames_hot_pixels_are_removed_at_its_own_scale():
+@pytest.mark.parametrize("sample", [None, 40], ids=["every bright one", "the brightest 40"])
+def test_a_frames_hot_pixels_are_removed_at_its_own_scale(sample, monkeypatch):
     """Dark current moves with the sensor's temperature: a frame whose hot pixels are 15%
     brighter than the map's levels has them removed at 1.15, so the sky is left flat; a
-    saturated one is left as it is (for the saturation flag)."""
+    saturated one is left as it is (for the saturation flag). A full frame's scale is read
+    from its brightest hot pixels only (``SCALE_SAMPLE``); every one is still removed."""
+    if sample is not None:
+        monkeypatch.setattr(hotpixels, "SCALE_SAMPLE", sample)
     rng = np.random.default_rng(8)
     data = rng.normal(2200, 12, (200, 300)).astype(np.float32)
     flat = np.unique(rng.integers(0, data.size, 300))
