@@ -41,8 +41,9 @@ def measured(frame, stars):
 
 
 def _camera_map(frame):
-    """The camera's hot pixels where the simulator put them, at their true levels: an oracle
-    of the map the service builds from an observation's frames and its camera's
+    """The camera's hot pixels where the simulator put them, at their true levels in the
+    simulator's table (a frame's temperature scales them; measure_frame finds the scale): an
+    oracle of the map the service builds from an observation's frames and its camera's
     (hotpixels.camera_map), whose levels measure_frame takes off before anything is measured."""
     from panoptes_network.photometry.hotpixels import HotPixelMap
     from panoptes_network.simulator.frame import hot_pixels
@@ -57,14 +58,14 @@ def _camera_map(frame):
 
 def _starlight(frame) -> np.ndarray:
     """(height, width) the truth's expected electrons less the sky and the camera's hot pixels
-    (their dark current over the exposure, as the simulator adds it): the stars' light, the
-    catalog's and the faint field stars'."""
+    (their dark current over the exposure at the frame's temperature, as the simulator adds
+    it): the stars' light, the catalog's and the faint field stars'."""
     from panoptes_network.simulator.frame import hot_pixels
 
     hot_xy, rates = hot_pixels(SPEC.camera_id, SPEC.width, SPEC.height)
     assert np.array_equal(hot_xy, frame.truth.hot_pixels)
     hot = np.zeros(frame.truth.expected.shape, np.float32)
-    np.add.at(hot, (hot_xy[:, 1], hot_xy[:, 0]), (rates * SPEC.exptime).astype(np.float32))
+    np.add.at(hot, (hot_xy[:, 1], hot_xy[:, 0]), (rates * SPEC.exptime * frame.truth.dark_scale).astype(np.float32))
     return frame.truth.expected.astype(np.float64) - frame.truth.sky - hot
 
 

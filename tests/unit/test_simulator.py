@@ -102,6 +102,20 @@ def test_same_seed_same_frame_and_a_new_seed_a_new_one(frame):
     assert np.array_equal(other.truth.stars["bp_rp"], frame.truth.stars["bp_rp"])
 
 
+def test_a_noiseless_frame_is_its_expectation_in_adu(frame):
+    """For a pipeline's own systematics: the same stars, sky, signals and hot pixels, with
+    neither pixel noise nor scintillation; each pixel its expectation, rounded."""
+    quiet = simulate_frame(replace(frame.spec, noiseless=True))
+    assert np.all(quiet.truth.stars["scintillation"] == 1) and np.any(frame.truth.stars["scintillation"] != 1)
+    assert np.array_equal(quiet.truth.sky, frame.truth.sky)
+    assert np.array_equal(quiet.truth.stars["electrons_g"], frame.truth.stars["electrons_g"])
+    adu = quiet.truth.expected.astype(float) / camera.GAIN + camera.BIAS_ADU
+    below = adu < camera.SATURATION_ADU - 1
+    assert np.abs(quiet.data[below] - adu[below]).max() <= 0.5 + 1e-3
+    assert np.all(quiet.data[adu >= camera.SATURATION_ADU] == camera.SATURATION_ADU)
+    assert np.abs(frame.data.astype(float) - adu).max() > 10  # the noisy frame is not
+
+
 def test_header_is_a_units_with_the_mount_off_the_truth(frame):
     with astropy_fits.open(io.BytesIO(frame.to_fits_bytes())) as hdus:
         header, data = hdus[0].header, hdus[0].data
@@ -278,9 +292,25 @@ def test_a_simulated_frame_holds_the_hot_pixels_a_real_one_does():
     with open(f"{POCS_DATA}/unsolved.fits", "rb") as handle:
         real = above(read_image(handle.read())[1])
     frame = simulate_frame(FrameSpec(ra=FIELD[0], dec=FIELD[1], time=WHEN, width=700, height=700, seed=5,
-                                     exptime=120.4))
+                                     exptime=120.4, sensor_temp_c=11.0))
     simulated = above(frame.data)
     assert np.all(np.abs(simulated / real - 1) < 0.12), (simulated.round(), real.round())
+
+
+def test_hot_pixels_double_every_few_degrees_of_the_sensors_temperature(frame):
+    """Dark current follows the sensor's temperature, which CAMTEMP reads: the same hot pixels
+    (and nothing else) twice as bright DARK_DOUBLING_C warmer."""
+    from panoptes_network.simulator.frame import DARK_DOUBLING_C, HOT_PIXEL_TEMPERATURE_C
+
+    def render(**change):
+        return simulate_frame(replace(frame.spec, noiseless=True, **change))
+
+    dark = render(sensor_temp_c=HOT_PIXEL_TEMPERATURE_C).truth.expected - render(hot_pixels=False).truth.expected
+    warm = render(sensor_temp_c=HOT_PIXEL_TEMPERATURE_C + DARK_DOUBLING_C)
+    places = len(np.unique(warm.truth.hot_pixels, axis=0))  # a few are drawn twice on one pixel
+    assert (dark > 0).sum() == places > 1000 and warm.truth.dark_scale == pytest.approx(2)
+    np.testing.assert_allclose(warm.truth.expected - render(hot_pixels=False).truth.expected, 2 * dark, atol=0.05)
+    assert abs(float(warm.header["CAMTEMP"].split()[0]) - (HOT_PIXEL_TEMPERATURE_C + DARK_DOUBLING_C)) < 5
 
 
 def test_a_named_host_star_is_found_for_its_transit():

@@ -12,8 +12,11 @@ The steps, in order (each in the module it names):
 4. Rendering: each star on a small stamp of its PSF (``camera.psf_shape``), normalised
    to 1, every pixel weighted by the star's electrons in that pixel's Bayer colour, all
    stamps added at once.
-5. The sky (``atmosphere``) on a coarse grid, interpolated; hot pixels.
-6. Noise and digitisation (``noise``), clipped at saturation, as uint16.
+5. The sky (``atmosphere``) on a coarse grid, interpolated; hot pixels, fixed on the sensor,
+   their levels doubling every :data:`DARK_DOUBLING_C` of the sensor's temperature
+   (``header.sensor_temperature``, which CAMTEMP reads).
+6. Noise and digitisation (``noise``), clipped at saturation, as uint16 (``noiseless``: the
+   expectation itself, rounded, and no scintillation).
 
 Everything random comes from ``numpy.random.default_rng`` seeded by the spec's seed
 (per frame), the star ids (colours), the HEALPix cell (faint stars) or the camera id
@@ -58,6 +61,8 @@ from panoptes_network.simulator.stars import (FAINT_LIMIT, ZERO_POINT_G, Stars, 
 HOT_PIXEL_LEVELS_ADU = (60, 80, 100, 150, 200, 300, 500, 1000, 2000, 4000, 8000, 16000)
 HOT_PIXELS_ABOVE_PER_MEGAPIXEL = (7989, 7538, 6332, 4141, 3135, 1996, 1249, 647, 302, 130, 43, 13.5)
 HOT_PIXEL_EXPTIME = 120.4
+HOT_PIXEL_TEMPERATURE_C = 11.0  # unsolved.fits's CAMTEMP: the table's levels are at this temperature
+DARK_DOUBLING_C = 6.3  # a CMOS sensor's dark current doubles every ~6 C; hot pixels are its extreme
 HOT_PIXELS_PER_MEGAPIXEL = HOT_PIXELS_ABOVE_PER_MEGAPIXEL[0]
 SKY_GRID = (9, 13)  # rows, columns of the coarse sky grid over a frame
 BRIGHT_STAMP_SIGMAS = 4.5  # stamp half-size for catalog stars, in PSF sigmas
@@ -100,6 +105,8 @@ class FrameSpec:
     distortion_k: float = camera.DISTORTION_K
     site: Site | None = None
     conditions: Conditions | None = None
+    noiseless: bool = False  # the expectation itself: no pixel noise, no scintillation (a pipeline's systematics)
+    sensor_temp_c: float | None = None  # None: the camera's temperature at ``time`` (header.sensor_temperature)
 
     def __post_init__(self):
         if self.time.tzinfo is None:
@@ -127,6 +134,7 @@ class Truth:
     expected: np.ndarray
     sky: np.ndarray  # (height, width) float32: the sky's share of ``expected``
     hot_pixels: np.ndarray  # (n, 2) int: x, y of hot pixels on this frame
+    dark_scale: float  # the hot pixels' levels on this frame over the table's (the sensor's temperature)
     transparency: float
     airmass: float  # at the true centre
     scintillation: float  # Young's fractional rms at the true centre's airmass
@@ -188,6 +196,11 @@ def mount_position(spec: FrameSpec) -> tuple[float, float]:
 
 def _stable_seed(text: str) -> int:
     return zlib.crc32(text.encode())
+
+
+def dark_current_scale(temperature_c: float) -> float:
+    """The hot pixels' levels at ``temperature_c`` over their levels in the table."""
+    return float(2 ** ((temperature_c - HOT_PIXEL_TEMPERATURE_C) / DARK_DOUBLING_C))
 
 
 def hot_pixels(camera_id: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -383,7 +396,7 @@ def _render_round(image: np.ndarray, x, y, channel_electrons: np.ndarray, width:
 def simulate_frame(spec: FrameSpec) -> SimulatedFrame:
     from astropy.table import Table
 
-    from panoptes_network.simulator.header import pocs_header
+    from panoptes_network.simulator.header import pocs_header, sensor_temperature
 
     site = spec.site or site_for(spec.unit_id)
     mount = mount_position(spec)
@@ -420,6 +433,8 @@ def simulate_frame(spec: FrameSpec) -> SimulatedFrame:
     signal = signal_factors(spec.signals, stars.id, spec.mid_exposure)
     sigma_s = noise.scintillation(spec.exptime, star_airmass, site.elevation)
     scintillation = noise.scintillation_factors(sigma_s, rng.standard_normal(len(stars)))
+    if spec.noiseless:  # drawn all the same, so every other draw of the frame stays as it was
+        scintillation = np.ones_like(scintillation)
     above = ZERO_POINT_G * spec.exptime * 10 ** (-0.4 * stars.mag)
     electrons = (above[:, None] * channel_ratios(stars.bp_rp) * 10 ** (-0.4 * k[None, :] * star_airmass[:, None])
                  * (transparency * signal)[:, None])
@@ -439,11 +454,13 @@ def simulate_frame(spec: FrameSpec) -> SimulatedFrame:
     sky = _sky(spec, wcs, site, frame_conditions, correction, k)
     image += sky
     hot_xy = np.empty((0, 2), int)
+    temperature = sensor_temperature(spec.time) if spec.sensor_temp_c is None else spec.sensor_temp_c
+    dark_scale = dark_current_scale(temperature)
     if spec.hot_pixels:
         hot_xy, rates = hot_pixels(spec.camera_id, spec.width, spec.height)
-        np.add.at(image, (hot_xy[:, 1], hot_xy[:, 0]), (rates * spec.exptime).astype(np.float32))
+        np.add.at(image, (hot_xy[:, 1], hot_xy[:, 0]), (rates * spec.exptime * dark_scale).astype(np.float32))
 
-    data = digitise(image, [spec.seed, 0xAD0])
+    data = expected_adu(image) if spec.noiseless else digitise(image, [spec.seed, 0xAD0])
 
     per_channel = electrons * fractions
     sky_at_star = _sky_at(sky, x, y)
@@ -458,12 +475,23 @@ def simulate_frame(spec: FrameSpec) -> SimulatedFrame:
         table[name].description = description
     header = pocs_header(site=site, camera_id=spec.camera_id, sequence_time=spec.sequence_time or spec.time,
                          time=spec.time, exptime=spec.exptime, field=spec.field_name, mount_ra=mount[0],
-                         mount_dec=mount[1], conditions=frame_conditions, seed=[spec.seed, 0x4EAD])
-    truth = Truth(wcs=wcs, stars=table, expected=image, sky=sky, hot_pixels=hot_xy, transparency=transparency,
+                         mount_dec=mount[1], conditions=frame_conditions, seed=[spec.seed, 0x4EAD],
+                         sensor_temp_c=temperature)
+    truth = Truth(wcs=wcs, stars=table, expected=image, sky=sky, hot_pixels=hot_xy, dark_scale=dark_scale,
+                  transparency=transparency,
                   airmass=centre_airmass,
                   scintillation=float(noise.scintillation(spec.exptime, centre_airmass, site.elevation)),
                   mount=mount, conditions=frame_conditions, site=site, extinction=k)
     return SimulatedFrame(spec, data, header, truth)
+
+
+def expected_adu(expected_electrons: np.ndarray) -> np.ndarray:
+    """The ADC of :func:`digitise` on the expectation itself, no noise: what a noiseless
+    frame holds (``FrameSpec.noiseless``)."""
+    adu = expected_electrons.astype(np.float32) * np.float32(1 / camera.GAIN)
+    adu += np.float32(camera.BIAS_ADU + 0.5)
+    np.clip(adu, 0, camera.SATURATION_ADU, out=adu)
+    return adu.astype(np.uint16)
 
 
 def digitise(expected_electrons: np.ndarray, seed) -> np.ndarray:

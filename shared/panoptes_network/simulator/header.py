@@ -11,18 +11,27 @@ from panoptes_network.ids import BucketPath, format_time
 from panoptes_network.simulator.observatory import Conditions, Site
 
 
+def sensor_temperature(time: datetime) -> float:
+    """The camera's sensor temperature (C) at ``time``: it wanders 6-18 C over a few hours, as a
+    DSLR's does through a night (the real frames read 11-13 C on a September night)."""
+    return 12 + 6 * float(np.sin(time.timestamp() / 3000))
+
+
 def pocs_header(*, site: Site, camera_id: str, sequence_time: datetime, time: datetime, exptime: float,
-                field: str, mount_ra: float, mount_dec: float, conditions: Conditions, seed):
+                field: str, mount_ra: float, mount_dec: float, conditions: Conditions, seed,
+                sensor_temp_c: float | None = None):
     """The header of a frame started at ``time`` (DATE-OBS) with the mount at (mount_ra, mount_dec).
 
     The camera's housekeeping values (temperature, white balance, serials) vary a little,
-    seeded by ``seed``, as they do in real frames.
+    seeded by ``seed``, as they do in real frames; CAMTEMP reads the sensor's temperature
+    (``sensor_temp_c``, else :func:`sensor_temperature`) to a degree or so.
     """
     from astropy.io import fits as astropy_fits
 
     ids = BucketPath(site.unit_id, camera_id, sequence_time, time, ".fits")
     rng = np.random.default_rng(seed)
-    temperature = int(round(12 + 6 * np.sin(time.timestamp() / 3000) + rng.normal(0, 1)))
+    reading = sensor_temperature(time) if sensor_temp_c is None else sensor_temp_c
+    temperature = int(round(reading + rng.normal(0, 1)))
     serial_seed = int.from_bytes(camera_id.encode()[:8].ljust(8, b"\0"), "big") % 10_000_000
     cards = [
         ("ISO", 100), ("EXPTIME", exptime), ("CAMTEMP", f"{temperature} C", "Celsius - From CR2"),
