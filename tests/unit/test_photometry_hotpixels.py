@@ -208,6 +208,28 @@ def test_a_frames_hot_pixels_are_removed_at_its_own_scale(sample, monkeypatch):
     assert np.abs(out.ravel()[flat[1:]].astype(float) - 2200).max() < 80  # 12 ADU noise, and the neighbours'
 
 
+def test_a_faint_hot_pixel_seen_only_on_warm_frames_keeps_its_level_beside_the_bright_ones():
+    """Dark current follows the sensor's temperature. On frames in turn cold (x0.5) and warm
+    (x2), a faint hot pixel (a tenth of the bright ones) is a spike on the warm ones only: its
+    level in the map stays a tenth of theirs, not the warm frames' excess over their mean (0.16),
+    so a frame's scale, read from the bright ones, takes each one off whole."""
+    bright, faint, shape = np.arange(100, 450, 7), 5, (100, 100)
+    counts = SpikeCounts()
+    for k in range(20):
+        warm = k % 2 == 1  # a cold frame first
+        scale = 2.0 if warm else 0.5
+        counts.add(shape, np.append(bright, faint) if warm else bright,
+                   np.append(np.full(len(bright), 1000 * scale), 100 * scale) if warm else np.full(len(bright), 1000 * scale))
+    hot = counts.hot_pixel_map(shape)
+    level = dict(zip(hot.pixels.tolist(), hot.levels.tolist()))
+    assert level[faint] / level[int(bright[0])] == pytest.approx(0.1, rel=1e-4)
+    frame = np.full(shape, 2100, np.uint16)
+    frame.ravel()[bright] += 2000
+    frame.ravel()[faint] += 200
+    out, _, removed = remove(frame, hot)
+    assert removed == len(bright) + 1 and np.all(out == 2100)
+
+
 def test_the_map_wants_a_pixel_on_a_tenth_of_the_frames_and_twice_at_least():
     one_frame = [np.array([5, 7])] + [np.array([7])] + [np.array([], np.int64)] * 18  # 20 frames
     assert hot_pixel_map(one_frame).tolist() == [7]  # 5: once, a cosmic ray; 7: twice, a tenth of 20

@@ -207,12 +207,19 @@ class HotPixelMap:
 class SpikeCounts:
     """The observation's own map from frames that come one at a time (a service's long
     observation): each pixel's count of spikes (as :func:`hot_pixel_map`) and the sum of its
-    excess over its neighbours (:func:`excess`), per frame shape, in 6 bytes a pixel."""
+    excess over its neighbours (:func:`excess`), per frame shape, in 6 bytes a pixel.
+
+    Each frame's excesses are put at the first frame's dark current before they are summed
+    (divided by the median ratio of its bright spikes' excesses to the first frame's): the
+    sensor's temperature moves every hot pixel's level through a night, and a faint one is a
+    spike only on the warm frames, so a plain mean over its detections would read it too
+    bright against the bright ones, whose scale :func:`remove` takes off each frame."""
 
     def __init__(self) -> None:
         self._counts: dict[tuple[int, int], np.ndarray] = {}
         self._sums: dict[tuple[int, int], np.ndarray] = {}
         self._frames: dict[tuple[int, int], int] = {}
+        self._reference: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def add(self, shape: tuple[int, int], flat: np.ndarray, excesses: np.ndarray | None = None) -> None:
         """One frame's spikes (flat indices) and, if known, their excesses (ADU, as many)."""
@@ -223,10 +230,24 @@ class SpikeCounts:
         flat = np.asarray(flat, np.int64)
         excesses = np.zeros(len(flat), np.float32) if excesses is None else np.asarray(excesses, np.float32)
         flat, first = np.unique(flat, return_index=True)
+        excesses = excesses[first]
         on = (flat >= 0) & (flat < self._counts[shape].size)
         self._counts[shape][flat[on]] += 1
-        self._sums[shape][flat[on]] += np.nan_to_num(excesses[first][on])
+        self._sums[shape][flat[on]] += np.nan_to_num(excesses[on] / self._frame_scale(shape, flat, excesses))
         self._frames[shape] = self._frames.get(shape, 0) + 1
+
+    def _frame_scale(self, shape: tuple[int, int], flat: np.ndarray, excesses: np.ndarray) -> float:
+        """This frame's dark current over the first frame's: the median ratio of the excesses
+        of the bright spikes both hold (1 for the first, or with fewer than SCALE_PIXELS)."""
+        bright = np.isfinite(excesses) & (excesses > SCALE_ADU)
+        reference = self._reference.get(shape)
+        if reference is None:
+            self._reference[shape] = (flat[bright], excesses[bright])
+            return 1.0
+        _, mine, theirs = np.intersect1d(flat[bright], reference[0], assume_unique=True, return_indices=True)
+        if len(mine) < SCALE_PIXELS:
+            return 1.0
+        return float(np.median(excesses[bright][mine] / reference[1][theirs]))
 
     def frames(self, shape: tuple[int, int]) -> int:
         return self._frames.get((int(shape[0]), int(shape[1])), 0)
