@@ -210,16 +210,19 @@ class SpikeCounts:
     excess over its neighbours (:func:`excess`), per frame shape, in 6 bytes a pixel.
 
     Each frame's excesses are put at the first frame's dark current before they are summed
-    (divided by the median ratio of its bright spikes' excesses to the first frame's): the
-    sensor's temperature moves every hot pixel's level through a night, and a faint one is a
-    spike only on the warm frames, so a plain mean over its detections would read it too
-    bright against the bright ones, whose scale :func:`remove` takes off each frame."""
+    (divided by the median ratio of its bright spikes' excesses to the first frame's), and the
+    map's levels at the frames' median: the sensor's temperature moves every hot pixel's level
+    through a night, and a faint one is a spike only on the warm frames, so a plain mean over
+    its detections would read it too bright against the bright ones, whose scale
+    :func:`remove` takes off each frame. The levels so depend on the frames' order only
+    through the ratios' noise (~0.1%); the service adds them in the images' order."""
 
     def __init__(self) -> None:
         self._counts: dict[tuple[int, int], np.ndarray] = {}
         self._sums: dict[tuple[int, int], np.ndarray] = {}
         self._frames: dict[tuple[int, int], int] = {}
         self._reference: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._scales: dict[tuple[int, int], list[float]] = {}
 
     def add(self, shape: tuple[int, int], flat: np.ndarray, excesses: np.ndarray | None = None) -> None:
         """One frame's spikes (flat indices) and, if known, their excesses (ADU, as many)."""
@@ -233,7 +236,9 @@ class SpikeCounts:
         excesses = excesses[first]
         on = (flat >= 0) & (flat < self._counts[shape].size)
         self._counts[shape][flat[on]] += 1
-        self._sums[shape][flat[on]] += np.nan_to_num(excesses[on] / self._frame_scale(shape, flat, excesses))
+        scale = self._frame_scale(shape, flat, excesses)
+        self._scales.setdefault(shape, []).append(scale)
+        self._sums[shape][flat[on]] += np.nan_to_num(excesses[on] / scale)
         self._frames[shape] = self._frames.get(shape, 0) + 1
 
     def _frame_scale(self, shape: tuple[int, int], flat: np.ndarray, excesses: np.ndarray) -> float:
@@ -258,7 +263,8 @@ class SpikeCounts:
             return HotPixelMap.empty()
         needed = _detections_needed(self._frames[shape], min_fraction)
         pixels = np.flatnonzero(self._counts[shape] >= needed).astype(np.int64)
-        return HotPixelMap(pixels, (self._sums[shape][pixels] / self._counts[shape][pixels]).astype(np.float32))
+        typical = float(np.median(self._scales[shape]))  # the levels at the frames' median dark current
+        return HotPixelMap(pixels, (self._sums[shape][pixels] / self._counts[shape][pixels] * typical).astype(np.float32))
 
 
 @dataclass(frozen=True)

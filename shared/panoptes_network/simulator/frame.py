@@ -14,7 +14,7 @@ The steps, in order (each in the module it names):
    stamps added at once.
 5. The sky (``atmosphere``) on a coarse grid, interpolated; hot pixels, fixed on the sensor,
    their levels doubling every :data:`DARK_DOUBLING_C` of the sensor's temperature
-   (``header.sensor_temperature``, which CAMTEMP reads).
+   (``header.sensor_temperature``: the night air's, and a wander; CAMTEMP reads it).
 6. Noise and digitisation (``noise``), clipped at saturation, as uint16 (``noiseless``: the
    expectation itself, rounded, and no scintillation).
 
@@ -196,6 +196,20 @@ def mount_position(spec: FrameSpec) -> tuple[float, float]:
 
 def _stable_seed(text: str) -> int:
     return zlib.crc32(text.encode())
+
+
+def sensor_temperature_of(spec: FrameSpec, site: Site | None = None) -> float:
+    """The sensor's temperature (C) during ``spec``'s exposure: its own, else the model's."""
+    from panoptes_network.simulator.header import sensor_temperature
+
+    if spec.sensor_temp_c is not None:
+        return float(spec.sensor_temp_c)
+    return sensor_temperature(spec.time, (site or spec.site or site_for(spec.unit_id)).longitude)
+
+
+def dark_scale(spec: FrameSpec) -> float:
+    """``spec``'s hot pixels' levels over the table's (its sensor's temperature)."""
+    return dark_current_scale(sensor_temperature_of(spec))
 
 
 def dark_current_scale(temperature_c: float) -> float:
@@ -396,7 +410,7 @@ def _render_round(image: np.ndarray, x, y, channel_electrons: np.ndarray, width:
 def simulate_frame(spec: FrameSpec) -> SimulatedFrame:
     from astropy.table import Table
 
-    from panoptes_network.simulator.header import pocs_header, sensor_temperature
+    from panoptes_network.simulator.header import pocs_header
 
     site = spec.site or site_for(spec.unit_id)
     mount = mount_position(spec)
@@ -454,11 +468,11 @@ def simulate_frame(spec: FrameSpec) -> SimulatedFrame:
     sky = _sky(spec, wcs, site, frame_conditions, correction, k)
     image += sky
     hot_xy = np.empty((0, 2), int)
-    temperature = sensor_temperature(spec.time) if spec.sensor_temp_c is None else spec.sensor_temp_c
-    dark_scale = dark_current_scale(temperature)
+    temperature = sensor_temperature_of(spec, site)
+    dark = dark_current_scale(temperature)
     if spec.hot_pixels:
         hot_xy, rates = hot_pixels(spec.camera_id, spec.width, spec.height)
-        np.add.at(image, (hot_xy[:, 1], hot_xy[:, 0]), (rates * spec.exptime * dark_scale).astype(np.float32))
+        np.add.at(image, (hot_xy[:, 1], hot_xy[:, 0]), (rates * spec.exptime * dark).astype(np.float32))
 
     data = expected_adu(image) if spec.noiseless else digitise(image, [spec.seed, 0xAD0])
 
@@ -477,7 +491,7 @@ def simulate_frame(spec: FrameSpec) -> SimulatedFrame:
                          time=spec.time, exptime=spec.exptime, field=spec.field_name, mount_ra=mount[0],
                          mount_dec=mount[1], conditions=frame_conditions, seed=[spec.seed, 0x4EAD],
                          sensor_temp_c=temperature)
-    truth = Truth(wcs=wcs, stars=table, expected=image, sky=sky, hot_pixels=hot_xy, dark_scale=dark_scale,
+    truth = Truth(wcs=wcs, stars=table, expected=image, sky=sky, hot_pixels=hot_xy, dark_scale=dark,
                   transparency=transparency,
                   airmass=centre_airmass,
                   scintillation=float(noise.scintillation(spec.exptime, centre_airmass, site.elevation)),
