@@ -502,10 +502,16 @@ def simulate_frame(spec: FrameSpec) -> SimulatedFrame:
 def expected_adu(expected_electrons: np.ndarray) -> np.ndarray:
     """The ADC of :func:`digitise` on the expectation itself, no noise: what a noiseless
     frame holds (``FrameSpec.noiseless``)."""
-    adu = expected_electrons.astype(np.float32) * np.float32(1 / camera.GAIN)
-    adu += np.float32(camera.BIAS_ADU + 0.5)
-    np.clip(adu, 0, camera.SATURATION_ADU, out=adu)
-    return adu.astype(np.uint16)
+    return _adc(expected_electrons.astype(np.float32)).astype(np.uint16)
+
+
+def _adc(electrons: np.ndarray) -> np.ndarray:
+    """float32 electrons to ADU in place, bias added, ready to round down (``floor(x + 0.5)``
+    once cast), clipped to 0..saturation: the camera's converter, noisy or not."""
+    electrons *= np.float32(1 / camera.GAIN)
+    electrons += np.float32(camera.BIAS_ADU + 0.5)
+    np.clip(electrons, 0, camera.SATURATION_ADU, out=electrons)
+    return electrons
 
 
 def digitise(expected_electrons: np.ndarray, seed) -> np.ndarray:
@@ -534,10 +540,7 @@ def digitise(expected_electrons: np.ndarray, seed) -> np.ndarray:
         if low.any():
             small = lam[low]
             electrons[low] = rng.poisson(small) + camera.READ_NOISE * rng.standard_normal(small.shape, dtype=np.float32)
-        electrons *= np.float32(1 / camera.GAIN)
-        electrons += np.float32(camera.BIAS_ADU + 0.5)
-        np.clip(electrons, 0, camera.SATURATION_ADU, out=electrons)
-        data[rows] = electrons
+        data[rows] = _adc(electrons)
 
     if len(bands) == 1:
         band(0)
