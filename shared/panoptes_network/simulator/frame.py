@@ -25,6 +25,7 @@ Everything random comes from ``numpy.random.default_rng`` seeded by the spec's s
 
 from __future__ import annotations
 
+import functools
 import io
 import zlib
 from dataclasses import dataclass
@@ -219,17 +220,29 @@ def dark_current_scale(temperature_c: float) -> float:
 
 def hot_pixels(camera_id: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """(xy, electrons per second) of the camera's hot pixels inside a centred cut-out."""
+    xs, ys, rates = _sensor_hot_pixels(camera_id)
+    xs = xs - (camera.FULL_WIDTH - width) // 2
+    ys = ys - (camera.FULL_HEIGHT - height) // 2
+    inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+    return np.stack([xs[inside], ys[inside]], axis=1), rates[inside]
+
+
+@functools.lru_cache(maxsize=16)
+def _sensor_hot_pixels(camera_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, electrons per second) of all the sensor's hot pixels: a camera's own, drawn
+    once per process (145,000 of them: drawing them had been a third of a small frame's rendering)."""
     rng = np.random.default_rng([_stable_seed(camera_id), 0x407])
     count = int(round(HOT_PIXELS_PER_MEGAPIXEL * camera.FULL_WIDTH * camera.FULL_HEIGHT / 1e6))
-    xs = rng.integers(0, camera.FULL_WIDTH, count) - (camera.FULL_WIDTH - width) // 2
-    ys = rng.integers(0, camera.FULL_HEIGHT, count) - (camera.FULL_HEIGHT - height) // 2
+    xs = rng.integers(0, camera.FULL_WIDTH, count)
+    ys = rng.integers(0, camera.FULL_HEIGHT, count)
     # each one's level drawn from the measured counts above each level (log-log interpolated)
     above = rng.uniform(0, 1, count) * HOT_PIXELS_PER_MEGAPIXEL
     levels = np.exp(np.interp(np.log(np.maximum(above, HOT_PIXELS_ABOVE_PER_MEGAPIXEL[-1])),
                               np.log(HOT_PIXELS_ABOVE_PER_MEGAPIXEL[::-1]), np.log(HOT_PIXEL_LEVELS_ADU[::-1])))
     rates = levels * camera.GAIN / HOT_PIXEL_EXPTIME  # e-/s: 0.75 to 200
-    inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
-    return np.stack([xs[inside], ys[inside]], axis=1), rates[inside]
+    for array in (xs, ys, rates):
+        array.flags.writeable = False  # shared by every frame of the camera
+    return xs, ys, rates
 
 
 def _interpolate_rows_into(out: np.ndarray, lines: np.ndarray, grid_y: np.ndarray, rows: np.ndarray) -> None:
