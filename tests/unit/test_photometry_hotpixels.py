@@ -230,6 +230,41 @@ def test_a_faint_hot_pixel_seen_only_on_warm_frames_keeps_its_level_beside_the_b
     assert removed == len(bright) + 1 and np.all(out == 2100)
 
 
+def test_a_hot_pixel_that_saturates_on_the_warm_frames_is_measured_on_the_cold_ones():
+    """A hot pixel of 11,000 ADU (at scale 1) on a 2,200 ADU sky saturates (11,530) on the warm
+    frames: its excess there is only a floor. Its level comes from the cold frames alone, so
+    the cold frames, where it is taken off, are left at the sky; one that saturates on every
+    frame it is a spike on has no level and is left as it is. Noise: 12 ADU a pixel; the
+    level's error is the cold frames' mean of ~12 ADU draws (the neighbours' median is sharper)."""
+    rng = np.random.default_rng(8)
+    shape, sky = (60, 60), 2200.0
+    bright = np.array([as_flat((x, y), 60)[0] for x in range(4, 56, 6) for y in range(4, 56, 6)])  # 81, 1,000 ADU
+    strong, always = as_flat((31, 31), 60)[0], as_flat((41, 31), 60)[0]
+    scales = np.tile([0.5, 0.7, 1.4, 2.0], 5)  # cold and warm in turn
+    frames = []
+    for scale in scales:
+        frame = rng.normal(sky, 12, shape)
+        frame.ravel()[bright] += 1000 * scale
+        frame.ravel()[strong] += 11000 * scale  # saturated from scale 0.85
+        frame.ravel()[always] += 40000
+        frames.append(np.clip(np.rint(frame), 0, camera.SATURATION_ADU).astype(np.uint16))
+    counts = SpikeCounts()
+    for frame in frames:
+        counts.add(shape, *frame_spikes(frame))
+    hot = counts.hot_pixel_map(shape)
+    level = dict(zip(hot.pixels.tolist(), hot.levels.tolist()))
+    typical = float(np.median(scales))  # the map's levels are at the frames' median dark current
+    assert level[int(strong)] / (11000 * typical) == pytest.approx(1, abs=0.005)
+    assert np.isnan(level[int(always)])
+    for frame, scale in zip(frames, scales):
+        out, _, _ = remove(frame, hot)
+        if scale < 0.85:
+            assert abs(float(out.ravel()[strong]) - sky) < 60, (scale, out.ravel()[strong])
+        else:
+            assert out.ravel()[strong] == frame.ravel()[strong] >= 0.98 * camera.SATURATION_ADU
+        assert out.ravel()[always] == frame.ravel()[always]
+
+
 def test_the_map_wants_a_pixel_on_a_tenth_of_the_frames_and_twice_at_least():
     one_frame = [np.array([5, 7])] + [np.array([7])] + [np.array([], np.int64)] * 18  # 20 frames
     assert hot_pixel_map(one_frame).tolist() == [7]  # 5: once, a cosmic ray; 7: twice, a tenth of 20

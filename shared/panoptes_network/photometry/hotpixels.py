@@ -147,10 +147,13 @@ def spikes(data: np.ndarray, bias: float = BIAS_ADU) -> np.ndarray:
 
 
 def frame_spikes(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A frame's :func:`spikes` and each one's :func:`excess` over its neighbours: what a
-    first pass hands :meth:`SpikeCounts.add` for the frame."""
+    """A frame's :func:`spikes` and each one's :func:`excess` over its neighbours (NaN where
+    the spike is saturated): what a first pass hands :meth:`SpikeCounts.add` for the frame."""
     flat = spikes(data)
-    return flat, excess(data, flat)
+    found = excess(data, flat)
+    # a saturated spike's excess is only a floor of its level: NaN, so that no level is read from it
+    found[np.asarray(data).ravel()[flat] >= SATURATION_FRACTION * SATURATION_ADU] = np.nan
+    return flat, found
 
 
 def _lifts_other_colours(data: np.ndarray, bias: float, y: np.ndarray, x: np.ndarray, excess: np.ndarray,
@@ -207,7 +210,7 @@ class HotPixelMap:
 class SpikeCounts:
     """The observation's own map from frames that come one at a time (a service's long
     observation): each pixel's count of spikes (as :func:`hot_pixel_map`) and the sum of its
-    excess over its neighbours (:func:`excess`), per frame shape, in 6 bytes a pixel.
+    excess over its neighbours (:func:`excess`), per frame shape, in 8 bytes a pixel.
 
     Each frame's excesses are put at the first frame's dark current before they are summed
     (divided by the median ratio of its bright spikes' excesses to the first frame's), and the
@@ -215,10 +218,19 @@ class SpikeCounts:
     through a night, and a faint one is a spike only on the warm frames, so a plain mean over
     its detections would read it too bright against the bright ones, whose scale
     :func:`remove` takes off each frame. The levels so depend on the frames' order only
-    through the ratios' noise (~0.1%); the service adds them in the images' order."""
+    through the ratios' noise (~0.1%); the service adds them in the images' order.
+
+    A level is the mean of the excesses measured (finite): a hot pixel that saturates on the
+    warm frames is measured on the cold ones alone. Averaging the saturated frames' floors in
+    had read one of ~11,800 ADU (at the table's temperature) as 8,850: taken off the cold
+    frames where it was not saturated, it left ~800 ADU in a G 9.9 star's annulus, inside the
+    sky's outlier taper, and the star's sky rose as the night cooled (a false dip of 5.9
+    sigma in the science bench). A pixel saturated on every frame it was a spike on has no
+    level (NaN): :func:`remove` leaves it as it is."""
 
     def __init__(self) -> None:
         self._counts: dict[tuple[int, int], np.ndarray] = {}
+        self._measured: dict[tuple[int, int], np.ndarray] = {}  # detections with a measured excess
         self._sums: dict[tuple[int, int], np.ndarray] = {}
         self._frames: dict[tuple[int, int], int] = {}
         self._reference: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -229,6 +241,7 @@ class SpikeCounts:
         shape = (int(shape[0]), int(shape[1]))
         if shape not in self._counts:
             self._counts[shape] = np.zeros(shape[0] * shape[1], np.uint16)
+            self._measured[shape] = np.zeros(shape[0] * shape[1], np.uint16)
             self._sums[shape] = np.zeros(shape[0] * shape[1], np.float32)
         flat = np.asarray(flat, np.int64)
         excesses = np.zeros(len(flat), np.float32) if excesses is None else np.asarray(excesses, np.float32)
@@ -238,7 +251,9 @@ class SpikeCounts:
         self._counts[shape][flat[on]] += 1
         scale = self._frame_scale(shape, flat, excesses)
         self._scales.setdefault(shape, []).append(scale)
-        self._sums[shape][flat[on]] += np.nan_to_num(excesses[on] / scale)
+        measured = on & np.isfinite(excesses)
+        self._measured[shape][flat[measured]] += 1
+        self._sums[shape][flat[measured]] += excesses[measured] / scale
         self._frames[shape] = self._frames.get(shape, 0) + 1
 
     def _frame_scale(self, shape: tuple[int, int], flat: np.ndarray, excesses: np.ndarray) -> float:
@@ -264,7 +279,10 @@ class SpikeCounts:
         needed = _detections_needed(self._frames[shape], min_fraction)
         pixels = np.flatnonzero(self._counts[shape] >= needed).astype(np.int64)
         typical = float(np.median(self._scales[shape]))  # the levels at the frames' median dark current
-        return HotPixelMap(pixels, (self._sums[shape][pixels] / self._counts[shape][pixels] * typical).astype(np.float32))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            levels = np.where(self._measured[shape][pixels] > 0,
+                              self._sums[shape][pixels] / self._measured[shape][pixels] * typical, np.nan)
+        return HotPixelMap(pixels, levels.astype(np.float32))
 
 
 @dataclass(frozen=True)
@@ -374,12 +392,13 @@ def remove(data: np.ndarray, hot: HotPixelMap, saturation: float = SATURATION_AD
     light on the pixel: replaced, a pixel on a star's core lost most of it, and more or less
     as the star drifted (false dips of 12 sigma where the hot pixels under stars were mapped).
     A saturated pixel is left as it is: nothing of the star is left to recover, and the
-    saturation flag marks the stars around it."""
+    saturation flag marks the stars around it; so is one with no level (saturated on every
+    frame that mapped it)."""
     data = np.asarray(data)
     if not len(hot):
         return data, 1.0, 0
     values = data.ravel()[hot.pixels]
-    usable = values < SATURATION_FRACTION * saturation
+    usable = (values < SATURATION_FRACTION * saturation) & np.isfinite(hot.levels)
     bright = np.flatnonzero(usable & (hot.levels > SCALE_ADU))
     if len(bright) > SCALE_SAMPLE:  # the neighbours' median is most of this function's time
         bright = bright[np.argpartition(hot.levels[bright], -SCALE_SAMPLE)[-SCALE_SAMPLE:]]
