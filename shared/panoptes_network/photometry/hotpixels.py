@@ -152,8 +152,13 @@ def frame_spikes(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     flat = spikes(data)
     found = excess(data, flat)
     # a saturated spike's excess is only a floor of its level: NaN, so that no level is read from it
-    found[np.asarray(data).ravel()[flat] >= SATURATION_FRACTION * SATURATION_ADU] = np.nan
+    found[_saturated(np.asarray(data).ravel()[flat])] = np.nan
     return flat, found
+
+
+def _saturated(values: np.ndarray, saturation: float = SATURATION_ADU) -> np.ndarray:
+    """Whether each value is as high as the photometry's saturation flag: its excess is only a floor."""
+    return values >= SATURATION_FRACTION * saturation
 
 
 def _lifts_other_colours(data: np.ndarray, bias: float, y: np.ndarray, x: np.ndarray, excess: np.ndarray,
@@ -398,7 +403,7 @@ def remove(data: np.ndarray, hot: HotPixelMap, saturation: float = SATURATION_AD
     if not len(hot):
         return data, 1.0, 0
     values = data.ravel()[hot.pixels]
-    usable = (values < SATURATION_FRACTION * saturation) & np.isfinite(hot.levels)
+    usable = ~_saturated(values, saturation) & np.isfinite(hot.levels)
     bright = np.flatnonzero(usable & (hot.levels > SCALE_ADU))
     if len(bright) > SCALE_SAMPLE:  # the neighbours' median is most of this function's time
         bright = bright[np.argpartition(hot.levels[bright], -SCALE_SAMPLE)[-SCALE_SAMPLE:]]
