@@ -442,9 +442,34 @@ def test_the_annulus_sky_does_not_jump_as_the_field_drifts():
     of one point), per clean G <= 10 star and channel: median 0.099 and 90th percentile
     0.221 with the hard window, 0.055 and 0.108 tapered, 0.028 and 0.088 with the annulus a
     near-linear estimator (its radii soft, only pixels 1000 ADU off the plane left out)."""
+    ratio = _sky_error_over_drift(FrameSpec(ra=FIELD[0], dec=FIELD[1], time=WHEN, width=700, height=500, seed=5,
+                                            hot_pixels=False), 30)
+    assert np.median(ratio) < 0.075, np.median(ratio)
+    assert np.percentile(ratio, 90) < 0.16, np.percentile(ratio, 90)
+
+
+def test_a_faint_star_on_a_masks_edge_does_not_move_the_sky_as_the_field_drifts():
+    """As above, on a crowded part of HD 189733's field (the science benchmark's cut-out),
+    where faint stars the catalog lacks lie on the edges of the catalog stars' masks in the
+    annuli. With hard mask edges a pixel went in and out of a mask whole as the field drifted,
+    and with it such a star's light: on the benchmark's noise-free nights a G 9.64 host's 0.5%
+    transit depth read -17.8% and +22.4% off in two realisations (+4.6% and -3.4% with the
+    edges soft). Measured here, the sky error's rms over the shifts in units of the star's
+    noise: 99th percentile 0.324 and largest 0.669 with hard edges, 0.242 and 0.396 soft."""
+    ratio = _sky_error_over_drift(FrameSpec(ra=FIELD[0], dec=FIELD[1], time=datetime(2024, 8, 10, 9, 30,
+                                                                                      tzinfo=timezone.utc),
+                                            width=1200, height=800, seed=5, hot_pixels=False), 100)
+    assert np.percentile(ratio, 99) < 0.29, np.percentile(ratio, 99)
+    assert ratio.max() < 0.5, ratio.max()
+
+
+def _sky_error_over_drift(base: FrameSpec, least_stars: int) -> np.ndarray:
+    """Noise-free frames of ``base`` moved by fractions of a pixel from one to the next:
+    each clean G <= 10 star's and channel's sky error (the annulus's level less the truth's
+    sky, over its aperture, as a fraction of its light), its rms over the shifts in units of
+    the noise model's sigma of one point."""
     from panoptes_network.simulator import camera
 
-    base = FrameSpec(ra=FIELD[0], dec=FIELD[1], time=WHEN, width=700, height=500, seed=5, hot_pixels=False)
     errors, noise, clean, stars = [], [], None, None
     for k in range(8):
         frame = simulate_frame(replace(base, drift_px=(0.27 * k, 0.19 * k)))
@@ -460,10 +485,8 @@ def test_the_annulus_sky_does_not_jump_as_the_field_drifts():
         noise.append(m.flux_err_e / m.flux_e)
         ok = (m.flags == 0).all(axis=1) & (m.mag <= 10) & (index >= 0)
         clean = ok if clean is None else clean & ok
-    assert clean.sum() >= 30
-    ratio = np.std(np.array(errors)[:, clean], axis=0) / np.mean(np.array(noise)[:, clean], axis=0)
-    assert np.median(ratio) < 0.075, np.median(ratio)
-    assert np.percentile(ratio, 90) < 0.16, np.percentile(ratio, 90)
+    assert clean.sum() >= least_stars
+    return np.std(np.array(errors)[:, clean], axis=0) / np.mean(np.array(noise)[:, clean], axis=0)
 
 
 def test_every_frame_of_an_observation_keeps_one_aperture():

@@ -4,7 +4,8 @@ calibrate (the observation's hot pixels repaired; bias; each Bayer channel's sky
 through the frame's WCS, moved by their proper motions to the frame's date) -> seeing
 (FWHM from the bright stars' half-light radii; their centroids against the WCS) ->
 photometry (forced circular apertures per channel, the sky a plane fitted by least squares over
-a local annulus with soft radii, the other catalog stars masked and only far outliers left out;
+a local annulus with soft radii, the other catalog stars masked with soft edges and only far
+outliers left out;
 radii following the FWHM, the annulus's the observation's when the caller knows it; each
 aperture summed at a bracket of two radii so that build_lightcurves can read every frame's at
 the observation's FWHM) -> flags -> quality (zero point against the catalog) -> accept or reject.
@@ -324,7 +325,8 @@ class Seeing(Stage):
 class Photometry(Stage):
     """Forced circular apertures at every star, per channel (sep, exact overlap), less the
     sky of a local annulus (:func:`_sky_level`: a plane fitted to it, the other catalog
-    stars masked, its radii soft), and each sum's error from the noise model
+    stars masked, its radii and the masks' edges soft: :func:`_annulus_mask_weight`), and
+    each sum's error from the noise model
     (:func:`simulator.noise.aperture_noise`; the sky estimate's error that of the plane's
     level, as a number of pixels whose mean is as precise).
 
@@ -392,11 +394,11 @@ class Photometry(Stage):
                                          np.float32(outer / 2 + soft) - from_star)
                 edge_weight = np.clip(edge_weight / np.float32(ANNULUS_EDGE_SOFT_PX), 0, 1)
                 outside = edge_weight <= 0
-                masked = _annulus_mask(neighbours, column, row, ring_x, ring_y, dy, dx)
-                masked |= outside
+                unmasked = _annulus_mask_weight(neighbours, column, row, ring_x, ring_y, dy, dx)
+                masked = (unmasked <= 0) | outside
                 local, count = _sky_level(values, masked, ring_x, ring_y, px - column, py - row,
                                           outlier_adu=ANNULUS_OUTLIER_ADU, outside=outside, taper=True,
-                                          weights=edge_weight)
+                                          weights=edge_weight, mask_weights=unmasked)
                 total += summed - local[:, None] * plane_areas
                 level += local
                 used[:, c] += count
@@ -609,22 +611,51 @@ def _annulus_mask(neighbours, centre_x: np.ndarray, centre_y: np.ndarray, ring_x
     """(stars, annulus pixels) True where a pixel of a Bayer plane (offset ``dy``, ``dx``;
     the annulus's pixels at ``ring_x``, ``ring_y`` from the plane pixel ``centre_x``,
     ``centre_y`` of each star) lies within a neighbour's mask (:func:`_annulus_neighbours`)."""
-    target, x, y, mask_radius = neighbours
     masked = np.zeros((len(centre_x), len(ring_x)), bool)
-    if len(target):
-        # the neighbour's offset from each star's centre pixel, plane pixels
-        offset_x = ((x - dx) / 2 - centre_x[target]).astype(np.float32)[:, None]
-        offset_y = ((y - dy) / 2 - centre_y[target]).astype(np.float32)[:, None]
-        inside = ((ring_x.astype(np.float32) - offset_x) ** 2 + (ring_y.astype(np.float32) - offset_y) ** 2
-                  < (mask_radius.astype(np.float32)[:, None] / 2) ** 2)
-        cells = target[:, None] * len(ring_x) + np.arange(len(ring_x))
-        masked.ravel()[cells[inside]] = True
+    cells, beyond = _mask_reach(neighbours, centre_x, centre_y, ring_x, ring_y, dy, dx)
+    if len(cells):
+        masked.ravel()[cells[beyond < 0]] = True
     return masked
+
+
+def _annulus_mask_weight(neighbours, centre_x: np.ndarray, centre_y: np.ndarray, ring_x: np.ndarray,
+                         ring_y: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """(stars, annulus pixels) float32, 1 where no mask reaches: :func:`_annulus_mask` with
+    the masks' edges soft. A pixel's weight ramps 0 -> 1 across each mask's radius over
+    :data:`ANNULUS_EDGE_SOFT_PX` (as the annulus's own radii do), the lowest of the masks it
+    is in. With hard edges a pixel went in or out of a mask whole as the field drifted, and
+    with it the light of whatever faint star the catalog lacks lay on the edge: on noise-free
+    nights a G 9.64 host among uncatalogued G 10.7-13 stars read its 0.5% transit's depth
+    -17.8% and +22.4% off in two realisations, +4.6% and -3.4% with the edges soft."""
+    weight = np.ones((len(centre_x), len(ring_x)), np.float32)
+    cells, beyond = _mask_reach(neighbours, centre_x, centre_y, ring_x, ring_y, dy, dx)
+    if len(cells):
+        ramp = beyond / np.float32(ANNULUS_EDGE_SOFT_PX) + np.float32(0.5)
+        covered = ramp < 1
+        np.minimum.at(weight.ravel(), cells[covered], np.clip(ramp[covered], 0, 1))
+    return weight
+
+
+def _mask_reach(neighbours, centre_x: np.ndarray, centre_y: np.ndarray, ring_x: np.ndarray, ring_y: np.ndarray,
+                dy: int, dx: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cells, beyond), each (neighbour pairs, annulus pixels): each pair's annulus pixels
+    as flat indices of a (stars, annulus pixels) array, and each pixel's distance beyond that
+    neighbour's mask radius (plane px; negative inside)."""
+    target, x, y, mask_radius = neighbours
+    if not len(target):
+        return np.zeros((0, len(ring_x)), np.intp), np.zeros((0, len(ring_x)), np.float32)
+    # the neighbour's offset from each star's centre pixel, plane pixels
+    offset_x = ((x - dx) / 2 - centre_x[target]).astype(np.float32)[:, None]
+    offset_y = ((y - dy) / 2 - centre_y[target]).astype(np.float32)[:, None]
+    distance = np.sqrt((ring_x.astype(np.float32) - offset_x) ** 2 + (ring_y.astype(np.float32) - offset_y) ** 2)
+    cells = target[:, None] * len(ring_x) + np.arange(len(ring_x))
+    return cells, distance - mask_radius.astype(np.float32)[:, None] / 2
 
 
 def _sky_level(values: np.ndarray, masked: np.ndarray, ring_x: np.ndarray, ring_y: np.ndarray, fx: np.ndarray,
                fy: np.ndarray, *, outlier_adu: float, outside: np.ndarray | None = None, taper: bool = False,
-               weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+               weights: np.ndarray | None = None,
+               mask_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each row's sky level under its star, ADU, and the number of pixels whose mean would be
     as precise (its noise model's annulus term): a plane fitted by least squares to the
     annulus pixels outside ``masked`` (the other catalog stars' light, and for the
@@ -632,10 +663,12 @@ def _sky_level(values: np.ndarray, masked: np.ndarray, ring_x: np.ndarray, ring_
     within ``outlier_adu`` of the plane, evaluated at the star. ``ring_x``, ``ring_y``: each
     column's offset from the pixel nearest the star, ``fx``, ``fy`` the star's from that
     pixel. ``weights`` (0-1, as ``values``): each pixel's weight in the fit (the photometry's
-    annulus: its soft radii). Fitted again while the window changes, up to
-    :data:`SKY_OUTLIER_PASSES` times. A row with under :data:`SKY_MIN_UNMASKED` of its pixels
-    unmasked drops its mask. The plane, not a mean: a mask leaves the annulus lopsided, and
-    its mean then reads the sky's gradient (the Moon's is steep) as if it were under the star.
+    annulus: its soft radii); ``mask_weights`` (0-1, as ``values``): the masks' soft edges
+    (:func:`_annulus_mask_weight`), dropped with the mask. Fitted again while the window
+    changes, up to :data:`SKY_OUTLIER_PASSES` times. A row with under
+    :data:`SKY_MIN_UNMASKED` of its pixels unmasked drops its mask. The plane, not a mean: a
+    mask leaves the annulus lopsided, and its mean then reads the sky's gradient (the Moon's
+    is steep) as if it were under the star.
 
     The photometry's annulus (``outlier_adu`` :data:`ANNULUS_OUTLIER_ADU`, soft radii,
     ``taper``) is a near-linear estimator: every pixel counts but the catalog stars' masks
@@ -681,6 +714,8 @@ def _sky_level(values: np.ndarray, masked: np.ndarray, ring_x: np.ndarray, ring_
     keep[crowded] = inside[crowded]
     # each pixel's weight in the fit before the window: 1, or ``weights`` (the annulus's soft edges)
     weight = keep.astype(np.float32) if weights is None else keep * weights.astype(np.float32, copy=False)
+    if mask_weights is not None:  # the masks' soft edges, but not where the mask was dropped
+        weight *= np.where(crowded[:, None], np.float32(1), mask_weights.astype(np.float32, copy=False))
     basis = np.stack([np.ones(len(ring_x)), ring_x, ring_y]).astype(np.float32)  # (3, pixels): the plane's terms
     products = np.stack([basis[i] * basis[j] for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))])
     values = values.astype(np.float32, copy=False)
